@@ -1,0 +1,20 @@
+# Thin wrapper over scripts/: every target sets up what it needs first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test bench archives clean
+
+setup:
+	bash scripts/setup.sh
+
+archives: setup
+	$(VENV)/bin/vigil build --tiny
+
+demo: setup
+	$(PY) -m scripts.demo
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf archives/*.mar logs key_file.json .pytest_cache

@@ -1,0 +1,1 @@
+"""TorchServe custom handlers. The whole package ships inside each .mar archive."""

@@ -1,0 +1,49 @@
+"""Handler for the ``audio_nsfw`` family: one encoded clip per request -> P(nsfw).
+
+The response per clip is ``{"score", "label", "threshold", "model", "model_version"}``;
+the threshold and names come from the handler section of the archive's model-config.yaml.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from handlers.audio_io import ClipDecoder
+from handlers.batch_handler import BatchHandler
+from handlers.errors import BadInput
+
+SAMPLE_RATE_HZ = 16_000
+CLIP_SECONDS = 20
+
+
+class AudioNsfwHandler(BatchHandler):
+    """Decodes clips (any format, rate, channel count) and scores them in one batch."""
+
+    def setup(self, model_dir: str) -> None:
+        rate = int(self.settings.get("sample_rate", SAMPLE_RATE_HZ))
+        seconds = float(self.settings.get("clip_seconds", CLIP_SECONDS))
+        self.decoder = ClipDecoder(sample_rate=rate, clip_samples=int(rate * seconds))
+        self.threshold = float(self.settings.get("threshold", 0.5))
+        self.identity = {
+            "model": self.settings.get("model_name", "audio_nsfw"),
+            "model_version": str(self.settings.get("model_version", "1.0")),
+        }
+
+    def example_input(self) -> torch.Tensor:
+        return torch.zeros(self.decoder.clip_samples)
+
+    def decode(self, body: Any) -> torch.Tensor:
+        if not isinstance(body, (bytes, bytearray)):
+            raise BadInput("send the encoded clip as the raw request body", status=415)
+        return self.decoder.decode(bytes(body))
+
+    def postprocess(self, outputs: torch.Tensor) -> list[dict[str, Any]]:
+        results = []
+        for score in outputs.float().cpu().tolist():
+            label = "nsfw" if score >= self.threshold else "safe"
+            results.append(
+                {"score": score, "label": label, "threshold": self.threshold, **self.identity}
+            )
+        return results

@@ -1,0 +1,12 @@
+"""Per-request errors a handler reports with its own HTTP status, leaving the batch intact."""
+
+from __future__ import annotations
+
+
+class BadInput(ValueError):
+    """The request body cannot be scored: it gets ``status`` (4xx) and a readable message."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status

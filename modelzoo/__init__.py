@@ -1,0 +1,1 @@
+"""Models to trace and package: audio classifier, building, tracing, archiving."""

@@ -1,0 +1,85 @@
+"""The archive manifest: which TorchServe archives to build, and how each is served."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from modelzoo.engines import ENGINES
+
+DEFAULT_MANIFEST = Path("archives/manifest.yaml")
+FAMILIES = ("audio_nsfw",)
+
+
+class ManifestError(ValueError):
+    """The manifest is missing, unreadable or names something unknown."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchiveSpec:
+    """One archive: its model source, handler settings and TorchServe model-config."""
+
+    name: str
+    family: str
+    language: str
+    checkpoint: str | None = None
+    version: str = "1.0"
+    engine: str = "torchscript"
+    workers: int = 2
+    batch_size: int = 8
+    max_batch_delay_ms: int = 20
+    response_timeout_s: int = 120
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ManifestError(f"{self.name}: unknown family {self.family!r}; known: {FAMILIES}")
+        if self.engine not in ENGINES:
+            raise ManifestError(f"{self.name}: unknown engine {self.engine!r}; known: {ENGINES}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ManifestError(f"{self.name}: threshold {self.threshold} is outside [0, 1]")
+        if self.workers < 1 or self.batch_size < 1:
+            raise ManifestError(f"{self.name}: workers and batch_size must be at least 1")
+
+    def model_config(self) -> dict:
+        """TorchServe's ``model-config.yaml``: frontend settings plus the handler section."""
+        return {
+            "minWorkers": self.workers,
+            "maxWorkers": self.workers,
+            "batchSize": self.batch_size,
+            "maxBatchDelay": self.max_batch_delay_ms,
+            "responseTimeout": self.response_timeout_s,
+            "handler": {
+                "model_name": self.name,
+                "model_version": self.version,
+                "language": self.language,
+                "threshold": self.threshold,
+                "engine": self.engine,
+            },
+        }
+
+
+def load_manifest(path: Path = DEFAULT_MANIFEST) -> list[ArchiveSpec]:
+    """Read the manifest; raise :class:`ManifestError` on any problem in it."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ManifestError(f"cannot read manifest {path}: {exc}") from exc
+    defaults = document.get("defaults", {}) or {}
+    known = {f.name for f in fields(ArchiveSpec)}
+    specs = []
+    for entry in document.get("archives", []) or []:
+        merged = {**defaults, **entry}
+        unknown = set(merged) - known
+        if unknown:
+            raise ManifestError(f"{entry.get('name')}: unknown keys {sorted(unknown)}")
+        try:
+            specs.append(ArchiveSpec(**merged))
+        except TypeError as exc:
+            raise ManifestError(f"{entry}: {exc}") from exc
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise ManifestError(f"duplicate archive names in {path}")
+    return specs

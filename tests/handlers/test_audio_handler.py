@@ -1,0 +1,45 @@
+import pytest
+
+from handlers.audio_handler import AudioNsfwHandler
+from scripts import clips
+from tests.handlers.fake_context import FakeContext, extract_archive
+
+
+@pytest.fixture(scope="module")
+def model_dir(model_store, tmp_path_factory):
+    return extract_archive(model_store / "audio_nsfw_mr.mar", tmp_path_factory.mktemp("mr"))
+
+
+@pytest.fixture(scope="module")
+def handler(model_dir):
+    handler = AudioNsfwHandler()
+    handler.initialize(FakeContext(model_dir))
+    return handler
+
+
+def test_one_result_per_request_with_archive_settings(handler, model_dir):
+    context = FakeContext(model_dir)
+    requests = [{"body": bytearray(clips.clip(fmt, seconds=2))} for fmt in ("wav", "flac", "mp3")]
+    results = handler.handle(requests, context)
+    assert len(results) == 3 and context.statuses == {}
+    for result in results:
+        assert result["model"] == "audio_nsfw_mr"
+        assert result["threshold"] == 0.6  # the manifest's per-language threshold
+        assert 0.0 <= result["score"] <= 1.0
+
+
+def test_bad_requests_get_their_own_status_and_the_rest_are_scored(handler, model_dir):
+    context = FakeContext(model_dir)
+    requests = [
+        {"body": bytearray(clips.clip("wav", seconds=1))},
+        {"body": bytearray(b"garbage" * 50)},
+        {"data": {"clip": "json is not audio"}},
+        {"body": bytearray()},
+        {"data": bytearray(clips.clip("ogg", seconds=1))},
+    ]
+    results = handler.handle(requests, context)
+    assert sorted(context.statuses) == [1, 2, 3]
+    assert context.statuses[1][0] == 415 and "undecodable" in results[1]["error"]
+    assert context.statuses[2][0] == 415 and "raw request body" in results[2]["error"]
+    assert context.statuses[3][0] == 400 and "empty" in results[3]["error"]
+    assert "score" in results[0] and "score" in results[4]

@@ -1,0 +1,158 @@
+"""The audio archives served by a real TorchServe with Vigil's config.properties."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import httpx
+import psutil
+import pytest
+
+from scripts import clips
+from scripts.services import FRONTEND_MARKER, REPO_ROOT, WORKER_MARKER, TorchServe, read_keys
+
+pytestmark = pytest.mark.integration
+
+MODEL = "audio_nsfw_hi"
+
+
+def _auth(server: TorchServe, which: str = "inference") -> dict[str, str]:
+    return {"Authorization": f"Bearer {read_keys(server.workdir)[which]}"}
+
+
+def _predict(server: TorchServe, body: bytes, model: str = MODEL) -> httpx.Response:
+    return httpx.post(f"{server.inference_url}/predictions/{model}", content=body,
+                      headers=_auth(server), timeout=60)
+
+
+def _serving_pids() -> set[int]:
+    """Pids of every TorchServe frontend and worker process on this machine."""
+    found = set()
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if FRONTEND_MARKER in cmdline or WORKER_MARKER in cmdline:
+            found.add(process.pid)
+    return found
+
+
+def test_every_manifest_archive_is_served_and_healthy(torchserve, manifest):
+    ping = httpx.get(f"{torchserve.inference_url}/ping", headers=_auth(torchserve), timeout=5)
+    assert ping.status_code == 200 and ping.json()["status"] == "Healthy"
+    for spec in manifest:
+        description = torchserve.describe(spec.name)
+        assert description["batchSize"] == spec.batch_size
+        assert len(torchserve.ready_workers(spec.name)) == spec.workers
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "opus", "mp3", "m4a"])
+@pytest.mark.parametrize("rate", [16_000, 48_000])
+def test_encoded_clips_score_in_unit_interval(torchserve, fmt, rate):
+    response = _predict(torchserve, clips.clip(fmt, rate=rate, seconds=5, seed=rate))
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert 0.0 <= result["score"] <= 1.0
+    assert result["label"] == ("nsfw" if result["score"] >= result["threshold"] else "safe")
+    assert result["model"] == MODEL and result["model_version"] == "1.0"
+
+
+def test_stereo_44k_scores_like_its_mono_16k_version(torchserve):
+    stereo = clips.encode(clips.synth(20, 44_100, channels=2, seed=7), 44_100, "wav")
+    mono = clips.encode(clips.synth(20, 16_000, channels=1, seed=7), 16_000, "wav")
+    silence = clips.encode(clips.synth(20, 16_000, seed=7) * 0, 16_000, "wav")
+    stereo_score = _predict(torchserve, stereo).json()["score"]
+    mono_score = _predict(torchserve, mono).json()["score"]
+    silence_score = _predict(torchserve, silence).json()["score"]
+    # The same signal at two rates scores closer than it does to a different signal.
+    assert abs(stereo_score - mono_score) < 0.02
+    assert abs(stereo_score - mono_score) < abs(mono_score - silence_score)
+
+
+async def test_one_garbage_body_in_a_batch_of_eight_fails_alone(torchserve):
+    bodies = [clips.clip("wav", seconds=3, seed=i) for i in range(7)]
+    bodies.insert(3, b"this is not audio at all" * 10)
+    async with httpx.AsyncClient(headers=_auth(torchserve), timeout=60) as client:
+        responses = await asyncio.gather(*(
+            client.post(f"{torchserve.inference_url}/predictions/{MODEL}", content=body)
+            for body in bodies
+        ))
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == 7
+    bad = responses[3]
+    assert 400 <= bad.status_code < 500
+    assert "undecodable audio" in bad.text
+
+
+def _assert_refused(response: httpx.Response) -> None:
+    # TorchServe 0.12 answers a missing or wrong token with 400 InvalidKeyException, not 401.
+    assert response.status_code in (400, 401)
+    assert response.json()["type"] == "InvalidKeyException"
+
+
+def test_prediction_without_the_token_is_refused(torchserve):
+    body = clips.clip("wav", seconds=1)
+    url = f"{torchserve.inference_url}/predictions/{MODEL}"
+    _assert_refused(httpx.post(url, content=body, timeout=30))
+    wrong = {"Authorization": "Bearer not-the-key"}
+    _assert_refused(httpx.post(url, content=body, headers=wrong, timeout=30))
+    management_key = _auth(torchserve, "management")
+    _assert_refused(httpx.post(url, content=body, headers=management_key, timeout=30))
+    assert _predict(torchserve, body).status_code == 200
+
+
+def test_management_api_cannot_register_models(torchserve):
+    response = httpx.post(f"{torchserve.management_url}/models",
+                          params={"url": "https://example.invalid/evil.mar"},
+                          headers=_auth(torchserve, "management"), timeout=10)
+    assert response.status_code >= 400
+    assert "disabled" in response.text.lower() or "not allowed" in response.text.lower()
+
+
+async def test_killed_worker_is_replaced_and_requests_succeed(torchserve):
+    workers = torchserve.ready_workers(MODEL)
+    victim = workers[0]["pid"]
+    body = clips.clip("wav", seconds=2)
+    async with httpx.AsyncClient(headers=_auth(torchserve), timeout=60) as client:
+        url = f"{torchserve.inference_url}/predictions/{MODEL}"
+        load = [asyncio.create_task(client.post(url, content=body)) for _ in range(16)]
+        os.kill(victim, signal.SIGKILL)
+        await asyncio.gather(*load, return_exceptions=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        pids = {w["pid"] for w in torchserve.ready_workers(MODEL)}
+        if len(pids) == len(workers) and victim not in pids:
+            break
+        await asyncio.sleep(1)
+    else:
+        pytest.fail(f"worker {victim} was not replaced")
+    assert _predict(torchserve, body).status_code == 200
+
+
+def test_repo_config_serves_from_repo_root_and_stops_cleanly(tmp_path, model_store, manifest):
+    """`torchserve --start --ts-config config.properties` from the repo root, as documented."""
+    store = REPO_ROOT / "archives"
+    missing = [s.name for s in manifest if not (store / f"{s.name}.mar").exists()]
+    for name in missing:
+        shutil.copy(model_store / f"{name}.mar", store / f"{name}.mar")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    before = _serving_pids()
+    server = TorchServe(workdir=REPO_ROOT, model_store=store, ports=(8080, 8081, 8082))
+    try:
+        # The frontend outlives this call and writes to its stdout: a file, not a pipe.
+        with open(tmp_path / "torchserve.out", "wb") as log:
+            subprocess.run(["torchserve", "--start", "--ts-config", "config.properties", "--ncs"],
+                           cwd=REPO_ROOT, env=env, check=True, stdout=log, stderr=log)
+        server.wait_ready([s.name for s in manifest], timeout_s=180)
+        ping = httpx.get("http://127.0.0.1:8080/ping", headers=_auth(server), timeout=5)
+        assert ping.json()["status"] == "Healthy"
+    finally:
+        subprocess.run(["torchserve", "--stop", "--foreground"], cwd=REPO_ROOT, env=env,
+                       check=False, capture_output=True)
+        for name in missing:
+            (store / f"{name}.mar").unlink()
+    assert _serving_pids() - before == set()
+    assert not (REPO_ROOT / "key_file.json").exists()

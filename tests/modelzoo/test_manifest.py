@@ -1,0 +1,45 @@
+import pytest
+
+from modelzoo.manifest import ManifestError, load_manifest
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "manifest.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_merge_under_each_entry(tmp_path):
+    specs = load_manifest(_write(tmp_path, """
+defaults: {workers: 3, threshold: 0.4}
+archives:
+  - {name: audio_nsfw_xx, family: audio_nsfw, language: xx}
+  - {name: audio_nsfw_yy, family: audio_nsfw, language: yy, threshold: 0.7}
+"""))
+    assert [s.workers for s in specs] == [3, 3]
+    assert [s.threshold for s in specs] == [0.4, 0.7]
+    config = specs[1].model_config()
+    assert config["batchSize"] == 8 and config["handler"]["threshold"] == 0.7
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("{name: a, family: audio_nsfw, language: x, colour: red}", "unknown keys"),
+    ("{name: a, family: video, language: x}", "unknown family"),
+    ("{name: a, family: audio_nsfw, language: x, threshold: 1.5}", "outside"),
+    ("{name: a, family: audio_nsfw, language: x, engine: onnx}", "unknown engine"),
+    ("{name: a, family: audio_nsfw}", "language"),
+])
+def test_bad_entries_are_refused_with_a_reason(tmp_path, entry, message):
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(_write(tmp_path, f"archives:\n  - {entry}\n"))
+
+
+def test_duplicate_names_are_refused(tmp_path):
+    entry = "{name: a, family: audio_nsfw, language: x}"
+    with pytest.raises(ManifestError, match="duplicate"):
+        load_manifest(_write(tmp_path, f"archives:\n  - {entry}\n  - {entry}\n"))
+
+
+def test_repo_manifest_has_a_fallback_and_several_languages(manifest):
+    languages = {spec.language for spec in manifest}
+    assert {"hi", "ta", "multi"} <= languages and len(languages) >= 5

@@ -37,6 +37,45 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(entry="modelzoo.cli:build")
 
 
+def _options_epilog() -> str:
+    from orchestrator.config import options
+
+    rows = [f"  {key:<36} {env:<40} {default!r}" for key, env, default in options()]
+    return ("settings (YAML key in --config, environment variable, default):\n"
+            + "\n".join(rows))
+
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "run", help="run a pipeline daemon",
+        description="Run an orchestrator daemon: Kafka in, batches to TorchServe, results out.",
+    )
+    pipelines = parser.add_subparsers(dest="pipeline", required=True, metavar="PIPELINE")
+    audio = pipelines.add_parser(
+        "audio", help="livestream audio moderation",
+        description="Consume livestream.audio, score each clip with its language's model, "
+        "write audio_verdicts and moderation.verdicts; bad input goes to livestream.audio.dlq.",
+        epilog=_options_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    audio.add_argument("--config", metavar="FILE", help="YAML config file (sections as below)")
+    audio.set_defaults(entry="orchestrator.cli:run_pipeline")
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    """Load the config once and run the chosen daemon until SIGTERM/SIGINT."""
+    import asyncio
+
+    from orchestrator.app import run_audio
+    from orchestrator.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise SystemExit(f"vigil run: {exc}") from exc
+    asyncio.run(run_audio(config))
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The full argument parser; every command has ``--help``."""
     parser = argparse.ArgumentParser(
@@ -45,6 +84,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_build(commands)
+    _add_run(commands)
     return parser
 
 
@@ -55,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # One line per HTTP request would drown the daemon's own log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     module_name, function_name = args.entry.split(":")
     command = getattr(importlib.import_module(module_name), function_name)
     return command(args)

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -199,3 +200,61 @@ class Tansu:
         if self.process is not None:
             stop_group(self.process, grace_s=5.0)
             self.process = None
+
+
+def _postgres_bin(name: str) -> str:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if found:
+        return str(found[-1])
+    return shutil.which(name) or name
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster (trust auth, 127.0.0.1 only), removed on stop.
+
+    PostgreSQL refuses to run as root, so as root the cluster runs as the ``postgres`` user,
+    in a fresh directory directly under the system temp dir (which that user can reach).
+    """
+
+    def __init__(self, *, port: int) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="vigil-postgres-"))
+        self.port = port
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_owner(self, command: list[str]) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        """initdb, start, and block until it accepts connections."""
+        data = self.workdir / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, "postgres")
+        subprocess.run(self._as_owner([_postgres_bin("initdb"), "-D", str(data), "-U", "postgres",
+                                       "--auth=trust", "-E", "UTF8"]),
+                       check=True, capture_output=True)
+        with open(self.workdir / "postgres.out", "ab") as log:
+            self.process = subprocess.Popen(
+                self._as_owner([_postgres_bin("postgres"), "-D", str(data), "-p", str(self.port),
+                                "-h", "127.0.0.1", "-k", str(self.workdir), "-c", "fsync=off"]),
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            ready = subprocess.run([_postgres_bin("pg_isready"), "-h", "127.0.0.1", "-p",
+                                    str(self.port)], capture_output=True)
+            if ready.returncode == 0:
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.3)
+        raise ServiceError(f"postgres not ready:\n{_log_tail(self.workdir / 'postgres.out')}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_group(self.process, grace_s=10.0)
+            self.process = None
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,189 @@
+"""Daemon configuration: one frozen object per component, read once at start-up.
+
+Sources, later ones winning: the defaults below, a YAML file (sections named like the
+fields of :class:`AppConfig`), then environment variables ``VIGIL_<SECTION>_<FIELD>``
+(``DATABASE_URL`` too). Components receive their section; none reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_SESSION_TIMEOUT_MS = 6000  # Tansu's group joins stall with librdkafka's 45 s default
+DEFAULT_MAX_BATCH = 8
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or out of range."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class KafkaConfig:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    group_id: str = "vigil-audio"
+    input_topic: str = "livestream.audio"
+    output_topic: str = "moderation.verdicts"
+    session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS
+    commit_interval_ms: int = 1000
+    # Passed through verbatim to librdkafka (security.protocol, sasl.*, ...).
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.input_topic}.dlq"
+
+    def consumer_settings(self) -> dict[str, Any]:
+        """librdkafka settings for the at-least-once pattern: offsets stored by hand."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "group.id": self.group_id,
+            "enable.auto.commit": True,
+            "auto.commit.interval.ms": self.commit_interval_ms,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": self.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, self.session_timeout_ms // 3),
+            **self.extra,
+        }
+
+    def producer_settings(self) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "linger.ms": 5,
+            "acks": "all",
+            **{k: v for k, v in self.extra.items() if not k.startswith("group.")},
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchConfig:
+    max_size: int = DEFAULT_MAX_BATCH
+    max_wait_s: float = 0.02
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_size <= DEFAULT_MAX_BATCH:
+            raise ConfigError(f"batch.max_size must be 1..{DEFAULT_MAX_BATCH}")
+        if self.max_wait_s <= 0:
+            raise ConfigError("batch.max_wait_s must be positive")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TorchServeConfig:
+    url: str = "http://127.0.0.1:8080"
+    key_file: str = "key_file.json"
+    timeout_s: float = 30.0
+    max_connections: int = 64
+    retry_budget_s: float = 300.0
+    backoff_s: float = 0.2
+    backoff_max_s: float = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoutingConfig:
+    model_prefix: str = "audio_nsfw_"
+    languages: tuple[str, ...] = ("hi", "ta", "te", "bn", "mr")
+    fallback_model: str = "audio_nsfw_multi"  # empty: unknown languages are dead-lettered
+
+
+@dataclass(frozen=True, kw_only=True)
+class MediaConfig:
+    allowed_schemes: tuple[str, ...] = ("https",)
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_dirs: tuple[str, ...] = ()  # for file:// URLs
+    max_bytes: int = 16 * 1024 * 1024
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeConfig:
+    metrics_addr: str = "127.0.0.1"  # containers set 0.0.0.0 so Prometheus can scrape
+    metrics_port: int = 9100
+    max_in_flight: int = 256
+    side_effect_concurrency: int = 64
+    drain_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppConfig:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    torchserve: TorchServeConfig = field(default_factory=TorchServeConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    database_url: str = "sqlite:///vigil.db"
+
+
+SECTIONS = {f.name: f for f in dataclasses.fields(AppConfig) if f.name != "database_url"}
+
+
+def _section_type(name: str) -> type:
+    return typing.get_type_hints(AppConfig)[name]
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    try:
+        if hint is bool:
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        if hint in (int, float, str):
+            return hint(value)
+        if origin is tuple:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(item.strip() for item in items if str(item).strip())
+        if origin is Mapping or hint is Mapping:
+            return dict(json.loads(value) if isinstance(value, str) else value)
+    except (TypeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        raise ConfigError(f"{where}: cannot read {value!r} as {hint}") from exc
+    return value
+
+
+def options() -> list[tuple[str, str, Any]]:
+    """Every setting as ``(yaml key, environment variable, default)``, for ``--help``."""
+    rows = []
+    for name in SECTIONS:
+        section_type = _section_type(name)
+        for item in dataclasses.fields(section_type):
+            default = item.default if item.default is not dataclasses.MISSING else {}
+            rows.append((f"{name}.{item.name}", f"VIGIL_{name}_{item.name}".upper(), default))
+    rows.append(("database_url", "DATABASE_URL", AppConfig().database_url))
+    return rows
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
+    """Merge defaults, the YAML file at ``path`` and ``environ``; raise :class:`ConfigError`."""
+    environ = os.environ if environ is None else environ
+    document: dict[str, Any] = {}
+    if path is not None:
+        try:
+            document = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    unknown = set(document) - set(SECTIONS) - {"database_url"}
+    if unknown:
+        raise ConfigError(f"unknown config sections: {sorted(unknown)}")
+    sections = {}
+    for name in SECTIONS:
+        section_type = _section_type(name)
+        hints = typing.get_type_hints(section_type)
+        values = dict(document.get(name) or {})
+        bad = set(values) - set(hints)
+        if bad:
+            raise ConfigError(f"unknown keys in {name}: {sorted(bad)}")
+        for key in hints:
+            env_name = f"VIGIL_{name}_{key}".upper()
+            if env_name in environ:
+                values[key] = environ[env_name]
+        coerced = {k: _coerce(v, hints[k], f"{name}.{k}") for k, v in values.items()}
+        sections[name] = section_type(**coerced)
+    database_url = environ.get("DATABASE_URL", document.get("database_url", AppConfig().database_url))
+    return AppConfig(**sections, database_url=database_url)

@@ -1,0 +1,58 @@
+"""The daemon's Prometheus metrics (names fixed by DESIGN.md), on their own registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+                   600, 1200)
+
+
+class Metrics:
+    """Every ``vigil_`` metric. One instance per process; tests make their own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.messages_consumed = Counter(
+            "vigil_messages_consumed_total", "Messages read from Kafka", ["pipeline"], registry=r)
+        self.batch_size = Histogram(
+            "vigil_batch_size", "Items per batch", buckets=(1, 2, 3, 4, 5, 6, 7, 8), registry=r)
+        self.batch_wait = Histogram(
+            "vigil_batch_wait_seconds", "First item to batch close", buckets=LATENCY_BUCKETS,
+            registry=r)
+        self.inference = Histogram(
+            "vigil_inference_seconds", "Model request latency", ["model"],
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.end_to_end = Histogram(
+            "vigil_end_to_end_seconds", "Result time minus the message's creation time",
+            ["pipeline"], buckets=LATENCY_BUCKETS, registry=r)
+        self.verdicts = Counter(
+            "vigil_verdicts_total", "Verdicts produced", ["pipeline", "label"], registry=r)
+        self.dead_letters = Counter(
+            "vigil_dead_letters_total", "Messages sent to the DLQ", ["pipeline", "reason"],
+            registry=r)
+        self.retries = Counter(
+            "vigil_retries_total", "Retried model or media requests", ["pipeline"], registry=r)
+        self.in_flight = Gauge(
+            "vigil_in_flight", "Consumed, not yet finished messages", ["pipeline"], registry=r)
+        self.paused_partitions = Gauge(
+            "vigil_paused_partitions", "Partitions paused for backpressure", ["pipeline"],
+            registry=r)
+        self.side_effect_errors = Counter(
+            "vigil_side_effect_errors_total", "Failed fire-and-forget side effects", ["kind"],
+            registry=r)
+        self.consumer_lag = Gauge(
+            "vigil_consumer_lag", "High watermark minus consumed position",
+            ["topic", "partition"], registry=r)
+        self.vrt_sla_missed = Counter(
+            "vigil_vrt_sla_missed_total", "Posts scored more than 10 minutes after creation",
+            registry=r)
+        self.review_enqueued = Counter(
+            "vigil_review_enqueued_total", "Posts sent to manual review", ["net"], registry=r)
+        self.review_skipped = Counter(
+            "vigil_review_skipped_total", "Posts the triage skipped", ["net"], registry=r)
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+        """Expose ``/metrics`` on ``port`` from a daemon thread."""
+        start_http_server(port, addr=addr, registry=self.registry)

@@ -1,0 +1,1 @@
+"""Pipelines compose the stages: source -> batcher -> dispatcher -> sinks."""

@@ -1,0 +1,96 @@
+"""Real services for the pipeline tests: a Tansu broker, PostgreSQL, and a TorchServe with
+the audio archives the tests route to."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts.services import Postgres, Tansu, TorchServe, free_port
+from tests.integration.harness import Daemon, Topics
+
+PIPELINE_MODELS = ("audio_nsfw_hi", "audio_nsfw_ta", "audio_nsfw_multi")
+
+
+@pytest.fixture(scope="session")
+def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tansu]:
+    broker = Tansu(workdir=tmp_path_factory.mktemp("tansu"), port=free_port())
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    server = Postgres(port=free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pipeline_server(tmp_path_factory: pytest.TempPathFactory, model_store: Path
+                    ) -> Iterator[TorchServe]:
+    """TorchServe with just the models the pipeline tests route to (faster restarts)."""
+    store = tmp_path_factory.mktemp("pipeline_store")
+    for name in PIPELINE_MODELS:
+        shutil.copy(model_store / f"{name}.mar", store / f"{name}.mar")
+    server = TorchServe(workdir=tmp_path_factory.mktemp("pipeline_ts"), model_store=store,
+                        ports=(free_port(), free_port(), free_port()))
+    try:
+        server.start(models=list(PIPELINE_MODELS))
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def topics(tansu: Tansu, request: pytest.FixtureRequest) -> Topics:
+    created = Topics(prefix=f"t{abs(hash(request.node.nodeid)) % 10**8}")
+    created.create(tansu.bootstrap)
+    return created
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'vigil.db'}"
+        return
+    server = request.getfixturevalue("postgres")
+    import psycopg
+
+    with psycopg.connect(server.url, autocommit=True) as connection:
+        connection.execute("DROP TABLE IF EXISTS audio_verdicts")
+    yield server.url
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, tansu: Tansu, pipeline_server: TorchServe, topics: Topics,
+           database_url: str) -> Iterator[Daemon]:
+    runner = Daemon(workdir=tmp_path, env={
+        "VIGIL_KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap,
+        "VIGIL_KAFKA_GROUP_ID": f"{topics.prefix}-group",
+        "VIGIL_KAFKA_INPUT_TOPIC": topics.input,
+        "VIGIL_KAFKA_OUTPUT_TOPIC": topics.output,
+        "VIGIL_TORCHSERVE_URL": pipeline_server.inference_url,
+        "VIGIL_TORCHSERVE_KEY_FILE": str(pipeline_server.key_file),
+        "VIGIL_ROUTING_LANGUAGES": "hi,ta",
+        "VIGIL_MEDIA_ALLOWED_SCHEMES": "https,file",
+        "VIGIL_MEDIA_ALLOWED_HOSTS": "media.example.com",
+        "VIGIL_MEDIA_ALLOWED_DIRS": str(tmp_path / "media"),
+        "VIGIL_MEDIA_MAX_BYTES": "400000",
+        "VIGIL_RUNTIME_DRAIN_TIMEOUT_S": "20",
+        "DATABASE_URL": database_url,
+    })
+    (tmp_path / "media").mkdir()
+    try:
+        yield runner
+    finally:
+        runner.kill()

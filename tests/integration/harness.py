@@ -1,0 +1,164 @@
+"""Drive the real daemon: produce clips, run ``vigil run audio``, read what came out."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from scripts import clips
+from scripts.services import free_port
+
+LANGUAGES = ("hi", "ta", "xx")  # xx has no model of its own: the fallback scores it
+
+
+@dataclass
+class Topics:
+    """One test's own topics, so tests never see each other's messages."""
+
+    prefix: str
+    partitions: int = 3
+
+    @property
+    def input(self) -> str:
+        return f"{self.prefix}.audio"
+
+    @property
+    def output(self) -> str:
+        return f"{self.prefix}.verdicts"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.input}.dlq"
+
+    def create(self, bootstrap: str) -> None:
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        futures = admin.create_topics([NewTopic(self.input, self.partitions, 1),
+                                       NewTopic(self.output, 1, 1), NewTopic(self.dlq, 1, 1)])
+        for future in futures.values():
+            future.result(timeout=30)
+
+
+def clip_message(index: int, *, language: str | None = None, fmt: str = "wav") -> dict:
+    """A valid clip message with inline audio; formats and rates vary with ``index``."""
+    audio = clips.clip(fmt, seconds=1, rate=(16_000, 44_100)[index % 2], seed=index)
+    return {"clip_id": f"clip-{index}", "stream_id": f"stream-{index % 7}",
+            "language": language or LANGUAGES[index % len(LANGUAGES)],
+            "audio_b64": base64.b64encode(audio).decode(), "created_at": "2026-11-28T10:00:00Z"}
+
+
+def produce(bootstrap: str, topic: str, values: list[tuple[bytes | None, bytes]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for key, value in values:
+        producer.produce(topic, value=value, key=key)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def produce_clips(bootstrap: str, topic: str, count: int, start: int = 0) -> list[str]:
+    """Produce ``count`` clip messages keyed by clip id; returns the clip ids."""
+    messages = [clip_message(i) for i in range(start, start + count)]
+    produce(bootstrap, topic, [(m["clip_id"].encode(), json.dumps(m).encode()) for m in messages])
+    return [m["clip_id"] for m in messages]
+
+
+def read_topic(bootstrap: str, topic: str, *, expect: int, timeout_s: float = 60,
+               idle_s: float = 3.0) -> list:
+    """Every message of ``topic`` from the start: waits for ``expect``, then for idleness."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.time_ns()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "session.timeout.ms": 6000})
+    consumer.subscribe([topic])
+    messages, deadline, last = [], time.monotonic() + timeout_s, time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = consumer.consume(100, 0.5)
+            good = [m for m in batch if m.error() is None]
+            messages.extend(good)
+            if good:
+                last = time.monotonic()
+            if len(messages) >= expect and time.monotonic() - last > idle_s:
+                break
+    finally:
+        consumer.close()
+    return messages
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        offsets = consumer.committed([TopicPartition(topic, p) for p in range(partitions)],
+                                     timeout=10)
+        return [tp.offset for tp in offsets]
+    finally:
+        consumer.close()
+
+
+@dataclass
+class Daemon:
+    """``vigil run audio`` as a subprocess, configured through the environment."""
+
+    workdir: Path
+    env: dict[str, str]
+    metrics_port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    runs: int = 0
+
+    def start(self) -> None:
+        self.runs += 1
+        env = {**os.environ, **self.env, "VIGIL_RUNTIME_METRICS_PORT": str(self.metrics_port)}
+        log = open(self.workdir / f"daemon-{self.runs}.log", "wb")
+        self.process = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", "audio"],
+                                        env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        log.close()
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        """Block until the metrics endpoint answers (signal handlers are installed by then)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self.metrics()
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise TimeoutError(f"daemon not ready:\n{self.log()}")
+
+    def metrics(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+
+    def terminate(self, timeout_s: float = 60) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout_s)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def log(self) -> str:
+        return "\n".join((self.workdir / f"daemon-{i}.log").read_text(errors="replace")[-3000:]
+                         for i in range(1, self.runs + 1))
+
+
+def metric_value(metrics_text: str, name: str, labels: str = "") -> float:
+    """The value of one sample in Prometheus text format (0 when absent)."""
+    for line in metrics_text.splitlines():
+        if line.startswith(f"{name}{labels} ") or line.startswith(f"{name}{{{labels}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def verdict_counts(messages: list) -> Counter:
+    return Counter(json.loads(m.value())["clip_id"] for m in messages)

@@ -34,7 +34,10 @@ class MicroBatcher(Generic[T]):
         await self._queue.put(item)
 
     async def close(self) -> None:
-        """Flush: the batches already queued are still yielded, then iteration ends."""
+        """Flush: the batches already queued are still yielded, then iteration ends.
+
+        Blocks while the queue is full, until the reader of :meth:`batches` makes room.
+        """
         if not self._closed:
             self._closed = True
             await self._queue.put(_CLOSED)

@@ -40,6 +40,14 @@ def _is_auth_refusal(response: httpx.Response) -> bool:
     return response.status_code == 400 and b"InvalidKeyException" in response.content
 
 
+def _error_text(response: httpx.Response) -> str:
+    """The handler's ``error`` field when the body is its JSON, else the body's start."""
+    try:
+        return str(response.json().get("error"))[:300]
+    except (ValueError, AttributeError):
+        return response.text[:300]
+
+
 class TorchServeClient:
     """Posts one payload to ``/predictions/<model>`` and returns the decoded JSON."""
 
@@ -85,7 +93,7 @@ class TorchServeClient:
         if response.status_code == 404:
             raise ModelUnavailable(f"{model}: not served (404)")
         if response.status_code >= 400:
-            raise UndecodableMedia(f"{model}: HTTP {response.status_code}: {response.text[:300]}")
+            raise UndecodableMedia(f"{model}: HTTP {response.status_code}: {_error_text(response)}")
         try:
             return response.json()
         except ValueError as exc:

@@ -48,7 +48,7 @@ class BatchHandler:
 
     device: torch.device
     settings: dict[str, Any]
-    model: torch.jit.ScriptModule
+    model: torch.nn.Module
 
     # -- lifecycle ------------------------------------------------------------------------
     def initialize(self, context: Any) -> None:
@@ -62,7 +62,11 @@ class BatchHandler:
             torch.set_num_threads(threads)
         serialized = context.manifest["model"]["serializedFile"]
         path = os.path.join(properties["model_dir"], serialized)
-        self.model = torch.jit.load(path, map_location=self.device).eval()
+        if self.settings.get("engine") == "eager":
+            # The benchmark baseline: a pickled Python module (needs Vigil's modelzoo here).
+            self.model = torch.load(path, map_location=self.device, weights_only=False).eval()
+        else:
+            self.model = torch.jit.load(path, map_location=self.device).eval()
         self.setup(properties["model_dir"])
         self.warm_up(int(properties.get("batch_size") or 1))
         logger.info("loaded %s on %s", serialized, self.device)

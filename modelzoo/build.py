@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import zlib
@@ -26,6 +27,7 @@ class BuildOptions:
 
     export_dir: Path
     size: str | None = None
+    engine: str | None = None  # overrides each spec's engine
     check_batch_sizes: Sequence[int] = CHECK_BATCH_SIZES
     tolerance: float = engines.DEFAULT_TOLERANCE
 
@@ -60,8 +62,10 @@ def build_one(spec: ArchiveSpec, options: BuildOptions, progress: tqdm) -> Built
     progress.set_postfix_str(f"{spec.name}: loading")
     model = load_model(spec, options).eval()
     example = torch.randn(2, audio_classifier.CLIP_SAMPLES)
-    progress.set_postfix_str(f"{spec.name}: tracing")
-    engine = engines.trace(model, example)
+    if options.engine is not None:
+        spec = dataclasses.replace(spec, engine=options.engine)
+    progress.set_postfix_str(f"{spec.name}: building the {spec.engine} engine")
+    engine = engines.build(spec.engine, model, example)
     progress.set_postfix_str(f"{spec.name}: checking against eager")
     generator = torch.Generator().manual_seed(0)
     checks = [

@@ -32,6 +32,7 @@ class ArchiveSpec:
     max_batch_delay_ms: int = 20
     response_timeout_s: int = 120
     threshold: float = 0.5
+    intra_op_threads: int = 0  # 0: torch's default (all cores); set when workers share cores
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -57,6 +58,7 @@ class ArchiveSpec:
                 "language": self.language,
                 "threshold": self.threshold,
                 "engine": self.engine,
+                "intra_op_threads": self.intra_op_threads,
             },
         }
 

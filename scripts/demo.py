@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,11 +19,9 @@ import time
 from pathlib import Path
 
 import httpx
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
-from scripts import clips
-from scripts.services import REPO_ROOT, Tansu, TorchServe, free_port, stop_group
+from scripts import clips, harness
+from scripts.services import REPO_ROOT, Tansu, TorchServe, free_port
 
 MODELS = ["audio_nsfw_hi", "audio_nsfw_ta", "audio_nsfw_te", "audio_nsfw_bn", "audio_nsfw_mr",
           "audio_nsfw_multi"]
@@ -65,30 +62,17 @@ def demo_messages(count: int) -> list[tuple[bytes | None, bytes]]:
     return messages + [(None, value) for value in bad]
 
 
-def read_topic(bootstrap: str, topic: str, expect: int, timeout_s: float) -> list:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"demo-reader-{time.time_ns()}",
-                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
-    consumer.subscribe([topic])
-    found, deadline = [], time.monotonic() + timeout_s
-    try:
-        while len(found) < expect and time.monotonic() < deadline:
-            found.extend(m for m in consumer.consume(100, 0.5) if m.error() is None)
-    finally:
-        consumer.close()
-    return found
-
-
 def _handled(metrics_text: str) -> int:
     return int(sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
                    if line.startswith(("vigil_verdicts_total{", "vigil_dead_letters_total{"))))
 
 
-def wait_until_handled(metrics_url: str, expected: int, timeout_s: float) -> None:
+def wait_until_handled(daemon: harness.Daemon, expected: int, timeout_s: float) -> None:
     """Follow the daemon's own counters until every message has a verdict or a dead letter."""
     deadline, handled = time.monotonic() + timeout_s, -1
     while time.monotonic() < deadline:
         try:
-            now = _handled(httpx.get(metrics_url, timeout=5).text)
+            now = _handled(daemon.metrics())
         except httpx.HTTPError:
             now = 0
         if now != handled:
@@ -127,44 +111,36 @@ def main(argv: list[str] | None = None) -> int:
     broker = Tansu(workdir=workdir / "tansu", port=free_port())
     server = TorchServe(workdir=workdir / "torchserve", model_store=store,
                         ports=(free_port(), free_port(), free_port()))
-    metrics_port = free_port()
-    daemon = None
+    topics = harness.Topics()
+    daemon = harness.Daemon(workdir=workdir, env={})
+    ok = False
     try:
         step("starting the Tansu broker")
         broker.start()
-        AdminClient({"bootstrap.servers": broker.bootstrap}).create_topics([
-            NewTopic("livestream.audio", 3, 1), NewTopic("moderation.verdicts", 1, 1),
-            NewTopic("livestream.audio.dlq", 1, 1)])
+        topics.create(broker.bootstrap)
         step(f"starting TorchServe with {len(MODELS)} tiny archives (about a minute)")
         server.start(models=MODELS)
         step("starting `vigil run audio`")
-        env = {**os.environ, "VIGIL_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-               "VIGIL_TORCHSERVE_URL": server.inference_url,
-               "VIGIL_TORCHSERVE_KEY_FILE": str(server.key_file),
-               "VIGIL_RUNTIME_METRICS_PORT": str(metrics_port),
-               "DATABASE_URL": f"sqlite:///{workdir / 'vigil.db'}"}
-        daemon = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", "audio"],
-                                  env=env, cwd=workdir, start_new_session=True,
-                                  stdout=open(workdir / "daemon.log", "wb"),
-                                  stderr=subprocess.STDOUT)
+        daemon.env = {"VIGIL_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+                      "VIGIL_TORCHSERVE_URL": server.inference_url,
+                      "VIGIL_TORCHSERVE_KEY_FILE": str(server.key_file),
+                      "DATABASE_URL": f"sqlite:///{workdir / 'vigil.db'}"}
+        daemon.start()
+        daemon.wait_ready()
         messages = demo_messages(args.clips)
         step(f"producing {len(messages)} messages ({args.clips} clips in {len(FORMATS)} formats, "
              f"{len(LANGUAGES)} languages, {len(messages) - args.clips} bad)")
-        producer = Producer({"bootstrap.servers": broker.bootstrap,
-                             "log.connection.close": False})
-        for key, value in messages:
-            producer.produce("livestream.audio", value=value, key=key)
-        producer.flush(30)
-        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-        wait_until_handled(metrics_url, len(messages), timeout_s=180)
-        results = read_topic(broker.bootstrap, "moderation.verdicts", args.clips, 60)
-        results += read_topic(broker.bootstrap, "livestream.audio.dlq",
-                              len(messages) - args.clips, 30)
+        harness.produce(broker.bootstrap, topics.input, messages)
+        wait_until_handled(daemon, len(messages), timeout_s=180)
+        results = harness.read_topic(broker.bootstrap, topics.output, expect=args.clips)
+        results += harness.read_topic(broker.bootstrap, topics.dlq,
+                                      expect=len(messages) - args.clips)
         print_tables(results)
         print("\n    (tiny random-weight models: scores near 0.5 are expected; labels follow "
               "each language's threshold)")
-        step(f"metrics: {metrics_url} (daemon), {server.metrics_url} (TorchServe)")
-        for line in httpx.get(metrics_url, timeout=5).text.splitlines():
+        step(f"metrics: http://127.0.0.1:{daemon.metrics_port}/metrics (daemon), "
+             f"{server.metrics_url} (TorchServe)")
+        for line in daemon.metrics().splitlines():
             if line.startswith(("vigil_verdicts_total", "vigil_dead_letters_total",
                                 "vigil_batch_size_count", "vigil_batch_size_sum")):
                 print("   ", line)
@@ -172,12 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         ok = len(results) == len(messages)
     finally:
         step("stopping the daemon, TorchServe and the broker")
-        if daemon is not None:
-            daemon.terminate()
+        if daemon.process is not None:
             try:
-                print(f"    daemon exited with {daemon.wait(60)}")
+                print(f"    daemon exited with {daemon.terminate()}")
             except subprocess.TimeoutExpired:
-                stop_group(daemon)
+                daemon.kill()
         server.stop()
         broker.stop()
     print("\ndemo finished" if ok else "\ndemo finished, but some messages got no result")

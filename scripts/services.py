@@ -77,7 +77,9 @@ class TorchServe:
         self.model_store = model_store
         self.inference_port, self.management_port, self.metrics_port = ports
         self.extra_config = extra_config or {}
+        self.grpc_ports = (free_port(), free_port())
         self.process: subprocess.Popen | None = None
+        self._log_start = 0
 
     @property
     def inference_url(self) -> str:
@@ -101,6 +103,9 @@ class TorchServe:
             "inference_address": self.inference_url,
             "management_address": self.management_url,
             "metrics_address": f"http://127.0.0.1:{self.metrics_port}",
+            # gRPC listens on fixed ports (7070/7071) unless told otherwise.
+            "grpc_inference_port": str(self.grpc_ports[0]),
+            "grpc_management_port": str(self.grpc_ports[1]),
             "model_store": str(self.model_store),
             **self.extra_config,
         }
@@ -122,6 +127,7 @@ class TorchServe:
         env = {**os.environ, "TMPDIR": str(self.workdir), "LOG_LOCATION": str(self.workdir / "logs"),
                "METRICS_LOCATION": str(self.workdir / "logs")}
         with open(self.workdir / "torchserve.out", "ab") as log:
+            self._log_start = log.tell()
             self.process = subprocess.Popen(
                 [shutil.which("torchserve") or "torchserve", "--start", "--foreground",
                  "--ts-config", str(config), "--ncs"],
@@ -133,13 +139,25 @@ class TorchServe:
     def wait_ready(self, models: list[str], timeout_s: float) -> None:
         """Poll the management API until each model reports a READY worker."""
         deadline = time.monotonic() + timeout_s
+        log = self.workdir / "torchserve.out"
         while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise ServiceError(f"TorchServe exited:\n{_log_tail(self.workdir / 'torchserve.out')}")
+            # The wrapper script can outlive a frontend that failed to start: read the log too.
+            if (self.process is not None and self.process.poll() is not None) or \
+                    b"Torchserve stopped." in self._new_log(log):
+                raise ServiceError(f"TorchServe exited:\n{_log_tail(log)}")
             if self.key_file.exists() and all(self.ready_workers(m) for m in models):
                 return
             time.sleep(0.5)
         raise ServiceError(f"TorchServe not ready:\n{_log_tail(self.workdir / 'torchserve.out')}")
+
+    def _new_log(self, log: Path) -> bytes:
+        """What this start wrote to the log (earlier starts appended before it)."""
+        try:
+            with open(log, "rb") as handle:
+                handle.seek(self._log_start)
+                return handle.read()
+        except OSError:
+            return b""
 
     def describe(self, model: str) -> dict:
         """The management API's description of ``model`` (workers, their pids and states)."""

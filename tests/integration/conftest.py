@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scripts.services import Postgres, Tansu, TorchServe, free_port
-from tests.integration.harness import Daemon, Topics
+from scripts.harness import Daemon, Topics
 
 PIPELINE_MODELS = ("audio_nsfw_hi", "audio_nsfw_ta", "audio_nsfw_multi")
 
@@ -53,7 +53,8 @@ def pipeline_server(tmp_path_factory: pytest.TempPathFactory, model_store: Path
 
 @pytest.fixture
 def topics(tansu: Tansu, request: pytest.FixtureRequest) -> Topics:
-    created = Topics(prefix=f"t{abs(hash(request.node.nodeid)) % 10**8}")
+    prefix = f"t{abs(hash(request.node.nodeid)) % 10**8}"
+    created = Topics(input=f"{prefix}.audio", output=f"{prefix}.verdicts")
     created.create(tansu.bootstrap)
     return created
 
@@ -76,7 +77,7 @@ def daemon(tmp_path: Path, tansu: Tansu, pipeline_server: TorchServe, topics: To
            database_url: str) -> Iterator[Daemon]:
     runner = Daemon(workdir=tmp_path, env={
         "VIGIL_KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap,
-        "VIGIL_KAFKA_GROUP_ID": f"{topics.prefix}-group",
+        "VIGIL_KAFKA_GROUP_ID": f"{topics.input}-group",
         "VIGIL_KAFKA_INPUT_TOPIC": topics.input,
         "VIGIL_KAFKA_OUTPUT_TOPIC": topics.output,
         "VIGIL_TORCHSERVE_URL": pipeline_server.inference_url,

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from scripts import clips
-from tests.integration import harness
+from scripts import harness
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,6 @@
-"""Drive the real daemon: produce clips, run ``vigil run audio``, read what came out."""
+"""Drive the real daemon: produce clips, run ``vigil run audio``, read what came out.
+
+Shared by the integration tests, the demo and the benchmarks."""
 
 from __future__ import annotations
 
@@ -25,18 +27,11 @@ LANGUAGES = ("hi", "ta", "xx")  # xx has no model of its own: the fallback score
 
 @dataclass
 class Topics:
-    """One test's own topics, so tests never see each other's messages."""
+    """A pipeline's input, output and dead-letter topics (tests use their own names)."""
 
-    prefix: str
+    input: str = "livestream.audio"
+    output: str = "moderation.verdicts"
     partitions: int = 3
-
-    @property
-    def input(self) -> str:
-        return f"{self.prefix}.audio"
-
-    @property
-    def output(self) -> str:
-        return f"{self.prefix}.verdicts"
 
     @property
     def dlq(self) -> str:

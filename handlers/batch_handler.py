@@ -48,7 +48,7 @@ class BatchHandler:
 
     device: torch.device
     settings: dict[str, Any]
-    model: torch.nn.Module
+    model: torch.jit.ScriptModule
 
     # -- lifecycle ------------------------------------------------------------------------
     def initialize(self, context: Any) -> None:
@@ -62,11 +62,7 @@ class BatchHandler:
             torch.set_num_threads(threads)
         serialized = context.manifest["model"]["serializedFile"]
         path = os.path.join(properties["model_dir"], serialized)
-        if self.settings.get("engine") == "eager":
-            # The benchmark baseline: a pickled Python module (needs Vigil's modelzoo here).
-            self.model = torch.load(path, map_location=self.device, weights_only=False).eval()
-        else:
-            self.model = torch.jit.load(path, map_location=self.device).eval()
+        self.model = torch.jit.load(path, map_location=self.device).eval()
         self.setup(properties["model_dir"])
         self.warm_up(int(properties.get("batch_size") or 1))
         logger.info("loaded %s on %s", serialized, self.device)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import tempfile
 import zlib
@@ -27,7 +26,6 @@ class BuildOptions:
 
     export_dir: Path
     size: str | None = None
-    engine: str | None = None  # overrides each spec's engine
     check_batch_sizes: Sequence[int] = CHECK_BATCH_SIZES
     tolerance: float = engines.DEFAULT_TOLERANCE
 
@@ -62,8 +60,6 @@ def build_one(spec: ArchiveSpec, options: BuildOptions, progress: tqdm) -> Built
     progress.set_postfix_str(f"{spec.name}: loading")
     model = load_model(spec, options).eval()
     example = torch.randn(2, audio_classifier.CLIP_SAMPLES)
-    if options.engine is not None:
-        spec = dataclasses.replace(spec, engine=options.engine)
     progress.set_postfix_str(f"{spec.name}: building the {spec.engine} engine")
     engine = engines.build(spec.engine, model, example)
     progress.set_postfix_str(f"{spec.name}: checking against eager")

@@ -20,7 +20,7 @@ def build(args: argparse.Namespace) -> int:
         if unknown:
             raise SystemExit(f"not in the manifest: {', '.join(sorted(unknown))}")
         specs = [spec for spec in specs if spec.name in args.only]
-    options = BuildOptions(export_dir=Path(args.export_dir), size=args.size, engine=args.engine)
+    options = BuildOptions(export_dir=Path(args.export_dir), size=args.size)
     for built in build_all(specs, options):
         print(f"{built.path}  (traced vs eager max |diff| {built.max_difference:.1e})")
     return 0

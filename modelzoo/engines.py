@@ -1,9 +1,7 @@
 """Turn an eager module into a serialised engine, and check it against eager.
 
-``torchscript`` (traced, frozen) is what production serves. ``eager`` pickles the Python
-module as it is: the archive then needs Vigil's ``modelzoo`` importable in the worker, so it
-exists only as the benchmark baseline. The engine is named in the manifest and in the
-archive so an exported (``torch.export``/AOTInductor) engine can sit beside them.
+Only TorchScript (traced, frozen) is built today. The engine is named in the manifest and in
+the archive so an exported (``torch.export``/AOTInductor) engine can sit beside it.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-ENGINES = ("torchscript", "eager")
+ENGINES = ("torchscript",)
 DEFAULT_TOLERANCE = 1e-4
 
 
@@ -62,17 +60,12 @@ def build(name: str, module: nn.Module, example: torch.Tensor) -> nn.Module:
     """The engine called ``name`` (one of :data:`ENGINES`) for ``module``."""
     if name == "torchscript":
         return trace(module, example)
-    if name == "eager":
-        return module.eval()
     raise ValueError(f"unknown engine {name!r}; known: {ENGINES}")
 
 
-def save(engine: nn.Module, path: Path) -> Path:
-    """Write the engine to ``path`` (``.pt``: TorchScript, or a pickled eager module)."""
+def save(engine: torch.jit.ScriptModule, path: Path) -> Path:
+    """Write the TorchScript engine to ``path`` (``.pt``) and return the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(engine, torch.jit.ScriptModule):
-        torch.jit.save(engine, str(path))
-    else:
-        torch.save(engine, str(path))
+    torch.jit.save(engine, str(path))
     return path
 

@@ -34,10 +34,6 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
         help="random-weight models of this size instead of the checkpoints",
     )
     parser.add_argument("--only", nargs="+", metavar="NAME", help="build only these archives")
-    parser.add_argument(
-        "--engine", choices=("torchscript", "eager"),
-        help="override the manifest's engine (eager: benchmark baseline only)",
-    )
     parser.set_defaults(entry="modelzoo.cli:build")
 
 

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -39,6 +40,28 @@ def _log_tail(path: Path, lines: int = 40) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def wait_until(ready: Callable[[], bool], *, failed: Callable[[], bool], log: Path,
+               what: str, timeout_s: float, interval_s: float = 0.3) -> None:
+    """Poll ``ready`` until true; raise :class:`ServiceError` with the log tail on ``failed``
+    or at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if failed():
+            raise ServiceError(f"{what} exited:\n{_log_tail(log)}")
+        if ready():
+            return
+        time.sleep(interval_s)
+    raise ServiceError(f"{what} not ready after {timeout_s:.0f} s:\n{_log_tail(log)}")
+
+
+def _accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def stop_group(process: subprocess.Popen, grace_s: float = 20.0) -> None:
@@ -138,17 +161,12 @@ class TorchServe:
 
     def wait_ready(self, models: list[str], timeout_s: float) -> None:
         """Poll the management API until each model reports a READY worker."""
-        deadline = time.monotonic() + timeout_s
         log = self.workdir / "torchserve.out"
-        while time.monotonic() < deadline:
-            # The wrapper script can outlive a frontend that failed to start: read the log too.
-            if (self.process is not None and self.process.poll() is not None) or \
-                    b"Torchserve stopped." in self._new_log(log):
-                raise ServiceError(f"TorchServe exited:\n{_log_tail(log)}")
-            if self.key_file.exists() and all(self.ready_workers(m) for m in models):
-                return
-            time.sleep(0.5)
-        raise ServiceError(f"TorchServe not ready:\n{_log_tail(self.workdir / 'torchserve.out')}")
+        # The wrapper script can outlive a frontend that failed to start: read the log too.
+        wait_until(lambda: self.key_file.exists() and all(self.ready_workers(m) for m in models),
+                   failed=lambda: (self.process is not None and self.process.poll() is not None)
+                   or b"Torchserve stopped." in self._new_log(log),
+                   log=log, what="TorchServe", timeout_s=timeout_s, interval_s=0.5)
 
     def _new_log(self, log: Path) -> bytes:
         """What this start wrote to the log (earlier starts appended before it)."""
@@ -203,16 +221,9 @@ class Tansu:
                  "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
                 cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServiceError(f"tansu exited:\n{_log_tail(self.workdir / 'tansu.out')}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise ServiceError(f"tansu not listening:\n{_log_tail(self.workdir / 'tansu.out')}")
+        wait_until(lambda: _accepts_connections(self.port),
+                   failed=lambda: self.process.poll() is not None,
+                   log=self.workdir / "tansu.out", what="tansu", timeout_s=timeout_s)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -260,16 +271,9 @@ class Postgres:
                                 "-h", "127.0.0.1", "-k", str(self.workdir), "-c", "fsync=off"]),
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            ready = subprocess.run([_postgres_bin("pg_isready"), "-h", "127.0.0.1", "-p",
-                                    str(self.port)], capture_output=True)
-            if ready.returncode == 0:
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.3)
-        raise ServiceError(f"postgres not ready:\n{_log_tail(self.workdir / 'postgres.out')}")
+        wait_until(lambda: _accepts_connections(self.port),
+                   failed=lambda: self.process.poll() is not None,
+                   log=self.workdir / "postgres.out", what="postgres", timeout_s=timeout_s)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -72,8 +72,12 @@ class KafkaSource:
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.tracker.assign((p.topic, p.partition) for p in partitions)
         logger.info("assigned %s", [(p.topic, p.partition) for p in partitions])
+        # librdkafka keeps a partition's pause flag across a revoke and re-assign, so set it
+        # explicitly: a partition paused before the rebalance must not stay paused forever.
         if self._paused:
             consumer.pause(partitions)
+        else:
+            consumer.resume(partitions)
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         final = self.tracker.revoke((p.topic, p.partition) for p in partitions)

@@ -188,3 +188,28 @@ def test_bad_messages_go_to_the_dlq_with_their_reason(daemon, topics, tansu, dat
     for reason, key, value in bad:
         assert by_value[value] == reason, (reason, value[:80])
     assert len(bad) >= 15 and len({reason for reason, _, _ in bad}) >= 7
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_second_daemon_joining_mid_run_rebalances_without_loss(daemon, topics, tansu,
+                                                                  database_url, tmp_path):
+    clip_ids = harness.produce_clips(tansu.bootstrap, topics.input, 400)
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    second = harness.Daemon(workdir=second_dir, env=daemon.env)
+    daemon.start()
+    daemon.wait_ready()
+    time.sleep(4)
+    try:
+        second.start()  # the group rebalances: the first daemon's partitions are revoked
+        second.wait_ready()
+        rows = wait_for_rows(database_url, set(clip_ids), daemon)
+        assert second.terminate() == 0
+    finally:
+        second.kill()
+    assert daemon.terminate() == 0
+    assert set(rows) == set(clip_ids) and len(rows) == len(clip_ids)
+    assert daemon.log().count("assigned [(") >= 2  # it was rebalanced, not only started
+    assert "assigned [(" in second.log()  # the newcomer got partitions
+    group = daemon.env["VIGIL_KAFKA_GROUP_ID"]
+    assert sum(harness.committed(tansu.bootstrap, group, topics.input, 3)) == 400

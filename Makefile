@@ -1,6 +1,8 @@
 # Thin wrapper over scripts/: every target sets up what it needs first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The venv's console scripts (vigil, torchserve, torch-model-archiver) for every recipe.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup demo test bench archives clean
 

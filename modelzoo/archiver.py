@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -14,6 +15,12 @@ from modelzoo.manifest import ArchiveSpec
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HANDLERS_DIR = REPO_ROOT / "handlers"
 HANDLER_FILES = {"audio_nsfw": HANDLERS_DIR / "audio_handler.py"}
+
+
+def tool_path(name: str) -> str:
+    """A console script of this environment: beside the interpreter first, then on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else (shutil.which(name) or name)
 
 
 class ArchiveError(RuntimeError):
@@ -49,7 +56,7 @@ def package(
     package_root = _stage_handler_package(staging)
     export_dir.mkdir(parents=True, exist_ok=True)
     command = [
-        "torch-model-archiver",
+        tool_path("torch-model-archiver"),
         "--model-name", spec.name,
         "--version", spec.version,
         "--serialized-file", str(serialized),

@@ -149,7 +149,7 @@ class KafkaSource:
         return len(assignment) if paused else 0
 
     async def report_lag(self) -> None:
-        """Publish high watermark minus committed position for each owned partition."""
+        """Publish high watermark minus consumed position for each owned partition."""
         assignment = await self._call(self._consumer.assignment)
         positions = await self._call(self._consumer.position, assignment) if assignment else []
         for partition in positions:

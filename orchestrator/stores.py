@@ -30,8 +30,6 @@ class VerdictStore(Protocol):
 
     async def upsert_audio_verdicts(self, rows: Sequence[dict[str, Any]]) -> None: ...
 
-    async def fetch_all(self, query: str) -> list[tuple]: ...
-
     async def __aenter__(self) -> VerdictStore: ...
 
     async def __aexit__(self, *exc_info: object) -> None: ...
@@ -77,10 +75,6 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite upsert of {len(rows)} verdicts failed: {exc}") from exc
 
-    async def fetch_all(self, query: str) -> list[tuple]:
-        async with self._connection.execute(query) as cursor:
-            return list(await cursor.fetchall())
-
 
 class PostgresStore:
     """A small pool of psycopg async connections (autocommit; one transaction per upsert)."""
@@ -115,15 +109,6 @@ class PostgresStore:
                     await cursor.executemany(self._sql, _values(rows))
         except psycopg.Error as exc:
             raise StoreError(f"postgres upsert of {len(rows)} verdicts failed: {exc}") from exc
-        finally:
-            self._pool.put_nowait(connection)
-
-    async def fetch_all(self, query: str) -> list[tuple]:
-        connection = await self._pool.get()
-        try:
-            async with connection.cursor() as cursor:
-                await cursor.execute(query)
-                return list(await cursor.fetchall())
         finally:
             self._pool.put_nowait(connection)
 

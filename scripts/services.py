@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from modelzoo.archiver import tool_path
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_MARKER = "model_service_worker"
 FRONTEND_MARKER = "org.pytorch.serve.ModelServer"
@@ -152,7 +154,7 @@ class TorchServe:
         with open(self.workdir / "torchserve.out", "ab") as log:
             self._log_start = log.tell()
             self.process = subprocess.Popen(
-                [shutil.which("torchserve") or "torchserve", "--start", "--foreground",
+                [tool_path("torchserve"), "--start", "--foreground",
                  "--ts-config", str(config), "--ncs"],
                 cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -13,6 +13,7 @@ import httpx
 import psutil
 import pytest
 
+from modelzoo.archiver import tool_path
 from scripts import clips
 from scripts.services import FRONTEND_MARKER, REPO_ROOT, WORKER_MARKER, TorchServe, read_keys
 
@@ -144,13 +145,14 @@ def test_repo_config_serves_from_repo_root_and_stops_cleanly(tmp_path, model_sto
     try:
         # The frontend outlives this call and writes to its stdout: a file, not a pipe.
         with open(tmp_path / "torchserve.out", "wb") as log:
-            subprocess.run(["torchserve", "--start", "--ts-config", "config.properties", "--ncs"],
+            subprocess.run([tool_path("torchserve"), "--start", "--ts-config", "config.properties",
+                            "--ncs"],
                            cwd=REPO_ROOT, env=env, check=True, stdout=log, stderr=log)
         server.wait_ready([s.name for s in manifest], timeout_s=180)
         ping = httpx.get("http://127.0.0.1:8080/ping", headers=_auth(server), timeout=5)
         assert ping.json()["status"] == "Healthy"
     finally:
-        subprocess.run(["torchserve", "--stop", "--foreground"], cwd=REPO_ROOT, env=env,
+        subprocess.run([tool_path("torchserve"), "--stop", "--foreground"], cwd=REPO_ROOT, env=env,
                        check=False, capture_output=True)
         for name in missing:
             (store / f"{name}.mar").unlink()

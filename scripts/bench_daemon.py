@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +28,21 @@ def handled(daemon: harness.Daemon) -> float:
     text = daemon.metrics()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(("vigil_verdicts_total{", "vigil_dead_letters_total{")))
+
+
+def cpu_by_thread(pid: int) -> dict[str, float]:
+    """CPU seconds per OS thread name (librdkafka names its threads ``rdk:*``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        label = "main (asyncio)" if task.name == str(pid) else name
+        totals[label] = totals.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))
 
 
 def main() -> None:
@@ -64,6 +80,7 @@ def main() -> None:
             print(f"\r{int(done)}/{args.clips} handled", end="", flush=True)
         wall = time.monotonic() - started
         cpu = sum(process.cpu_times()[:2]) - cpu_before
+        threads = cpu_by_thread(process.pid)
         metrics = daemon.metrics()
     finally:
         if daemon.process is not None:
@@ -76,6 +93,7 @@ def main() -> None:
         "mean_batch": harness.metric_value(metrics, "vigil_batch_size_sum")
         / max(1.0, harness.metric_value(metrics, "vigil_batch_size_count")),
         "cores": psutil.cpu_count(),
+        "daemon_cpu_s_by_thread": threads,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,12 +24,6 @@ from scripts.services import REPO_ROOT, Tansu, TorchServe, free_port
 MODELS = ["audio_nsfw_hi", "audio_nsfw_ta", "audio_nsfw_multi"]
 
 
-def handled(daemon: harness.Daemon) -> float:
-    text = daemon.metrics()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(("vigil_verdicts_total{", "vigil_dead_letters_total{")))
-
-
 def cpu_by_thread(pid: int) -> dict[str, float]:
     """CPU seconds per OS thread name (librdkafka names its threads ``rdk:*``)."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -73,10 +67,10 @@ def main() -> None:
         process = psutil.Process(daemon.process.pid)
         cpu_before = sum(process.cpu_times()[:2])
         started = time.monotonic()
-        done = 0.0
+        done = 0
         while done < args.clips:
             time.sleep(0.5)
-            done = handled(daemon)
+            done = harness.handled(daemon.metrics())
             print(f"\r{int(done)}/{args.clips} handled", end="", flush=True)
         wall = time.monotonic() - started
         cpu = sum(process.cpu_times()[:2]) - cpu_before

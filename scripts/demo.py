@@ -62,17 +62,12 @@ def demo_messages(count: int) -> list[tuple[bytes | None, bytes]]:
     return messages + [(None, value) for value in bad]
 
 
-def _handled(metrics_text: str) -> int:
-    return int(sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
-                   if line.startswith(("vigil_verdicts_total{", "vigil_dead_letters_total{"))))
-
-
 def wait_until_handled(daemon: harness.Daemon, expected: int, timeout_s: float) -> None:
     """Follow the daemon's own counters until every message has a verdict or a dead letter."""
     deadline, handled = time.monotonic() + timeout_s, -1
     while time.monotonic() < deadline:
         try:
-            now = _handled(daemon.metrics())
+            now = harness.handled(daemon.metrics())
         except httpx.HTTPError:
             now = 0
         if now != handled:

@@ -155,5 +155,11 @@ def metric_value(metrics_text: str, name: str, labels: str = "") -> float:
     return 0.0
 
 
+def handled(metrics_text: str) -> int:
+    """Messages the daemon finished: verdicts plus dead letters, from its own counters."""
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
+                   if line.startswith(("vigil_verdicts_total{", "vigil_dead_letters_total{"))))
+
+
 def verdict_counts(messages: list) -> Counter:
     return Counter(json.loads(m.value())["clip_id"] for m in messages)

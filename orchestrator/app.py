@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 
 from orchestrator.background import BackgroundTasks
 from orchestrator.batcher import MicroBatcher
 from orchestrator.config import AppConfig
-from orchestrator.media import MediaFetcher
 from orchestrator.metrics import Metrics
 from orchestrator.offsets import OffsetTracker
-from orchestrator.pipelines.audio import PIPELINE, AudioPipeline
+from orchestrator.pipelines.base import Pipeline, Runtime
 from orchestrator.sinks import DeadLetterSink, KafkaSink
 from orchestrator.source import KafkaSource
 from orchestrator.stores import open_store
-from orchestrator.torchserve import TorchServeClient
 
 logger = logging.getLogger(__name__)
 LAG_INTERVAL_S = 5.0
@@ -31,8 +30,9 @@ LAG_INTERVAL_S = 5.0
 class Backpressure:
     """Pauses intake while too much is in flight or the model server is overloaded."""
 
-    def __init__(self, source: KafkaSource, tracker: OffsetTracker, limit: int,
+    def __init__(self, pipeline: str, source: KafkaSource, tracker: OffsetTracker, limit: int,
                  metrics: Metrics) -> None:
+        self.pipeline = pipeline
         self.source = source
         self.tracker = tracker
         self.limit = limit
@@ -44,14 +44,14 @@ class Backpressure:
 
     async def update(self) -> None:
         in_flight = self.tracker.in_flight
-        self.metrics.in_flight.labels(PIPELINE).set(in_flight)
+        self.metrics.in_flight.labels(self.pipeline).set(in_flight)
         if in_flight >= self.limit or self.overloaded:
             paused = await self.source.set_paused(True)
         elif in_flight <= self.limit // 2:
             paused = await self.source.set_paused(False)
         else:
             return
-        self.metrics.paused_partitions.labels(PIPELINE).set(paused)
+        self.metrics.paused_partitions.labels(self.pipeline).set(paused)
 
 
 async def _report_lag(source: KafkaSource) -> None:
@@ -63,9 +63,23 @@ async def _report_lag(source: KafkaSource) -> None:
             logger.debug("lag report failed", exc_info=True)
 
 
-async def run_audio(config: AppConfig, *, metrics: Metrics | None = None,
-                    stop: asyncio.Event | None = None) -> None:
-    """Run the livestream audio daemon until ``stop`` is set (or SIGTERM/SIGINT)."""
+PIPELINES = {
+    "audio": "orchestrator.pipelines.audio:AudioPipeline",
+    "vrt": "orchestrator.pipelines.vrt:VrtPipeline",
+    "minview": "orchestrator.pipelines.minview:MinviewPipeline",
+}
+
+
+def pipeline_class(name: str) -> type[Pipeline]:
+    """The pipeline called ``name``, imported on demand."""
+    module_name, class_name = PIPELINES[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+async def run_daemon(config: AppConfig, pipeline: str, *, metrics: Metrics | None = None,
+                     stop: asyncio.Event | None = None) -> None:
+    """Run the daemon for ``pipeline`` until ``stop`` is set (or SIGTERM/SIGINT)."""
+    kind = pipeline_class(pipeline)
     metrics = metrics or Metrics()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -80,25 +94,24 @@ async def run_audio(config: AppConfig, *, metrics: Metrics | None = None,
     batcher: MicroBatcher = MicroBatcher(config.batch, capacity=config.runtime.max_in_flight)
     source = KafkaSource(config.kafka.consumer_settings(), config.kafka.input_topic, tracker,
                          on_lag=lambda t, p, lag: metrics.consumer_lag.labels(t, str(p)).set(lag))
-    backpressure = Backpressure(source, tracker, config.runtime.max_in_flight, metrics)
-    client = TorchServeClient(config.torchserve,
-                              on_retry=lambda error: metrics.retries.labels(PIPELINE).inc(),
-                              on_overload=backpressure.set_overloaded)
+    backpressure = Backpressure(pipeline, source, tracker, config.runtime.max_in_flight, metrics)
 
-    async with source, KafkaSink(config.kafka.producer_settings()) as producer, \
-            open_store(config.database_url) as store, client, \
-            MediaFetcher(config.media) as fetcher:
-        pipeline = AudioPipeline(
-            config=config, tracker=tracker, batcher=batcher, client=client, fetcher=fetcher,
-            store=store, producer=producer,
-            dead_letters=DeadLetterSink(producer, config.kafka.dlq_topic),
-            side_effects=side_effects, metrics=metrics)
-        scoring = asyncio.create_task(pipeline.run(), name="scoring")
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(source)
+        producer = await stack.enter_async_context(KafkaSink(config.kafka.producer_settings()))
+        store = await stack.enter_async_context(open_store(config.database_url))
+        runtime = Runtime(config=config, tracker=tracker, batcher=batcher, producer=producer,
+                          dead_letters=DeadLetterSink(producer, config.kafka.dlq_topic),
+                          side_effects=side_effects, store=store, metrics=metrics,
+                          set_overloaded=backpressure.set_overloaded)
+        daemon = await kind.open(runtime, stack)
+        processing = asyncio.create_task(daemon.run(), name="processing")
         lag = asyncio.create_task(_report_lag(source), name="lag")
-        logger.info("consuming %s as group %s", config.kafka.input_topic, config.kafka.group_id)
+        logger.info("%s: consuming %s as group %s", pipeline, config.kafka.input_topic,
+                    config.kafka.group_id)
         async for envelopes in source.messages():
             for envelope in envelopes:
-                await pipeline.intake(envelope)
+                await daemon.intake(envelope)
             await backpressure.update()
             if stop.is_set():
                 source.stop()
@@ -107,7 +120,7 @@ async def run_audio(config: AppConfig, *, metrics: Metrics | None = None,
         await batcher.close()
         drain = config.runtime.drain_timeout_s
         try:
-            await asyncio.wait_for(scoring, drain)
+            await asyncio.wait_for(processing, drain)
         except asyncio.TimeoutError:
             logger.warning("batches still running after %.0f s: cancelled", drain)
         cancelled = await side_effects.wait_and_close(drain)

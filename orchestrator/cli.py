@@ -37,10 +37,10 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(entry="modelzoo.cli:build")
 
 
-def _options_epilog() -> str:
+def _options_epilog(pipeline: str) -> str:
     from orchestrator.config import options
 
-    rows = [f"  {key:<36} {env:<40} {default!r}" for key, env, default in options()]
+    rows = [f"  {key:<36} {env:<40} {default!r}" for key, env, default in options(pipeline)]
     return ("settings (YAML key in --config, environment variable, default):\n"
             + "\n".join(rows))
 
@@ -51,28 +51,70 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         description="Run an orchestrator daemon: Kafka in, batches to TorchServe, results out.",
     )
     pipelines = parser.add_subparsers(dest="pipeline", required=True, metavar="PIPELINE")
-    audio = pipelines.add_parser(
-        "audio", help="livestream audio moderation",
-        description="Consume livestream.audio, score each clip with its language's model, "
-        "write audio_verdicts and moderation.verdicts; bad input goes to livestream.audio.dlq.",
-        epilog=_options_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    audio.add_argument("--config", metavar="FILE", help="YAML config file (sections as below)")
-    audio.set_defaults(entry="orchestrator.cli:run_pipeline")
+    descriptions = {
+        "audio": ("livestream audio moderation",
+                  "Consume livestream.audio, score each clip with its language's model, write "
+                  "audio_verdicts and moderation.verdicts; bad input goes to livestream.audio.dlq."),
+        "vrt": ("first-line multimodal scoring of new posts",
+                "Consume posts.created, embed each post's frames, text and audio with the "
+                "extractor archives, classify with the fusion archive, write post_scores and "
+                "posts.scored; bad media goes to posts.created.dlq."),
+        "minview": ("min-view triage into the manual review queue",
+                    "Consume posts.views; when a post crosses a views net, decide with the "
+                    "calibrated policy whether it goes to review_queue and review.queue. Also "
+                    "serves GET /users/{id}/history."),
+    }
+    for name, (summary, description) in descriptions.items():
+        command = pipelines.add_parser(
+            name, help=summary, description=description, epilog=_options_epilog(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        command.add_argument("--config", metavar="FILE",
+                             help="YAML config file (sections as below)")
+        command.set_defaults(entry="orchestrator.cli:run_pipeline")
+
+
+def _add_minview(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "minview", help="min-view triage: synthetic histories and calibration",
+        description="Build and calibrate the policy that `vigil run minview` applies.")
+    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+    generate = steps.add_parser(
+        "generate", help="write a synthetic labelled history",
+        description="Write a labelled history with a known ground truth (skewed classes, "
+        "user-level risk, scores correlated with labels): .parquet or .csv.")
+    generate.add_argument("--posts", type=int, default=100_000, help="rows to generate")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--out", default="data/history.parquet", help="output file")
+    generate.set_defaults(entry="modelzoo.triage.cli:generate")
+    calibrate = steps.add_parser(
+        "calibrate", help="choose thresholds at the target recall; write policy and report",
+        description="Calibrate the score-only threshold and the tree model (score + user "
+        "history) at the target recall on a held-out split. Input columns: post_id, user_id, "
+        "score, user_posts_6m, user_discards_6m, views, decision (discard|approve).")
+    calibrate.add_argument("--history", required=True, help="labelled history, Parquet or CSV")
+    calibrate.add_argument("--target-recall", type=float, default=0.95)
+    calibrate.add_argument("--second-net-recall", type=float, default=0.8,
+                           help="recall target for later nets, over the NSFW posts they see")
+    calibrate.add_argument("--nets", type=int, nargs="+", default=[1000, 2000])
+    calibrate.add_argument("--test-size", type=float, default=0.5, help="held-out share")
+    calibrate.add_argument("--seed", type=int, default=0)
+    calibrate.add_argument("--out", default="models/triage",
+                           help="folder for policy.joblib, report.md/json, pr_curve.png")
+    calibrate.set_defaults(entry="modelzoo.triage.cli:run_calibration")
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
     """Load the config once and run the chosen daemon until SIGTERM/SIGINT."""
     import asyncio
 
-    from orchestrator.app import run_audio
+    from orchestrator.app import run_daemon
     from orchestrator.config import ConfigError, load_config
 
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, pipeline=args.pipeline)
     except ConfigError as exc:
-        raise SystemExit(f"vigil run: {exc}") from exc
-    asyncio.run(run_audio(config))
+        raise SystemExit(f"vigil run {args.pipeline}: {exc}") from exc
+    asyncio.run(run_daemon(config, args.pipeline))
     return 0
 
 
@@ -85,6 +127,7 @@ def make_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_build(commands)
     _add_run(commands)
+    _add_minview(commands)
     return parser
 
 

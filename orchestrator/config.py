@@ -104,6 +104,33 @@ class MediaConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class VrtConfig:
+    visual_model: str = "clip_visual"
+    text_model: str = "xlmr_text"
+    audio_model: str = "vggish_audio"
+    fusion_model: str = "vrt_fusion"
+    sla_s: float = 600.0  # a post scored later than this after created_at misses the SLA
+
+
+@dataclass(frozen=True, kw_only=True)
+class TriageConfig:
+    policy_path: str = "models/triage/policy.joblib"  # written by `vigil minview calibrate`
+    method: str = "tree"  # "tree" (score + user history) or "score" (threshold only)
+    nets: tuple[int, ...] = (1000, 2000)
+    history_days: int = 182
+    cache_ttl_s: float = 60.0
+    cache_size: int = 100_000
+    history_addr: str = "127.0.0.1"
+    history_port: int = 8091  # GET /users/{id}/history; 0 turns the endpoint off
+
+    def __post_init__(self) -> None:
+        if self.method not in ("tree", "score"):
+            raise ConfigError("triage.method must be 'tree' or 'score'")
+        if not self.nets or list(self.nets) != sorted(set(self.nets)) or self.nets[0] <= 0:
+            raise ConfigError("triage.nets must be increasing positive view counts")
+
+
+@dataclass(frozen=True, kw_only=True)
 class RuntimeConfig:
     metrics_addr: str = "127.0.0.1"  # containers set 0.0.0.0 so Prometheus can scrape
     metrics_port: int = 9100
@@ -120,8 +147,19 @@ class AppConfig:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    vrt: VrtConfig = field(default_factory=VrtConfig)
+    triage: TriageConfig = field(default_factory=TriageConfig)
     database_url: str = "sqlite:///vigil.db"
 
+
+# What differs between the daemons before any file or variable is read.
+PIPELINE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "audio": {},
+    "vrt": {"kafka": {"group_id": "vigil-vrt", "input_topic": "posts.created",
+                      "output_topic": "posts.scored"}},
+    "minview": {"kafka": {"group_id": "vigil-minview", "input_topic": "posts.views",
+                          "output_topic": "review.queue"}},
+}
 
 SECTIONS = {f.name: f for f in dataclasses.fields(AppConfig) if f.name != "database_url"}
 
@@ -139,7 +177,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return hint(value)
         if origin is tuple:
             items = value.split(",") if isinstance(value, str) else list(value)
-            return tuple(item.strip() for item in items if str(item).strip())
+            element = typing.get_args(hint)[0]
+            return tuple(element(str(item).strip()) for item in items if str(item).strip())
         if origin is Mapping or hint is Mapping:
             return dict(json.loads(value) if isinstance(value, str) else value)
     except (TypeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
@@ -147,20 +186,24 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def options() -> list[tuple[str, str, Any]]:
+def options(pipeline: str = "audio") -> list[tuple[str, str, Any]]:
     """Every setting as ``(yaml key, environment variable, default)``, for ``--help``."""
     rows = []
     for name in SECTIONS:
         section_type = _section_type(name)
+        overrides = PIPELINE_DEFAULTS[pipeline].get(name, {})
         for item in dataclasses.fields(section_type):
             default = item.default if item.default is not dataclasses.MISSING else {}
+            default = overrides.get(item.name, default)
             rows.append((f"{name}.{item.name}", f"VIGIL_{name}_{item.name}".upper(), default))
     rows.append(("database_url", "DATABASE_URL", AppConfig().database_url))
     return rows
 
 
-def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
-    """Merge defaults, the YAML file at ``path`` and ``environ``; raise :class:`ConfigError`."""
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None,
+                pipeline: str = "audio") -> AppConfig:
+    """Merge defaults (``pipeline``'s first), the YAML file at ``path`` and ``environ``;
+    raise :class:`ConfigError`."""
     environ = os.environ if environ is None else environ
     document: dict[str, Any] = {}
     if path is not None:
@@ -175,7 +218,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     for name in SECTIONS:
         section_type = _section_type(name)
         hints = typing.get_type_hints(section_type)
-        values = dict(document.get(name) or {})
+        values = {**PIPELINE_DEFAULTS[pipeline].get(name, {}), **(document.get(name) or {})}
         bad = set(values) - set(hints)
         if bad:
             raise ConfigError(f"unknown keys in {name}: {sorted(bad)}")

@@ -6,6 +6,7 @@
     │   ├── MissingField
     │   ├── InvalidField
     │   ├── UnknownLanguage        no model for the language and no fallback configured
+    │   ├── UnknownPost            a views event for a post the posts table does not have
     │   ├── MediaNotAllowed        scheme or host outside the allow-list
     │   ├── MediaTooLarge
     │   ├── MediaUnavailable       the URL answered 4xx, or the file is missing
@@ -44,6 +45,10 @@ class InvalidField(BadMessage):
 
 class UnknownLanguage(BadMessage):
     reason = "unknown_language"
+
+
+class UnknownPost(BadMessage):
+    reason = "unknown_post"
 
 
 class MediaNotAllowed(BadMessage):

@@ -1,49 +1,113 @@
-"""Result stores: SQLite (default) and PostgreSQL, both async, both upserting by id.
+"""The database: SQLite (default) and PostgreSQL behind one small async interface.
 
-Upserts keyed by the id make redelivery harmless: a re-scored clip replaces its row.
+SQL is written once with ``?`` placeholders; the PostgreSQL store translates them. Upserts
+keyed by the id make redelivery harmless: a re-scored clip or post replaces its row.
+Timestamps are stored as ISO 8601 UTC text with a ``Z`` (see :func:`iso_utc`), so they sort
+and compare the same way in both databases.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-AUDIO_VERDICT_COLUMNS = ("clip_id", "stream_id", "language", "model", "model_version", "score",
-                         "label", "threshold", "scored_at")
+
+@dataclass(frozen=True)
+class Table:
+    columns: tuple[str, ...]
+    key: tuple[str, ...]
+
+
+TABLES = {
+    "audio_verdicts": Table(("clip_id", "stream_id", "language", "model", "model_version",
+                             "score", "label", "threshold", "scored_at"), ("clip_id",)),
+    "post_scores": Table(("post_id", "user_id", "score", "top_category", "categories",
+                          "model_version", "created_at", "scored_at"), ("post_id",)),
+    "posts": Table(("post_id", "user_id", "created_at"), ("post_id",)),
+    "review_queue": Table(("post_id", "net", "score", "risk", "reason", "enqueued_at"),
+                          ("post_id", "net")),
+    # Not in DESIGN's list: the triage's memory of what it decided per post and net (skips
+    # too), so a redelivered views event neither decides twice nor loses the review event.
+    "triage_decisions": Table(("post_id", "net", "decision", "score", "risk", "reason",
+                               "decided_at", "published"), ("post_id", "net")),
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audio_verdicts (
     clip_id TEXT PRIMARY KEY, stream_id TEXT, language TEXT, model TEXT, model_version TEXT,
     score DOUBLE PRECISION, label TEXT, threshold DOUBLE PRECISION, scored_at TEXT
-)
+);
+CREATE TABLE IF NOT EXISTS post_scores (
+    post_id TEXT PRIMARY KEY, user_id TEXT, score DOUBLE PRECISION, top_category TEXT,
+    categories TEXT, model_version TEXT, created_at TEXT, scored_at TEXT
+);
+CREATE TABLE IF NOT EXISTS posts (
+    post_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS posts_user ON posts (user_id, created_at);
+CREATE TABLE IF NOT EXISTS moderation_decisions (
+    post_id TEXT NOT NULL, user_id TEXT NOT NULL, decision TEXT NOT NULL, decided_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_user ON moderation_decisions (user_id, decided_at);
+CREATE TABLE IF NOT EXISTS review_queue (
+    post_id TEXT NOT NULL, net INTEGER NOT NULL, score DOUBLE PRECISION, risk DOUBLE PRECISION,
+    reason TEXT, enqueued_at TEXT, PRIMARY KEY (post_id, net)
+);
+CREATE TABLE IF NOT EXISTS triage_decisions (
+    post_id TEXT NOT NULL, net INTEGER NOT NULL, decision TEXT NOT NULL, score DOUBLE PRECISION,
+    risk DOUBLE PRECISION, reason TEXT, decided_at TEXT, published INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (post_id, net)
+);
 """
 
 
 class StoreError(RuntimeError):
-    """The database refused or failed a write; the message names the operation."""
+    """The database refused or failed a statement; the message names the operation."""
 
 
-class VerdictStore(Protocol):
-    """Writes audio verdicts. Used as an async context manager."""
+def iso_utc(moment: datetime | None = None) -> str:
+    """``moment`` (default now) as ISO 8601 UTC with milliseconds and a ``Z``."""
+    moment = moment or datetime.now(timezone.utc)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
 
-    async def upsert_audio_verdicts(self, rows: Sequence[dict[str, Any]]) -> None: ...
 
-    async def __aenter__(self) -> VerdictStore: ...
+class Store(Protocol):
+    """An open database. Used as an async context manager."""
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run ``sql`` once per row in one transaction."""
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """The rows ``sql`` selects."""
+
+    async def __aenter__(self) -> Store: ...
 
     async def __aexit__(self, *exc_info: object) -> None: ...
 
 
-def _upsert_sql(table: str, columns: Sequence[str], key: str, placeholder: str) -> str:
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
-    marks = ", ".join([placeholder] * len(columns))
-    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
-            f"ON CONFLICT ({key}) DO UPDATE SET {updates}")
+def upsert_sql(table: str, *, keep_existing: bool = False) -> str:
+    """INSERT ... ON CONFLICT for ``table``: replace the row, or keep the first one."""
+    spec = TABLES[table]
+    marks = ", ".join("?" * len(spec.columns))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in spec.columns if c not in spec.key)
+    action = "DO NOTHING" if keep_existing else f"DO UPDATE SET {updates}"
+    return (f"INSERT INTO {table} ({', '.join(spec.columns)}) VALUES ({marks}) "
+            f"ON CONFLICT ({', '.join(spec.key)}) {action}")
 
 
-def _values(rows: Sequence[dict[str, Any]]) -> list[tuple]:
-    return [tuple(row.get(c) for c in AUDIO_VERDICT_COLUMNS) for row in rows]
+async def upsert(store: Store, table: str, rows: Sequence[dict[str, Any]], *,
+                 keep_existing: bool = False) -> None:
+    """Write ``rows`` (dicts with the table's columns) keyed by the table's primary key."""
+    columns = TABLES[table].columns
+    await store.execute_many(upsert_sql(table, keep_existing=keep_existing),
+                             [tuple(row.get(c) for c in columns) for row in rows])
 
 
 class SqliteStore:
@@ -51,7 +115,6 @@ class SqliteStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._sql = _upsert_sql("audio_verdicts", AUDIO_VERDICT_COLUMNS, "clip_id", "?")
 
     async def __aenter__(self) -> SqliteStore:
         import aiosqlite
@@ -66,23 +129,33 @@ class SqliteStore:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._connection.close()
 
-    async def upsert_audio_verdicts(self, rows: Sequence[dict[str, Any]]) -> None:
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         import sqlite3
 
         try:
-            await self._connection.executemany(self._sql, _values(rows))
+            await self._connection.executemany(sql, rows)
             await self._connection.commit()
         except sqlite3.Error as exc:
-            raise StoreError(f"sqlite upsert of {len(rows)} verdicts failed: {exc}") from exc
+            await self._connection.rollback()
+            raise StoreError(f"sqlite: {sql.split('(')[0].strip()} of {len(rows)} rows "
+                             f"failed: {exc}") from exc
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        import sqlite3
+
+        try:
+            async with self._connection.execute(sql, params) as cursor:
+                return list(await cursor.fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite query failed: {exc}") from exc
 
 
 class PostgresStore:
-    """A small pool of psycopg async connections (autocommit; one transaction per upsert)."""
+    """A small pool of psycopg async connections (autocommit; one transaction per call)."""
 
     def __init__(self, url: str, pool_size: int = 4) -> None:
         self.url = url
         self.pool_size = pool_size
-        self._sql = _upsert_sql("audio_verdicts", AUDIO_VERDICT_COLUMNS, "clip_id", "%s")
 
     async def __aenter__(self) -> PostgresStore:
         import psycopg
@@ -99,21 +172,35 @@ class PostgresStore:
         while not self._pool.empty():
             await self._pool.get_nowait().close()
 
-    async def upsert_audio_verdicts(self, rows: Sequence[dict[str, Any]]) -> None:
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         import psycopg
 
         connection = await self._pool.get()
         try:
             async with connection.transaction():
                 async with connection.cursor() as cursor:
-                    await cursor.executemany(self._sql, _values(rows))
+                    await cursor.executemany(sql.replace("?", "%s"), rows)
         except psycopg.Error as exc:
-            raise StoreError(f"postgres upsert of {len(rows)} verdicts failed: {exc}") from exc
+            raise StoreError(f"postgres: {sql.split('(')[0].strip()} of {len(rows)} rows "
+                             f"failed: {exc}") from exc
+        finally:
+            self._pool.put_nowait(connection)
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        import psycopg
+
+        connection = await self._pool.get()
+        try:
+            async with connection.cursor() as cursor:
+                await cursor.execute(sql.replace("?", "%s"), params)
+                return list(await cursor.fetchall())
+        except psycopg.Error as exc:
+            raise StoreError(f"postgres query failed: {exc}") from exc
         finally:
             self._pool.put_nowait(connection)
 
 
-def open_store(url: str) -> VerdictStore:
+def open_store(url: str) -> Store:
     """The store for ``url``: ``sqlite:///path`` or ``postgresql://...``."""
     scheme = urlparse(url).scheme
     if scheme == "sqlite":

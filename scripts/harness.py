@@ -5,6 +5,7 @@ Shared by the integration tests, the demo and the benchmarks."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -43,6 +44,11 @@ class Topics:
                                        NewTopic(self.output, 1, 1), NewTopic(self.dlq, 1, 1)])
         for future in futures.values():
             future.result(timeout=30)
+
+
+def step(message: str) -> None:
+    """One progress line of a long script (demo, benchmarks)."""
+    print(f"\n==> {message}", flush=True)
 
 
 def clip_message(index: int, *, language: str | None = None, fmt: str = "wav") -> dict:
@@ -102,10 +108,11 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[i
 
 @dataclass
 class Daemon:
-    """``vigil run audio`` as a subprocess, configured through the environment."""
+    """``vigil run <pipeline>`` as a subprocess, configured through the environment."""
 
     workdir: Path
     env: dict[str, str]
+    pipeline: str = "audio"
     metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     runs: int = 0
@@ -114,7 +121,8 @@ class Daemon:
         self.runs += 1
         env = {**os.environ, **self.env, "VIGIL_RUNTIME_METRICS_PORT": str(self.metrics_port)}
         log = open(self.workdir / f"daemon-{self.runs}.log", "wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", "audio"],
+        self.process = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run",
+                                         self.pipeline],
                                         env=env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         log.close()
@@ -145,6 +153,19 @@ class Daemon:
     def log(self) -> str:
         return "\n".join((self.workdir / f"daemon-{i}.log").read_text(errors="replace")[-3000:]
                          for i in range(1, self.runs + 1))
+
+
+def query(database_url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    """Rows of one query against the daemon's database (SQLite or PostgreSQL)."""
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as db:
+            return list(db.execute(sql, params))
+    import psycopg
+
+    with psycopg.connect(database_url) as connection:
+        return list(connection.execute(sql.replace("?", "%s"), params))
 
 
 def metric_value(metrics_text: str, name: str, labels: str = "") -> float:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.stores import TABLES
 from scripts.services import Postgres, Tansu, TorchServe, free_port
 from scripts.harness import Daemon, Topics
 
@@ -68,7 +69,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     import psycopg
 
     with psycopg.connect(server.url, autocommit=True) as connection:
-        connection.execute("DROP TABLE IF EXISTS audio_verdicts")
+        for table in (*TABLES, "moderation_decisions"):
+            connection.execute(f"DROP TABLE IF EXISTS {table}")
     yield server.url
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import random
-import sqlite3
 import time
 
 import pytest
@@ -17,14 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def stored_clip_ids(database_url: str) -> list[str]:
-    query = "SELECT clip_id FROM audio_verdicts"
-    if database_url.startswith("sqlite"):
-        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as connection:
-            return [row[0] for row in connection.execute(query)]
-    import psycopg
-
-    with psycopg.connect(database_url) as connection:
-        return [row[0] for row in connection.execute(query)]
+    return [row[0] for row in harness.query(database_url, "SELECT clip_id FROM audio_verdicts")]
 
 
 def wait_for_rows(database_url: str, expected: set[str], daemon: harness.Daemon,

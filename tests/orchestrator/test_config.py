@@ -39,3 +39,20 @@ def test_every_setting_has_an_environment_variable():
     assert ("database_url", "DATABASE_URL", "sqlite:///vigil.db") in rows
     assert all(env.startswith("VIGIL_") or env == "DATABASE_URL" for _, env, _ in rows)
     assert len({env for _, env, _ in rows}) == len(rows)
+
+
+def test_each_pipeline_has_its_own_topic_defaults_and_files_still_win(tmp_path):
+    minview = load_config(environ={}, pipeline="minview")
+    assert (minview.kafka.input_topic, minview.kafka.output_topic, minview.kafka.group_id) == \
+        ("posts.views", "review.queue", "vigil-minview")
+    assert load_config(environ={}, pipeline="vrt").kafka.input_topic == "posts.created"
+    path = tmp_path / "c.yaml"
+    path.write_text("kafka: {input_topic: views.eu}\n")
+    assert load_config(path, environ={}, pipeline="minview").kafka.input_topic == "views.eu"
+
+
+def test_triage_nets_are_read_as_increasing_integers():
+    config = load_config(environ={"VIGIL_TRIAGE_NETS": "1000, 5000"})
+    assert config.triage.nets == (1000, 5000)
+    with pytest.raises(ConfigError, match="increasing"):
+        load_config(environ={"VIGIL_TRIAGE_NETS": "2000,1000"})

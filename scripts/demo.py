@@ -1,10 +1,12 @@
-"""The livestream demo: tiny models in TorchServe, a Tansu broker, and ``vigil run audio``.
+"""The demo: tiny models in TorchServe, a Tansu broker, and the Vigil daemons.
 
-Builds the tiny archives if they are missing, starts the broker, TorchServe and the daemon
-on 127.0.0.1, sends generated clips in several formats and languages plus a few bad
-messages, prints the verdicts and dead letters as tables, then stops everything.
+Livestream audio: builds the tiny archives if they are missing, starts the broker,
+TorchServe and ``vigil run audio`` on 127.0.0.1, sends generated clips in several formats
+and languages plus a few bad messages, and prints the verdicts and dead letters as tables.
+Min-view triage: calibrates on a generated history, prints the report, and runs
+``vigil run minview`` over a small known world. Then it stops everything.
 
-    python -m scripts.demo [--clips 36]
+    python -m scripts.demo [--clips 36] [--history-posts 100000]
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts import clips, harness
+from scripts import clips, demo_triage, harness
 from scripts.services import REPO_ROOT, Tansu, TorchServe, free_port
 
 MODELS = ["audio_nsfw_hi", "audio_nsfw_ta", "audio_nsfw_te", "audio_nsfw_bn", "audio_nsfw_mr",
@@ -29,14 +31,10 @@ LANGUAGES = ["hi", "ta", "te", "bn", "mr", "sw"]  # sw has no model: the fallbac
 FORMATS = ["wav", "flac", "ogg", "opus", "mp3", "m4a"]
 
 
-def step(message: str) -> None:
-    print(f"\n==> {message}", flush=True)
-
-
 def ensure_archives(store: Path) -> None:
     missing = [m for m in MODELS if not (store / f"{m}.mar").exists()]
     if missing:
-        step(f"building tiny archives: {', '.join(missing)}")
+        harness.step(f"building tiny archives: {', '.join(missing)}")
         subprocess.run([sys.executable, "-m", "orchestrator.cli", "build", "--tiny", "--only",
                         *missing], cwd=REPO_ROOT, check=True)
 
@@ -82,13 +80,13 @@ def print_tables(messages: list) -> None:
     verdicts = sorted((json.loads(m.value()) for m in messages if not m.topic().endswith(".dlq")),
                       key=lambda v: v["clip_id"])
     letters = [m for m in messages if m.topic().endswith(".dlq")]
-    step(f"{len(verdicts)} verdicts (moderation.verdicts)")
+    harness.step(f"{len(verdicts)} verdicts (moderation.verdicts)")
     print(f"{'clip_id':<10} {'lang':<5} {'format':<6} {'model':<18} {'score':>6} {'label':<5} "
           f"{'latency':>8}")
     for v in verdicts:
         print(f"{v['clip_id']:<10} {v['language']:<5} {v.get('format', ''):<6} {v['model']:<18} "
               f"{v['score']:>6.3f} {v['label']:<5} {v['latency_ms']:>6}ms")
-    step(f"{len(letters)} dead letters (livestream.audio.dlq)")
+    harness.step(f"{len(letters)} dead letters (livestream.audio.dlq)")
     for letter in letters:
         headers = {k: v.decode() for k, v in letter.headers()}
         print(f"offset {headers['vigil-original-offset']:>3}  {headers['vigil-error-reason']:<18} "
@@ -99,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=36, help="good clips to send")
+    parser.add_argument("--history-posts", type=int, default=100_000,
+                        help="size of the generated history the triage is calibrated on")
     args = parser.parse_args(argv)
     store = REPO_ROOT / "archives"
     ensure_archives(store)
@@ -110,12 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     daemon = harness.Daemon(workdir=workdir, env={})
     ok = False
     try:
-        step("starting the Tansu broker")
+        harness.step("starting the Tansu broker")
         broker.start()
         topics.create(broker.bootstrap)
-        step(f"starting TorchServe with {len(MODELS)} tiny archives (about a minute)")
+        harness.step(f"starting TorchServe with {len(MODELS)} tiny archives (about a minute)")
         server.start(models=MODELS)
-        step("starting `vigil run audio`")
+        harness.step("starting `vigil run audio`")
         daemon.env = {"VIGIL_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
                       "VIGIL_TORCHSERVE_URL": server.inference_url,
                       "VIGIL_TORCHSERVE_KEY_FILE": str(server.key_file),
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         daemon.start()
         daemon.wait_ready()
         messages = demo_messages(args.clips)
-        step(f"producing {len(messages)} messages ({args.clips} clips in {len(FORMATS)} formats, "
+        harness.step(f"producing {len(messages)} messages ({args.clips} clips in {len(FORMATS)} formats, "
              f"{len(LANGUAGES)} languages, {len(messages) - args.clips} bad)")
         harness.produce(broker.bootstrap, topics.input, messages)
         wait_until_handled(daemon, len(messages), timeout_s=180)
@@ -133,16 +133,18 @@ def main(argv: list[str] | None = None) -> int:
         print_tables(results)
         print("\n    (tiny random-weight models: scores near 0.5 are expected; labels follow "
               "each language's threshold)")
-        step(f"metrics: http://127.0.0.1:{daemon.metrics_port}/metrics (daemon), "
+        harness.step(f"metrics: http://127.0.0.1:{daemon.metrics_port}/metrics (daemon), "
              f"{server.metrics_url} (TorchServe)")
         for line in daemon.metrics().splitlines():
             if line.startswith(("vigil_verdicts_total", "vigil_dead_letters_total",
                                 "vigil_batch_size_count", "vigil_batch_size_sum")):
                 print("   ", line)
-        step(f"rows in audio_verdicts: {workdir / 'vigil.db'}; logs in {workdir}")
+        harness.step(f"rows in audio_verdicts: {workdir / 'vigil.db'}; logs in {workdir}")
         ok = len(results) == len(messages)
+        policy = demo_triage.calibrate(workdir, args.history_posts)
+        ok = demo_triage.run_daemon(workdir, broker.bootstrap, policy) and ok
     finally:
-        step("stopping the daemon, TorchServe and the broker")
+        harness.step("stopping the daemon, TorchServe and the broker")
         if daemon.process is not None:
             try:
                 print(f"    daemon exited with {daemon.terminate()}")

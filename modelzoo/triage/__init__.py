@@ -1,0 +1,1 @@
+"""Min-view triage: synthetic histories, calibration, and the policy the daemon applies."""

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from handlers.audio_io import ClipDecoder
-from handlers.batch_handler import BatchHandler
+from handlers.batch_handler import BatchHandler, Rows
 from handlers.errors import BadInput
 
 SAMPLE_RATE_HZ = 16_000
@@ -26,22 +26,18 @@ class AudioNsfwHandler(BatchHandler):
         seconds = float(self.settings.get("clip_seconds", CLIP_SECONDS))
         self.decoder = ClipDecoder(sample_rate=rate, clip_samples=int(rate * seconds))
         self.threshold = float(self.settings.get("threshold", 0.5))
-        self.identity = {
-            "model": self.settings.get("model_name", "audio_nsfw"),
-            "model_version": str(self.settings.get("model_version", "1.0")),
-        }
 
-    def example_input(self) -> torch.Tensor:
-        return torch.zeros(self.decoder.clip_samples)
+    def example_input(self) -> Rows:
+        return Rows((torch.zeros(1, self.decoder.clip_samples),))
 
-    def decode(self, body: Any) -> torch.Tensor:
+    def decode(self, body: Any) -> Rows:
         if not isinstance(body, (bytes, bytearray)):
             raise BadInput("send the encoded clip as the raw request body", status=415)
-        return self.decoder.decode(bytes(body))
+        return Rows((self.decoder.decode(bytes(body)).unsqueeze(0),))
 
-    def postprocess(self, outputs: torch.Tensor) -> list[dict[str, Any]]:
+    def postprocess(self, outputs: list[torch.Tensor], infos: list[dict]) -> list[dict[str, Any]]:
         results = []
-        for score in outputs.float().cpu().tolist():
+        for score in torch.cat(outputs).float().cpu().tolist():
             label = "nsfw" if score >= self.threshold else "safe"
             results.append(
                 {"score": score, "label": label, "threshold": self.threshold, **self.identity}

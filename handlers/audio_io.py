@@ -14,7 +14,7 @@ import soundfile
 import torch
 import torchaudio
 
-from handlers.errors import BadInput
+from handlers.errors import BadInput, NoAudioStream
 
 
 def _read_soundfile(payload: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
@@ -27,7 +27,7 @@ def _read_soundfile(payload: bytes, max_seconds: float) -> tuple[np.ndarray, int
 def _read_ffmpeg(payload: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
     with av.open(io.BytesIO(payload), mode="r") as container:
         if not container.streams.audio:
-            raise BadInput("no audio stream in the payload", status=415)
+            raise NoAudioStream("no audio stream in the payload", status=415)
         stream = container.streams.audio[0]
         rate = stream.codec_context.sample_rate or stream.rate
         # Planar float keeps channels apart so the downmix matches the soundfile path.
@@ -59,6 +59,14 @@ class ClipDecoder:
 
         Raises :class:`BadInput` for an empty or undecodable payload.
         """
+        return self._fit(self.samples(payload))
+
+    def samples(self, payload: bytes) -> torch.Tensor:
+        """Decode, downmix and resample at most ``clip_samples``, without padding.
+
+        Raises :class:`NoAudioStream` for a container without audio, :class:`BadInput` for
+        an empty or undecodable payload.
+        """
         if not payload:
             raise BadInput("empty request body")
         max_seconds = self.clip_samples / self.sample_rate
@@ -67,6 +75,8 @@ class ClipDecoder:
         except (soundfile.LibsndfileError, RuntimeError, TypeError):
             try:
                 samples, rate = _read_ffmpeg(payload, max_seconds)
+            except NoAudioStream:
+                raise
             except (av.FFmpegError, ValueError, IndexError, EOFError) as exc:
                 raise BadInput(f"undecodable audio: {exc}", status=415) from exc
         if samples.size == 0:
@@ -74,7 +84,7 @@ class ClipDecoder:
         waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
         if rate != self.sample_rate:
             waveform = self._resampler(rate)(waveform)
-        return self._fit(waveform)
+        return waveform
 
     def _resampler(self, rate: int) -> torchaudio.transforms.Resample:
         # Building the sinc kernel costs more than applying it: keep one per input rate.

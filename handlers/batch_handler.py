@@ -21,12 +21,28 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
+class Rows:
+    """One request decoded: model-input rows (leading dim = rows, maybe 0) and notes."""
+
+    inputs: tuple[torch.Tensor, ...]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return int(self.inputs[0].shape[0])
+
+
+@dataclass
 class PreparedBatch:
-    """The decodable requests stacked into one tensor, and the ones that failed."""
+    """The decoded requests' rows concatenated, and the requests that failed."""
 
     indices: list[int] = field(default_factory=list)
-    inputs: torch.Tensor | None = None
+    decoded: list[Rows] = field(default_factory=list)
     failures: dict[int, BadInput] = field(default_factory=dict)
+
+    def inputs(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        parts = zip(*(rows.inputs for rows in self.decoded))
+        return tuple(torch.cat(part).to(device) for part in parts)
 
 
 def request_body(request: dict[str, Any]) -> Any:
@@ -44,11 +60,17 @@ def pick_device(properties: dict[str, Any]) -> torch.device:
 
 
 class BatchHandler:
-    """Loads a traced model once, then scores whole batches of requests."""
+    """Loads a traced model once, then scores whole batches of requests.
+
+    A request may decode to several rows (a video's frames, an audio track's examples) or
+    none (no audio track): all rows of the batch go through the model together, in chunks
+    of ``max_rows``, and each request gets its own rows' outputs back.
+    """
 
     device: torch.device
     settings: dict[str, Any]
     model: torch.jit.ScriptModule
+    max_rows: int = 64
 
     # -- lifecycle ------------------------------------------------------------------------
     def initialize(self, context: Any) -> None:
@@ -56,6 +78,9 @@ class BatchHandler:
         properties = context.system_properties
         self.device = pick_device(properties)
         self.settings = dict((context.model_yaml_config or {}).get("handler", {}))
+        self.max_rows = int(self.settings.get("max_rows", self.max_rows))
+        self.identity = {"model": self.settings.get("model_name", type(self).__name__),
+                         "model_version": str(self.settings.get("model_version", "1.0"))}
         threads = int(self.settings.get("intra_op_threads", 0))
         if threads > 0:
             # Several workers share the host's cores: without this each grabs all of them.
@@ -75,7 +100,7 @@ class BatchHandler:
             context.set_response_status(error.status, error.message[:200], index)
             outputs[index] = {"error": error.message, "status": error.status}
         if prepared.indices:
-            results = self.postprocess(self.inference(prepared.inputs))
+            results = self.postprocess(self.split(prepared), [r.info for r in prepared.decoded])
             if len(results) != len(prepared.indices):
                 raise RuntimeError(
                     f"model gave {len(results)} results for {len(prepared.indices)} inputs"
@@ -87,40 +112,48 @@ class BatchHandler:
     def preprocess(self, data: list[dict[str, Any]]) -> PreparedBatch:
         """Decode every request; collect the failures instead of raising."""
         prepared = PreparedBatch()
-        decoded = []
         for index, request in enumerate(data):
             try:
-                decoded.append(self.decode(request_body(request)))
+                prepared.decoded.append(self.decode(request_body(request)))
                 prepared.indices.append(index)
             except BadInput as exc:
                 prepared.failures[index] = exc
-        if decoded:
-            prepared.inputs = torch.stack(decoded).to(self.device)
         return prepared
 
-    def inference(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Run the model once over the stacked batch."""
+    def split(self, prepared: PreparedBatch) -> list[torch.Tensor]:
+        """Run every row of the batch through the model; one output tensor per request."""
+        counts = [rows.count for rows in prepared.decoded]
+        if not sum(counts):
+            return [torch.empty(0) for _ in counts]
+        outputs = self.inference(prepared.inputs(self.device))
+        return list(torch.split(outputs, counts))
+
+    def inference(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Run the model over the rows in chunks of ``max_rows``."""
+        total = inputs[0].shape[0]
         with torch.inference_mode():
-            return self.model(inputs)
+            chunks = [self.model(*(part[start:start + self.max_rows] for part in inputs))
+                      for start in range(0, total, self.max_rows)]
+        return torch.cat(chunks)
 
     # -- what a model family supplies -----------------------------------------------------
     def setup(self, model_dir: str) -> None:
         """Read family-specific files from the archive (labels, tokenizer, ...)."""
 
-    def example_input(self) -> torch.Tensor:
-        """One input of the shape ``decode`` returns, for the warm-up."""
+    def example_input(self) -> Rows:
+        """One request's worth of rows, for the warm-up."""
         raise NotImplementedError
 
-    def decode(self, body: Any) -> torch.Tensor:
-        """One request body to one model input; raise :class:`BadInput` when it cannot be."""
+    def decode(self, body: Any) -> Rows:
+        """One request body to its model-input rows; raise :class:`BadInput` when it cannot be."""
         raise NotImplementedError
 
-    def postprocess(self, outputs: torch.Tensor) -> list[Any]:
-        """Model outputs to one JSON-serialisable response per input."""
+    def postprocess(self, outputs: list[torch.Tensor], infos: list[dict[str, Any]]) -> list[Any]:
+        """Each request's output rows (and decode notes) to one JSON-serialisable response."""
         raise NotImplementedError
 
     def warm_up(self, batch_size: int) -> None:
         """Run the largest and smallest batch once so the first request pays no compile cost."""
-        example = self.example_input().to(self.device)
+        example = tuple(part[:1].to(self.device) for part in self.example_input().inputs)
         for size in sorted({1, max(1, batch_size)}):
-            self.inference(example.expand(size, *example.shape))
+            self.inference(tuple(part.expand(size, *part.shape[1:]) for part in example))

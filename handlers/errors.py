@@ -10,3 +10,15 @@ class BadInput(ValueError):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+class NoAudioStream(BadInput):
+    """The container holds no audio track (a silent video): an error for audio models,
+    a missing modality for the VRT audio extractor."""
+
+
+class MediaTooLong(BadInput):
+    """The media runs longer than the archive's configured limit."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=413)

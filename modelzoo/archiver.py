@@ -6,6 +6,8 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -14,7 +16,13 @@ from modelzoo.manifest import ArchiveSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HANDLERS_DIR = REPO_ROOT / "handlers"
-HANDLER_FILES = {"audio_nsfw": HANDLERS_DIR / "audio_handler.py"}
+HANDLER_FILES = {
+    "audio_nsfw": HANDLERS_DIR / "audio_handler.py",
+    "clip_visual": HANDLERS_DIR / "clip_handler.py",
+    "xlmr_text": HANDLERS_DIR / "text_handler.py",
+    "vggish_audio": HANDLERS_DIR / "vggish_handler.py",
+    "vrt_fusion": HANDLERS_DIR / "fusion_handler.py",
+}
 
 
 def tool_path(name: str) -> str:
@@ -40,7 +48,7 @@ def _stage_handler_package(staging: Path) -> Path:
 
 def package(
     spec: ArchiveSpec, serialized: Path, labels: list[str], export_dir: Path,
-    handler_settings: dict | None = None,
+    handler_settings: dict | None = None, extra_files: Sequence[Path] = (),
 ) -> Path:
     """Write model-config.yaml and index_to_name.json beside ``serialized`` and archive them.
 
@@ -61,7 +69,7 @@ def package(
         "--version", spec.version,
         "--serialized-file", str(serialized),
         "--handler", str(HANDLER_FILES[spec.family]),
-        "--extra-files", f"{labels_path},{package_root}",
+        "--extra-files", ",".join(str(p) for p in (labels_path, package_root, *extra_files)),
         "--config-file", str(config_path),
         "--export-path", str(export_dir),
         "--force",
@@ -70,3 +78,9 @@ def package(
     if completed.returncode != 0:
         raise ArchiveError(f"torch-model-archiver failed for {spec.name}: {completed.stderr}")
     return export_dir / f"{spec.name}.mar"
+
+
+def handler_settings(mar: Path) -> dict:
+    """The handler section of a built archive's model-config.yaml (e.g. its embedding size)."""
+    with zipfile.ZipFile(mar) as archive:
+        return dict(yaml.safe_load(archive.read("model-config.yaml")).get("handler", {}))

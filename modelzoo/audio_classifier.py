@@ -69,6 +69,15 @@ class AudioNsfwClassifier(nn.Module):
         logits = self.encoder(input_values=waveforms).logits
         return torch.softmax(logits, dim=-1)[:, self.positive_index]
 
+    def handler_settings(self) -> dict:
+        return {"sample_rate": SAMPLE_RATE_HZ, "clip_seconds": CLIP_SECONDS}
+
+    def example(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(batch, CLIP_SAMPLES, generator=generator)
+
+    def labels(self) -> list[str]:
+        return labels_of(self)
+
 
 def _positive_index(id2label: dict[int, str]) -> int:
     for index, label in id2label.items():

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
-from modelzoo import archiver, audio_classifier, engines
+from modelzoo import archiver, audio_classifier, engines, families
 from modelzoo.manifest import ArchiveSpec
 
 logger = logging.getLogger(__name__)
@@ -46,41 +47,30 @@ def seed_for(name: str) -> int:
     return zlib.crc32(name.encode())
 
 
-def load_model(spec: ArchiveSpec, options: BuildOptions) -> audio_classifier.AudioNsfwClassifier:
-    """The eager model: random weights of ``options.size``, else the spec's checkpoint."""
-    if options.size is not None:
-        return audio_classifier.from_size(options.size, seed=seed_for(spec.name))
-    if not spec.checkpoint:
-        raise ValueError(f"{spec.name} has no checkpoint; build with --tiny for random weights")
-    return audio_classifier.from_checkpoint(spec.checkpoint)
-
-
 def build_one(spec: ArchiveSpec, options: BuildOptions, progress: tqdm) -> BuiltArchive:
     """Trace, verify against eager for each check batch size, then package the archive."""
     progress.set_postfix_str(f"{spec.name}: loading")
-    model = load_model(spec, options).eval()
-    example = torch.randn(2, audio_classifier.CLIP_SAMPLES)
+    model = families.load(spec, options.size, seed_for(spec.name), options.export_dir).eval()
+    return package_model(spec, model, options, progress)
+
+
+def package_model(spec: ArchiveSpec, model: nn.Module, options: BuildOptions,
+                  progress: tqdm) -> BuiltArchive:
+    """Trace ``model`` with the spec's engine, check it against eager, and archive it."""
     progress.set_postfix_str(f"{spec.name}: building the {spec.engine} engine")
-    engine = engines.build(spec.engine, model, example)
+    engine = engines.build(spec.engine, model, model.example(2))
     progress.set_postfix_str(f"{spec.name}: checking against eager")
     generator = torch.Generator().manual_seed(0)
-    checks = [
-        torch.randn(size, audio_classifier.CLIP_SAMPLES, generator=generator)
-        for size in options.check_batch_sizes
-    ]
+    checks = [model.example(size, generator) for size in options.check_batch_sizes]
     difference = engines.check_outputs(model, engine, checks, options.tolerance)
     progress.set_postfix_str(f"{spec.name}: packaging")
-    handler_settings = {
-        "sample_rate": audio_classifier.SAMPLE_RATE_HZ,
-        "clip_seconds": audio_classifier.CLIP_SECONDS,
-    }
+    labels = model.labels() if hasattr(model, "labels") else []
     # Staged outside the model store: TorchServe would load a model directory found there.
     with tempfile.TemporaryDirectory(prefix=f"vigil-{spec.name}-") as staging:
         serialized = engines.save(engine, Path(staging) / "model.pt")
-        path = archiver.package(
-            spec, serialized, audio_classifier.labels_of(model), options.export_dir,
-            handler_settings,
-        )
+        extra = model.extra_files(Path(staging) / "extra") if hasattr(model, "extra_files") else []
+        path = archiver.package(spec, serialized, labels, options.export_dir,
+                                model.handler_settings(), extra)
     return BuiltArchive(spec=spec, path=path, max_difference=difference)
 
 

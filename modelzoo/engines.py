@@ -21,7 +21,15 @@ class EngineMismatch(AssertionError):
     """The serialised engine disagrees with the eager module beyond tolerance."""
 
 
-def trace(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+Inputs = torch.Tensor | tuple[torch.Tensor, ...]
+
+
+def as_args(inputs: Inputs) -> tuple[torch.Tensor, ...]:
+    """A model's positional arguments: one tensor, or a tuple of them (ids and mask)."""
+    return inputs if isinstance(inputs, tuple) else (inputs,)
+
+
+def trace(module: nn.Module, example: Inputs) -> torch.jit.ScriptModule:
     """Trace ``module`` on ``example``; the result accepts other batch sizes too."""
     module.eval()
     with torch.no_grad(), warnings.catch_warnings():
@@ -30,23 +38,23 @@ def trace(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
         warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         # check_trace re-runs the module and compares; check_outputs does that explicitly.
-        traced = torch.jit.trace(module, example, check_trace=False)
+        traced = torch.jit.trace(module, as_args(example), check_trace=False)
         return torch.jit.freeze(traced)
 
 
 def max_abs_difference(
-    eager: nn.Module, engine: nn.Module, inputs: Iterable[torch.Tensor]
+    eager: nn.Module, engine: nn.Module, inputs: Iterable[Inputs]
 ) -> float:
     """Largest absolute output difference between the two modules over ``inputs``."""
     worst = 0.0
     with torch.inference_mode():
         for batch in inputs:
-            worst = max(worst, (eager(batch) - engine(batch)).abs().max().item())
+            worst = max(worst, (eager(*as_args(batch)) - engine(*as_args(batch))).abs().max().item())
     return worst
 
 
 def check_outputs(
-    eager: nn.Module, engine: nn.Module, inputs: Iterable[torch.Tensor],
+    eager: nn.Module, engine: nn.Module, inputs: Iterable[Inputs],
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> float:
     """Return the max difference; raise :class:`EngineMismatch` when it exceeds ``tolerance``."""
@@ -56,7 +64,7 @@ def check_outputs(
     return worst
 
 
-def build(name: str, module: nn.Module, example: torch.Tensor) -> nn.Module:
+def build(name: str, module: nn.Module, example: Inputs) -> nn.Module:
     """The engine called ``name`` (one of :data:`ENGINES`) for ``module``."""
     if name == "torchscript":
         return trace(module, example)

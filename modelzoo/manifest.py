@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from typing import Any
 from pathlib import Path
 
 import yaml
@@ -10,7 +11,7 @@ import yaml
 from modelzoo.engines import ENGINES
 
 DEFAULT_MANIFEST = Path("archives/manifest.yaml")
-FAMILIES = ("audio_nsfw",)
+FAMILIES = ("audio_nsfw", "clip_visual", "xlmr_text", "vggish_audio", "vrt_fusion")
 
 
 class ManifestError(ValueError):
@@ -23,8 +24,9 @@ class ArchiveSpec:
 
     name: str
     family: str
-    language: str
+    language: str = ""
     checkpoint: str | None = None
+    architecture: str | None = None  # e.g. the open_clip model name for clip_visual
     version: str = "1.0"
     engine: str = "torchscript"
     workers: int = 2
@@ -33,6 +35,7 @@ class ArchiveSpec:
     response_timeout_s: int = 120
     threshold: float = 0.5
     intra_op_threads: int = 0  # 0: torch's default (all cores); set when workers share cores
+    options: dict[str, Any] = field(default_factory=dict)  # family-specific handler settings
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -59,6 +62,7 @@ class ArchiveSpec:
                 "threshold": self.threshold,
                 "engine": self.engine,
                 "intra_op_threads": self.intra_op_threads,
+                **self.options,
             },
         }
 

@@ -24,6 +24,9 @@ class Metrics:
         self.inference = Histogram(
             "vigil_inference_seconds", "Model request latency", ["model"],
             buckets=LATENCY_BUCKETS, registry=r)
+        self.media_fetch = Histogram(
+            "vigil_media_fetch_seconds", "Time to fetch a message's media", ["pipeline"],
+            buckets=LATENCY_BUCKETS, registry=r)
         self.end_to_end = Histogram(
             "vigil_end_to_end_seconds", "Result time minus the message's creation time",
             ["pipeline"], buckets=LATENCY_BUCKETS, registry=r)

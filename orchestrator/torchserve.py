@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 
 from orchestrator.config import TorchServeConfig
-from orchestrator.errors import (AuthError, ModelTimeout, ModelUnavailable, TransientError,
-                                 UndecodableMedia)
+from orchestrator.errors import (AuthError, MediaTooLarge, ModelTimeout, ModelUnavailable,
+                                 TransientError, UndecodableMedia)
 
 logger = logging.getLogger(__name__)
 OVERLOADED = (503, 507)
@@ -99,6 +99,8 @@ class TorchServeClient:
             raise ModelUnavailable(f"{model}: HTTP {response.status_code}: {response.text[:200]}")
         if response.status_code == 404:
             raise ModelUnavailable(f"{model}: not served (404)")
+        if response.status_code == 413:  # over the archive's size or duration limit
+            raise MediaTooLarge(f"{model}: {_error_text(response)}")
         if response.status_code >= 400:
             raise UndecodableMedia(f"{model}: HTTP {response.status_code}: {_error_text(response)}")
         try:

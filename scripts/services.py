@@ -179,6 +179,14 @@ class TorchServe:
         except OSError:
             return b""
 
+    def auth(self, which: str = "inference") -> dict[str, str]:
+        """The Authorization header for the ``inference`` or ``management`` API."""
+        return {"Authorization": f"Bearer {read_keys(self.workdir)[which]}"}
+
+    def predict(self, model: str, body: bytes, timeout_s: float = 60) -> httpx.Response:
+        return httpx.post(f"{self.inference_url}/predictions/{model}", content=body,
+                          headers=self.auth(), timeout=timeout_s)
+
     def describe(self, model: str) -> dict:
         """The management API's description of ``model`` (workers, their pids and states)."""
         key = read_keys(self.workdir)["management"]

@@ -6,7 +6,6 @@ a verdict (row upserted and event acknowledged) or a dead letter with its reason
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
@@ -17,9 +16,8 @@ from orchestrator.errors import InvalidField, MissingField, UnknownLanguage, Vig
 from orchestrator.media import MediaFetcher
 from orchestrator.pipelines.base import (Pipeline, Runtime, model_client, parse_json_object,
                                          parse_time)
-from orchestrator.sinks import encode_event
 from orchestrator.source import Envelope
-from orchestrator.stores import iso_utc, upsert
+from orchestrator.stores import iso_utc
 from orchestrator.torchserve import TorchServeClient
 
 REQUIRED_FIELDS = ("clip_id", "stream_id", "language")
@@ -83,16 +81,11 @@ class AudioPipeline(Pipeline[ClipRequest]):
         return parse(envelope, self.config.routing)
 
     async def process_batch(self, items: list[ClipRequest]) -> None:
-        outcomes = await asyncio.gather(*(self._score(r) for r in items),
-                                        return_exceptions=True)
-        verdicts = []
-        for request, outcome in zip(items, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                await self.spawn(self.dead_letter(request.envelope, outcome), "dead_letter")
-            else:
-                verdicts.append((request, outcome))
-        if verdicts:
-            await self.spawn(self._write_verdicts(verdicts), "verdicts")
+        scored = await self.score_each(items, self._score)
+        if scored:
+            rows = {"audio_verdicts": [verdict for _, verdict in scored]}
+            await self.spawn(self.write_results(scored, rows, self._account, "verdicts"),
+                             "verdicts")
 
     async def _score(self, request: ClipRequest) -> dict[str, Any]:
         message = request.message
@@ -100,16 +93,13 @@ class AudioPipeline(Pipeline[ClipRequest]):
             body = self.fetcher.decode_inline(message["audio_b64"])
         else:
             body = await self.fetcher.fetch(message["audio_url"])
-        started = time.monotonic()
-        result = await self.client.predict(request.model, body)
-        self.metrics.inference.labels(request.model).observe(time.monotonic() - started)
+        result = await self.predict(self.client, request.model, body)
         try:
-            score = float(result["score"])
             return {
                 **{k: v for k, v in message.items() if k != "audio_b64"},
                 "model": result.get("model", request.model),
                 "model_version": str(result.get("model_version", "")),
-                "score": score,
+                "score": float(result["score"]),
                 "label": result["label"],
                 "threshold": float(result["threshold"]),
                 "latency_ms": round((time.monotonic() - request.received_at) * 1000),
@@ -118,23 +108,6 @@ class AudioPipeline(Pipeline[ClipRequest]):
         except (KeyError, TypeError, ValueError) as exc:
             raise VigilError(f"unexpected model response {str(result)[:200]}") from exc
 
-    async def _write_verdicts(self, verdicts: list[tuple[ClipRequest, dict[str, Any]]]) -> None:
-        """Upsert the rows and produce the events; then, and only then, finish the offsets."""
-        try:
-            await self.with_retries(upsert, self.runtime.store, "audio_verdicts",
-                                   [v for _, v in verdicts])
-            await asyncio.gather(*(
-                self.with_retries(self.runtime.producer.produce, self.config.kafka.output_topic,
-                                   encode_event(verdict), request.envelope.key)
-                for request, verdict in verdicts
-            ))
-        except Exception as error:  # noqa: BLE001 - any failure dead-letters, never drops
-            self.metrics.side_effect_errors.labels("verdicts").inc()
-            for request, _ in verdicts:
-                await self.dead_letter(request.envelope, error)
-            return
-        now = time.time()
-        for request, verdict in verdicts:
-            self.metrics.verdicts.labels(self.name, verdict["label"]).inc()
-            self.metrics.end_to_end.labels(self.name).observe(max(0.0, now - request.created_at))
-            self.finish(request.envelope)
+    def _account(self, request: ClipRequest, verdict: dict[str, Any]) -> None:
+        self.metrics.verdicts.labels(self.name, verdict["label"]).inc()
+        self.metrics.end_to_end.labels(self.name).observe(max(0.0, time.time() - request.created_at))

@@ -25,9 +25,9 @@ from orchestrator.config import AppConfig
 from orchestrator.errors import BadMessage, InvalidField, InvalidJson
 from orchestrator.metrics import Metrics
 from orchestrator.offsets import OffsetTracker
-from orchestrator.sinks import DeadLetterSink, KafkaSink, SourceRecord
+from orchestrator.sinks import DeadLetterSink, KafkaSink, SourceRecord, encode_event
 from orchestrator.source import Envelope
-from orchestrator.stores import Store
+from orchestrator.stores import Store, upsert
 from orchestrator.torchserve import TorchServeClient
 
 logger = logging.getLogger(__name__)
@@ -138,6 +138,50 @@ class Pipeline(ABC, Generic[T]):
             logger.exception("batch of %d failed", len(items))
             for item in items:
                 await self.spawn(self.dead_letter(item.envelope, error), "dead_letter")
+
+    async def score_each(self, items: list[T],
+                         score: Callable[[T], Awaitable[dict[str, Any]]]
+                         ) -> list[tuple[T, dict[str, Any]]]:
+        """Fan out: score every item concurrently; failures go to the dead-letter topic."""
+        outcomes = await asyncio.gather(*(score(item) for item in items), return_exceptions=True)
+        scored = []
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                await self.spawn(self.dead_letter(item.envelope, outcome), "dead_letter")
+            else:
+                scored.append((item, outcome))
+        return scored
+
+    async def write_results(self, scored: list[tuple[T, dict[str, Any]]],
+                            rows: dict[str, list[dict[str, Any]]],
+                            account: Callable[[T, dict[str, Any]], None], kind: str) -> None:
+        """Upsert ``rows`` per table and produce each result; then, and only then, finish.
+
+        Any failure after retries dead-letters the items: a result is never dropped.
+        """
+        try:
+            for table, table_rows in rows.items():
+                await self.with_retries(upsert, self.runtime.store, table, table_rows)
+            await asyncio.gather(*(
+                self.with_retries(self.runtime.producer.produce, self.config.kafka.output_topic,
+                                  encode_event(result), item.envelope.key)
+                for item, result in scored))
+        except Exception as error:  # noqa: BLE001 - any failure dead-letters, never drops
+            self.metrics.side_effect_errors.labels(kind).inc()
+            for item, _ in scored:
+                await self.dead_letter(item.envelope, error)
+            return
+        for item, result in scored:
+            account(item, result)
+            self.finish(item.envelope)
+
+    async def predict(self, client: TorchServeClient, model: str, body: bytes) -> dict[str, Any]:
+        """One model request, timed into ``vigil_inference_seconds{model}``."""
+        started = time.monotonic()
+        try:
+            return await client.predict(model, body)
+        finally:
+            self.metrics.inference.labels(model).observe(time.monotonic() - started)
 
     async def spawn(self, coroutine: Awaitable[Any], kind: str) -> None:
         """A fire-and-forget side effect, tracked and drained on shutdown."""

@@ -15,7 +15,7 @@ import pytest
 
 from modelzoo.archiver import tool_path
 from scripts import clips
-from scripts.services import FRONTEND_MARKER, REPO_ROOT, WORKER_MARKER, TorchServe, read_keys
+from scripts.services import FRONTEND_MARKER, REPO_ROOT, WORKER_MARKER, TorchServe
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ MODEL = "audio_nsfw_hi"
 
 
 def _auth(server: TorchServe, which: str = "inference") -> dict[str, str]:
-    return {"Authorization": f"Bearer {read_keys(server.workdir)[which]}"}
+    return server.auth(which)
 
 
 def _predict(server: TorchServe, body: bytes, model: str = MODEL) -> httpx.Response:

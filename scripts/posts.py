@@ -1,0 +1,83 @@
+"""Generated posts for the VRT tests, demo and benchmarks: videos with and without an
+audio track, images, text-only posts, and the bad media the pipeline must dead-letter."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import av
+import numpy as np
+
+WIDTH, HEIGHT = 64, 48
+
+
+def _frame(index: int, seed: int) -> np.ndarray:
+    """A moving gradient, different per seed and frame."""
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+    red = (x * 4 + index * 9 + seed * 31) % 256
+    green = (y * 5 + index * 3 + seed * 17) % 256
+    blue = ((x + y) * 2 + seed * 53) % 256
+    return np.stack([red, green, blue], axis=-1).astype(np.uint8)
+
+
+def video(seconds: float, *, fps: int = 4, audio: bool = True, seed: int = 0) -> bytes:
+    """An MP4 (MPEG-4 Part 2 video, AAC audio) of ``seconds``; silent track-less if not ``audio``."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        sound = container.add_stream("aac", rate=16_000) if audio else None
+        for index in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(_frame(index, seed), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        if sound is not None:
+            rate, samples = 16_000, int(seconds * 16_000)
+            t = np.arange(samples) / rate
+            tone = (0.3 * np.sin(2 * math.pi * (220 + 40 * seed) * t)).astype(np.float32)
+            chunk = 1024
+            for start in range(0, samples, chunk):
+                frame = av.AudioFrame.from_ndarray(tone[None, start:start + chunk], format="fltp",
+                                                   layout="mono")
+                frame.sample_rate = rate
+                for packet in sound.encode(frame):
+                    container.mux(packet)
+            for packet in sound.encode():
+                container.mux(packet)
+    return buffer.getvalue()
+
+
+def long_video(seconds: int) -> bytes:
+    """A few frames spread over ``seconds``: a small file with a long running time."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=1)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for moment in (0, seconds // 2, seconds):
+            frame = av.VideoFrame.from_ndarray(_frame(moment, 0), format="rgb24")
+            frame.pts = moment
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+def image(seed: int = 0) -> bytes:
+    """A PNG still."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="image2pipe") as container:
+        stream = container.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "rgb24"
+        for packet in stream.encode(av.VideoFrame.from_ndarray(_frame(0, seed), format="rgb24")):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+CAPTIONS = ("dance challenge at night", "नमस्ते दोस्तों", "funny cat video", "match highlights",
+            "வணக்கம் music", "cooking show", "")

@@ -1,0 +1,166 @@
+"""VRT against a real TorchServe (the tiny extractor and fusion archives), a real broker and
+real databases: the extractors as embedding services, and `vigil run vrt` end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pytest
+import torch
+
+from handlers.clip_handler import mean_embedding
+from handlers.visual_io import FramePreparer
+from modelzoo import archiver, families
+from modelzoo.build import seed_for
+from scripts import harness, posts
+
+pytestmark = pytest.mark.integration
+
+
+def predict(server, model: str, body: bytes) -> httpx.Response:
+    return server.predict(model, body)
+
+
+def test_a_video_of_n_seconds_gives_n_frames_and_their_mean_embedding(torchserve, manifest,
+                                                                      model_store):
+    body = posts.video(6, fps=5, seed=3)
+    answer = predict(torchserve, "clip_visual", body).json()
+    assert answer["frames"] == 6 and answer["kind"] == "video"
+
+    spec = next(s for s in manifest if s.name == "clip_visual")
+    settings = archiver.handler_settings(model_store / "clip_visual.mar")
+    frames, _ = FramePreparer(image_size=settings["image_size"], mean=settings["mean"],
+                              std=settings["std"])(body)
+    eager = families.load(spec, "tiny", seed_for(spec.name), model_store).eval()
+    with torch.inference_mode():
+        direct = mean_embedding(eager(frames))
+    served = torch.tensor(answer["embedding"])
+    assert len(answer["embedding"]) == answer["embedding_dim"] == settings["embedding_dim"]
+    assert torch.allclose(served, direct, atol=1e-4)
+    assert abs(served.norm().item() - 1) < 1e-4
+
+
+def test_each_extractor_embeds_what_it_is_given(torchserve, model_store):
+    image = predict(torchserve, "clip_visual", posts.image(1)).json()
+    assert (image["frames"], image["kind"]) == (1, "image")
+    text = predict(torchserve, "xlmr_text", json.dumps({"text": "नमस्ते video"}).encode()).json()
+    dims = archiver.handler_settings(model_store / "vrt_fusion.mar")["dims"]
+    assert len(text["embedding"]) == dims["text"]
+    audio = predict(torchserve, "vggish_audio", posts.video(3, seed=2)).json()
+    assert len(audio["embedding"]) == dims["audio"] and audio["examples"] == 3
+    silent = predict(torchserve, "vggish_audio", posts.video(2, audio=False)).json()
+    assert silent["embedding"] is None and silent["reason"] == "no audio track"
+
+
+def test_bad_media_and_missing_modalities_at_the_archives(torchserve, model_store):
+    assert predict(torchserve, "clip_visual", b"not a video" * 50).status_code == 415
+    too_long = predict(torchserve, "clip_visual", posts.long_video(7200))
+    assert too_long.status_code == 413 and "7201 s" in too_long.text
+    assert predict(torchserve, "xlmr_text", b"   ").status_code == 400
+    fused = predict(torchserve, "vrt_fusion", json.dumps({"visual": None, "text": None,
+                                                          "audio": None}).encode()).json()
+    assert math.isclose(sum(fused["categories"].values()), 1, abs_tol=1e-5)
+    assert fused["score"] == pytest.approx(1 - fused["categories"]["safe"])
+    wrong = predict(torchserve, "vrt_fusion", json.dumps({"visual": [0.1, 0.2]}).encode())
+    assert wrong.status_code == 400 and "expected" in wrong.text
+
+
+def make_posts(media_dir) -> tuple[list[dict], list[dict]]:
+    """50 good posts of four kinds, and the bad ones with the reason each must get."""
+    good = []
+    for index in range(50):
+        kind = index % 4
+        post = {"post_id": f"post-{index}", "user_id": f"user-{index % 9}",
+                "created_at": "2026-11-28T10:00:00Z", "language": "hi"}
+        if kind == 0:
+            path = media_dir / f"v{index}.mp4"
+            path.write_bytes(posts.video(2 + index % 3, seed=index))
+            post |= {"video_url": f"file://{path}", "text": posts.CAPTIONS[index % 6]}
+        elif kind == 1:
+            path = media_dir / f"i{index}.png"
+            path.write_bytes(posts.image(index))
+            post |= {"image_url": f"file://{path}"}
+        elif kind == 2:
+            post |= {"text": f"text only post {index} " + posts.CAPTIONS[index % 6]}
+        else:
+            path = media_dir / f"s{index}.mp4"
+            path.write_bytes(posts.video(2, audio=False, seed=index))
+            post |= {"video_url": f"file://{path}", "text": "silent video"}
+        good.append(post)
+    (media_dir / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"junk" * 200)
+    (media_dir / "empty.mp4").write_bytes(b"")
+    (media_dir / "long.mp4").write_bytes(posts.long_video(7200))
+    bad = [
+        {"post_id": "bad-corrupt", "video_url": f"file://{media_dir / 'corrupt.mp4'}",
+         "reason": "undecodable_media"},
+        {"post_id": "bad-empty", "video_url": f"file://{media_dir / 'empty.mp4'}",
+         "reason": "invalid_field"},
+        {"post_id": "bad-long", "video_url": f"file://{media_dir / 'long.mp4'}",
+         "reason": "media_too_large"},
+        {"post_id": "bad-host", "image_url": "https://elsewhere.example.org/x.png",
+         "reason": "media_not_allowed"},
+        {"post_id": "bad-nothing", "reason": "missing_field"},
+    ]
+    for post in bad:
+        post |= {"user_id": "user-x", "created_at": "2026-11-28T10:00:00Z"}
+    return good, bad
+
+
+def test_fifty_posts_end_to_end(tmp_path, tansu, torchserve, database_url, request):
+    prefix = f"v{abs(hash(request.node.nodeid)) % 10**8}"
+    topics = harness.Topics(input=f"{prefix}.created", output=f"{prefix}.scored")
+    topics.create(tansu.bootstrap)
+    media_dir = tmp_path / "media"
+    media_dir.mkdir()
+    good, bad = make_posts(media_dir)
+    daemon = harness.Daemon(workdir=tmp_path, pipeline="vrt", env={
+        "VIGIL_KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap,
+        "VIGIL_KAFKA_GROUP_ID": f"{prefix}-group",
+        "VIGIL_KAFKA_INPUT_TOPIC": topics.input, "VIGIL_KAFKA_OUTPUT_TOPIC": topics.output,
+        "VIGIL_TORCHSERVE_URL": torchserve.inference_url,
+        "VIGIL_TORCHSERVE_KEY_FILE": str(torchserve.key_file),
+        "VIGIL_MEDIA_ALLOWED_SCHEMES": "https,file", "VIGIL_MEDIA_ALLOWED_DIRS": str(media_dir),
+        "DATABASE_URL": database_url})
+    values = [(p["post_id"].encode(), json.dumps({k: v for k, v in p.items() if k != "reason"})
+               .encode()) for p in good + bad]
+    harness.produce(tansu.bootstrap, topics.input, values)
+    try:
+        daemon.start()
+        daemon.wait_ready()
+        deadline = time.monotonic() + 240
+        while harness.handled(daemon.metrics()) < len(values):
+            assert time.monotonic() < deadline, daemon.log()
+            time.sleep(1)
+        metrics = daemon.metrics()
+        assert daemon.terminate() == 0
+    finally:
+        daemon.kill()
+
+    rows = harness.query(database_url, "SELECT post_id, score, categories, top_category "
+                         "FROM post_scores")
+    assert sorted(r[0] for r in rows) == sorted(p["post_id"] for p in good)
+    for _, score, categories, top in rows:
+        probabilities = json.loads(categories)
+        assert len(probabilities) == 7 and math.isclose(sum(probabilities.values()), 1,
+                                                        abs_tol=1e-4)
+        assert 0 <= score <= 1 and score == pytest.approx(1 - probabilities["safe"], abs=1e-6)
+        assert top == max(probabilities, key=probabilities.get)
+    stored_posts = harness.query(database_url, "SELECT COUNT(*) FROM posts")[0][0]
+    assert stored_posts == len(good)  # the triage's user history grows from here
+
+    events = {json.loads(m.value())["post_id"]: json.loads(m.value())
+              for m in harness.read_topic(tansu.bootstrap, topics.output, expect=len(good))}
+    assert set(events) == {p["post_id"] for p in good}
+    assert events["post-0"]["modalities"] == ["audio", "text", "visual"]
+    assert events["post-1"]["modalities"] == ["visual"]
+    assert events["post-2"]["modalities"] == ["text"]
+    assert events["post-3"]["modalities"] == ["text", "visual"]  # no audio track
+
+    letters = harness.read_topic(tansu.bootstrap, topics.dlq, expect=len(bad))
+    reasons = {m.key().decode(): dict(m.headers())["vigil-error-reason"].decode()
+               for m in letters}
+    assert reasons == {p["post_id"]: p["reason"] for p in bad}
+    # created_at is hours in the past: every post misses the 10-minute SLA and says so.
+    assert harness.metric_value(metrics, "vigil_vrt_sla_missed_total") == len(good)

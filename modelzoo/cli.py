@@ -24,3 +24,39 @@ def build(args: argparse.Namespace) -> int:
     for built in build_all(specs, options):
         print(f"{built.path}  (traced vs eager max |diff| {built.max_difference:.1e})")
     return 0
+
+
+def train_vrt(args: argparse.Namespace) -> int:
+    """Train the fusion head on an embeddings table and export it into the fusion archive."""
+    import dataclasses
+
+    from tqdm import tqdm
+
+    from modelzoo import families, vrt_training
+    from modelzoo.build import package_model
+
+    specs = {spec.family: spec for spec in load_manifest(Path(args.manifest))}
+    spec = specs["vrt_fusion"]
+    store = Path(args.export_dir)
+    try:
+        dims = families.extractor_dims(spec, store)
+    except FileNotFoundError as exc:
+        raise SystemExit(f"vigil train vrt: {exc}; run `vigil build` first") from exc
+    if args.generate:
+        table = vrt_training.generate_embeddings(args.generate, dims, seed=args.seed)
+    else:
+        table = vrt_training.read_table(Path(args.table))
+        if vrt_training.table_dims(table) != dims:
+            raise SystemExit(f"vigil train vrt: table embeddings {vrt_training.table_dims(table)}"
+                             f" do not match the extractor archives {dims}")
+    options = vrt_training.TrainingOptions(epochs=args.epochs, seed=args.seed)
+    head, report = vrt_training.train(table, dims, options)
+    for path in vrt_training.write_outputs(head, report, Path(args.out)):
+        print(f"wrote {path}")
+    trained = dataclasses.replace(spec, checkpoint=str(Path(args.out) / "fusion.pt"))
+    with tqdm(total=1, desc="exporting the head", unit="archive") as progress:
+        built = package_model(trained, head, BuildOptions(export_dir=store), progress)
+        progress.update()
+    print(f"{built.path}  (traced vs eager max |diff| {built.max_difference:.1e})")
+    print(vrt_training.summary_markdown(report))
+    return 0

@@ -37,6 +37,45 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(entry="modelzoo.cli:build")
 
 
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train", help="train a model from precomputed data",
+        description="Train a head on precomputed inputs and export it into its archive.")
+    models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
+    vrt = models.add_parser(
+        "vrt", help="the VRT fusion head, from an embeddings table",
+        description="Train the 7-class fusion head on embeddings (Parquet or CSV: post_id, "
+        "label, visual, text, audio; an absent modality is null) with class weights and a "
+        "validation split; write fusion.pt, a report with per-class precision/recall and a "
+        "confusion matrix; export the traced head into the vrt_fusion archive. Embedding "
+        "sizes are read from the built extractor archives.")
+    source = vrt.add_mutually_exclusive_group(required=True)
+    source.add_argument("--table", help="embeddings table from `vigil embed`")
+    source.add_argument("--generate", type=int, metavar="N",
+                        help="train on N generated posts with a learnable signal instead")
+    vrt.add_argument("--manifest", default=DEFAULT_MANIFEST, help="archive manifest (YAML)")
+    vrt.add_argument("--export-dir", default=DEFAULT_EXPORT_DIR,
+                     help="model store holding the extractor archives; the head goes here")
+    vrt.add_argument("--out", default="models/vrt", help="folder for fusion.pt and the report")
+    vrt.add_argument("--epochs", type=int, default=40)
+    vrt.add_argument("--seed", type=int, default=0)
+    vrt.set_defaults(entry="modelzoo.cli:train_vrt")
+
+
+def _add_embed(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "embed", help="embed a folder of posts through the extractor archives",
+        description="Read POSTS/posts.jsonl (one JSON per line: post_id, label, and video, "
+        "image and/or text; media paths relative to POSTS), embed each post through the "
+        "running extractor archives exactly as `vigil run vrt` does, and write a table for "
+        "`vigil train vrt`. TorchServe settings come from --config and VIGIL_TORCHSERVE_*.")
+    parser.add_argument("--posts", required=True, help="folder with posts.jsonl and media")
+    parser.add_argument("--out", default="data/embeddings.parquet", help=".parquet or .csv")
+    parser.add_argument("--config", metavar="FILE", help="YAML config file")
+    parser.add_argument("--concurrency", type=int, default=8, help="posts embedded at once")
+    parser.set_defaults(entry="orchestrator.embed:main")
+
+
 def _options_epilog(pipeline: str) -> str:
     from orchestrator.config import options
 
@@ -128,6 +167,8 @@ def make_parser() -> argparse.ArgumentParser:
     _add_build(commands)
     _add_run(commands)
     _add_minview(commands)
+    _add_train(commands)
+    _add_embed(commands)
     return parser
 
 

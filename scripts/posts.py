@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 
 import av
 import numpy as np
@@ -81,3 +82,51 @@ def image(seed: int = 0) -> bytes:
 
 CAPTIONS = ("dance challenge at night", "नमस्ते दोस्तों", "funny cat video", "match highlights",
             "வணக்கம் music", "cooking show", "")
+
+
+def good_posts(count: int, media_dir: Path, created_at: str = "2026-11-28T10:00:00Z"
+               ) -> list[dict]:
+    """``count`` posts.created messages of four kinds, their media written to ``media_dir``:
+    video with audio and a caption, image, text only, video without an audio track."""
+    good = []
+    for index in range(count):
+        kind = index % 4
+        post = {"post_id": f"post-{index}", "user_id": f"user-{index % 9}",
+                "created_at": created_at, "language": "hi"}
+        if kind == 0:
+            path = media_dir / f"v{index}.mp4"
+            path.write_bytes(video(2 + index % 3, seed=index))
+            post |= {"video_url": f"file://{path}", "text": CAPTIONS[index % 6]}
+        elif kind == 1:
+            path = media_dir / f"i{index}.png"
+            path.write_bytes(image(index))
+            post |= {"image_url": f"file://{path}"}
+        elif kind == 2:
+            post |= {"text": f"text only post {index} " + CAPTIONS[index % 6]}
+        else:
+            path = media_dir / f"s{index}.mp4"
+            path.write_bytes(video(2, audio=False, seed=index))
+            post |= {"video_url": f"file://{path}", "text": "silent video"}
+        good.append(post)
+    return good
+
+
+def bad_posts(media_dir: Path) -> list[dict]:
+    """Posts the VRT daemon must dead-letter, each with the ``reason`` it must give."""
+    (media_dir / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"junk" * 200)
+    (media_dir / "empty.mp4").write_bytes(b"")
+    (media_dir / "long.mp4").write_bytes(long_video(7200))
+    bad = [
+        {"post_id": "bad-corrupt", "video_url": f"file://{media_dir / 'corrupt.mp4'}",
+         "reason": "undecodable_media"},
+        {"post_id": "bad-empty", "video_url": f"file://{media_dir / 'empty.mp4'}",
+         "reason": "invalid_field"},
+        {"post_id": "bad-long", "video_url": f"file://{media_dir / 'long.mp4'}",
+         "reason": "media_too_large"},
+        {"post_id": "bad-host", "image_url": "https://elsewhere.example.org/x.png",
+         "reason": "media_not_allowed"},
+        {"post_id": "bad-nothing", "reason": "missing_field"},
+    ]
+    for post in bad:
+        post |= {"user_id": "user-x", "created_at": "2026-11-28T10:00:00Z"}
+    return bad

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -14,6 +17,8 @@ from handlers.clip_handler import mean_embedding
 from handlers.visual_io import FramePreparer
 from modelzoo import archiver, families
 from modelzoo.build import seed_for
+from modelzoo.embeddings_table import read_table
+from modelzoo.vrt_training import table_dims
 from scripts import harness, posts
 
 pytestmark = pytest.mark.integration
@@ -67,54 +72,13 @@ def test_bad_media_and_missing_modalities_at_the_archives(torchserve, model_stor
     assert wrong.status_code == 400 and "expected" in wrong.text
 
 
-def make_posts(media_dir) -> tuple[list[dict], list[dict]]:
-    """50 good posts of four kinds, and the bad ones with the reason each must get."""
-    good = []
-    for index in range(50):
-        kind = index % 4
-        post = {"post_id": f"post-{index}", "user_id": f"user-{index % 9}",
-                "created_at": "2026-11-28T10:00:00Z", "language": "hi"}
-        if kind == 0:
-            path = media_dir / f"v{index}.mp4"
-            path.write_bytes(posts.video(2 + index % 3, seed=index))
-            post |= {"video_url": f"file://{path}", "text": posts.CAPTIONS[index % 6]}
-        elif kind == 1:
-            path = media_dir / f"i{index}.png"
-            path.write_bytes(posts.image(index))
-            post |= {"image_url": f"file://{path}"}
-        elif kind == 2:
-            post |= {"text": f"text only post {index} " + posts.CAPTIONS[index % 6]}
-        else:
-            path = media_dir / f"s{index}.mp4"
-            path.write_bytes(posts.video(2, audio=False, seed=index))
-            post |= {"video_url": f"file://{path}", "text": "silent video"}
-        good.append(post)
-    (media_dir / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"junk" * 200)
-    (media_dir / "empty.mp4").write_bytes(b"")
-    (media_dir / "long.mp4").write_bytes(posts.long_video(7200))
-    bad = [
-        {"post_id": "bad-corrupt", "video_url": f"file://{media_dir / 'corrupt.mp4'}",
-         "reason": "undecodable_media"},
-        {"post_id": "bad-empty", "video_url": f"file://{media_dir / 'empty.mp4'}",
-         "reason": "invalid_field"},
-        {"post_id": "bad-long", "video_url": f"file://{media_dir / 'long.mp4'}",
-         "reason": "media_too_large"},
-        {"post_id": "bad-host", "image_url": "https://elsewhere.example.org/x.png",
-         "reason": "media_not_allowed"},
-        {"post_id": "bad-nothing", "reason": "missing_field"},
-    ]
-    for post in bad:
-        post |= {"user_id": "user-x", "created_at": "2026-11-28T10:00:00Z"}
-    return good, bad
-
-
 def test_fifty_posts_end_to_end(tmp_path, tansu, torchserve, database_url, request):
     prefix = f"v{abs(hash(request.node.nodeid)) % 10**8}"
     topics = harness.Topics(input=f"{prefix}.created", output=f"{prefix}.scored")
     topics.create(tansu.bootstrap)
     media_dir = tmp_path / "media"
     media_dir.mkdir()
-    good, bad = make_posts(media_dir)
+    good, bad = posts.good_posts(50, media_dir), posts.bad_posts(media_dir)
     daemon = harness.Daemon(workdir=tmp_path, pipeline="vrt", env={
         "VIGIL_KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap,
         "VIGIL_KAFKA_GROUP_ID": f"{prefix}-group",
@@ -164,3 +128,29 @@ def test_fifty_posts_end_to_end(tmp_path, tansu, torchserve, database_url, reque
     assert reasons == {p["post_id"]: p["reason"] for p in bad}
     # created_at is hours in the past: every post misses the 10-minute SLA and says so.
     assert harness.metric_value(metrics, "vigil_vrt_sla_missed_total") == len(good)
+
+
+def test_vigil_embed_builds_a_training_table_through_the_archives(tmp_path, torchserve,
+                                                                  model_store):
+    folder = tmp_path / "posts"
+    folder.mkdir()
+    (folder / "a.mp4").write_bytes(posts.video(2, seed=1))
+    (folder / "b.png").write_bytes(posts.image(2))
+    (folder / "c.mp4").write_bytes(posts.video(2, audio=False))
+    lines = [{"post_id": "a", "label": "violence", "video": "a.mp4", "text": "fight"},
+             {"post_id": "b", "label": "safe", "image": "b.png"},
+             {"post_id": "c", "label": "safe", "video": "c.mp4"},
+             {"post_id": "d", "label": "hate", "text": "words"}]
+    (folder / "posts.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    out = tmp_path / "embeddings.parquet"
+    env = {**os.environ, "VIGIL_TORCHSERVE_URL": torchserve.inference_url,
+           "VIGIL_TORCHSERVE_KEY_FILE": str(torchserve.key_file)}
+    subprocess.run([sys.executable, "-m", "orchestrator.cli", "embed", "--posts", str(folder),
+                    "--out", str(out)], env=env, check=True, capture_output=True)
+    table = read_table(out).set_index("post_id")
+    dims = archiver.handler_settings(model_store / "vrt_fusion.mar")["dims"]
+    assert table_dims(table) == dims
+    present = {p: [m for m in ("visual", "text", "audio") if table.loc[p, m] is not None]
+               for p in table.index}
+    assert present == {"a": ["visual", "text", "audio"], "b": ["visual"], "c": ["visual"],
+                       "d": ["text"]}

@@ -3,7 +3,8 @@
 Livestream audio: builds the tiny archives if they are missing, starts the broker,
 TorchServe and ``vigil run audio`` on 127.0.0.1, sends generated clips in several formats
 and languages plus a few bad messages, and prints the verdicts and dead letters as tables.
-Min-view triage: calibrates on a generated history, prints the report, and runs
+VRT: generated posts (videos, images, text) through ``vigil run vrt``, scores and dead
+letters as tables. Min-view triage: calibrates on a generated history, prints the report, and runs
 ``vigil run minview`` over a small known world. Then it stops everything.
 
     python -m scripts.demo [--clips 36] [--history-posts 100000]
@@ -22,11 +23,11 @@ from pathlib import Path
 
 import httpx
 
-from scripts import clips, demo_triage, harness
+from scripts import clips, demo_triage, demo_vrt, harness
 from scripts.services import REPO_ROOT, Tansu, TorchServe, free_port
 
 MODELS = ["audio_nsfw_hi", "audio_nsfw_ta", "audio_nsfw_te", "audio_nsfw_bn", "audio_nsfw_mr",
-          "audio_nsfw_multi"]
+          "audio_nsfw_multi", *demo_vrt.MODELS]
 LANGUAGES = ["hi", "ta", "te", "bn", "mr", "sw"]  # sw has no model: the fallback scores it
 FORMATS = ["wav", "flac", "ogg", "opus", "mp3", "m4a"]
 
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         harness.step("starting the Tansu broker")
         broker.start()
         topics.create(broker.bootstrap)
-        harness.step(f"starting TorchServe with {len(MODELS)} tiny archives (about a minute)")
+        harness.step(f"starting TorchServe with {len(MODELS)} tiny archives (a minute or two)")
         server.start(models=MODELS)
         harness.step("starting `vigil run audio`")
         daemon.env = {"VIGIL_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("   ", line)
         harness.step(f"rows in audio_verdicts: {workdir / 'vigil.db'}; logs in {workdir}")
         ok = len(results) == len(messages)
+        ok = demo_vrt.run(workdir, broker.bootstrap, server) and ok
         policy = demo_triage.calibrate(workdir, args.history_posts)
         ok = demo_triage.run_daemon(workdir, broker.bootstrap, policy) and ok
     finally:

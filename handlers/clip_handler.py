@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from handlers.batch_handler import BatchHandler, Rows
+from handlers.enhance import FrameEnhancer
 from handlers.errors import BadInput
 from handlers.visual_io import FramePreparer
 
@@ -27,7 +28,8 @@ class ClipVisualHandler(BatchHandler):
             image_size=int(self.settings["image_size"]), mean=self.settings["mean"],
             std=self.settings["std"],
             frames_per_second=float(self.settings.get("frames_per_second", 1.0)),
-            max_seconds=float(self.settings.get("max_video_s", 900)))
+            max_seconds=float(self.settings.get("max_video_s", 900)),
+            enhancer=FrameEnhancer.from_settings(self.settings.get("enhance")))
 
     def example_input(self) -> Rows:
         size = self.frames.image_size

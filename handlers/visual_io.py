@@ -10,6 +10,7 @@ import torch
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as F
 
+from handlers.enhance import FrameEnhancer
 from handlers.errors import BadInput, MediaTooLong
 
 
@@ -62,8 +63,10 @@ class FramePreparer:
     """Bytes of an image or a video -> normalised frames ``(F, 3, S, S)``, and what it was."""
 
     def __init__(self, *, image_size: int, mean: list[float], std: list[float],
-                 frames_per_second: float = 1.0, max_seconds: float = 900.0) -> None:
+                 frames_per_second: float = 1.0, max_seconds: float = 900.0,
+                 enhancer: FrameEnhancer | None = None) -> None:
         self.image_size = image_size
+        self.enhancer = enhancer
         self.mean, self.std = mean, std
         self.frames_per_second = frames_per_second
         self.max_seconds = max_seconds
@@ -83,4 +86,6 @@ class FramePreparer:
         """uint8 ``(F, 3, H, W)`` -> float ``(F, 3, S, S)``, resized, cropped, normalised."""
         images = F.resize(frames, [self.image_size], antialias=True)
         images = F.center_crop(images, [self.image_size, self.image_size])
+        if self.enhancer is not None:
+            images = self.enhancer(images)
         return F.normalize(images.float() / 255.0, self.mean, self.std)

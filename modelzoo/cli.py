@@ -33,6 +33,7 @@ def train_vrt(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from modelzoo import families, vrt_training
+    from modelzoo.embeddings_table import read_table
     from modelzoo.build import package_model
 
     specs = {spec.family: spec for spec in load_manifest(Path(args.manifest))}
@@ -45,7 +46,7 @@ def train_vrt(args: argparse.Namespace) -> int:
     if args.generate:
         table = vrt_training.generate_embeddings(args.generate, dims, seed=args.seed)
     else:
-        table = vrt_training.read_table(Path(args.table))
+        table = read_table(Path(args.table))
         if vrt_training.table_dims(table) != dims:
             raise SystemExit(f"vigil train vrt: table embeddings {vrt_training.table_dims(table)}"
                              f" do not match the extractor archives {dims}")

@@ -40,6 +40,8 @@ class ArchiveSpec:
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ManifestError(f"{self.name}: unknown family {self.family!r}; known: {FAMILIES}")
+        if self.family == "audio_nsfw" and not self.language:
+            raise ManifestError(f"{self.name}: an audio_nsfw archive needs its language")
         if self.engine not in ENGINES:
             raise ManifestError(f"{self.name}: unknown engine {self.engine!r}; known: {ENGINES}")
         if not 0.0 <= self.threshold <= 1.0:

@@ -19,7 +19,6 @@ import torch
 from tqdm import tqdm
 
 from handlers.fusion_input import MODALITIES, fusion_row
-from modelzoo.embeddings_table import read_table
 from modelzoo.fusion import DEFAULT_LABELS, FusionHead
 
 logger = logging.getLogger(__name__)

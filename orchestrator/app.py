@@ -95,6 +95,8 @@ async def run_daemon(config: AppConfig, pipeline: str, *, metrics: Metrics | Non
     source = KafkaSource(config.kafka.consumer_settings(), config.kafka.input_topic, tracker,
                          on_lag=lambda t, p, lag: metrics.consumer_lag.labels(t, str(p)).set(lag))
     backpressure = Backpressure(pipeline, source, tracker, config.runtime.max_in_flight, metrics)
+    metrics.in_flight.labels(pipeline).set(0)
+    metrics.paused_partitions.labels(pipeline).set(0)
 
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(source)

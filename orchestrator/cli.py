@@ -76,6 +76,18 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(entry="orchestrator.embed:main")
 
 
+def _add_health(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "health", help="probe TorchServe (with its key) or a daemon; exit 0 when healthy",
+        description="Container liveness/readiness probe. `torchserve`: GET /ping with the "
+        "inference key from the key file. `daemon`: GET the daemon's /metrics.")
+    parser.add_argument("target", choices=("torchserve", "daemon"))
+    parser.add_argument("--url", default="http://127.0.0.1:8080", help="TorchServe inference URL")
+    parser.add_argument("--key-file", default="key_file.json", help="TorchServe's key file")
+    parser.add_argument("--port", type=int, default=9100, help="the daemon's metrics port")
+    parser.set_defaults(entry="orchestrator.health:main")
+
+
 def _options_epilog(pipeline: str) -> str:
     from orchestrator.config import options
 
@@ -169,6 +181,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_minview(commands)
     _add_train(commands)
     _add_embed(commands)
+    _add_health(commands)
     return parser
 
 

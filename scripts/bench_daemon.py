@@ -89,10 +89,8 @@ def main() -> None:
         "cores": psutil.cpu_count(),
         "daemon_cpu_s_by_thread": threads,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"\n{json.dumps(results, indent=2)}\nwritten to {out}")
+    print(f"\n{json.dumps(results, indent=2)}")
+    harness.write_results(results, args.out)
 
 
 if __name__ == "__main__":

@@ -82,10 +82,8 @@ def main() -> None:
         "end_to_end": mean_seconds(metrics, "vigil_end_to_end_seconds", 'pipeline="vrt"'),
         "latency_split": split, "cores": psutil.cpu_count(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"\n{json.dumps(results, indent=2)}\nwritten to {out}")
+    print(f"\n{json.dumps(results, indent=2)}")
+    harness.write_results(results, args.out)
 
 
 if __name__ == "__main__":

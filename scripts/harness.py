@@ -46,6 +46,15 @@ class Topics:
             future.result(timeout=30)
 
 
+def write_results(results: dict, out: str | Path) -> Path:
+    """A benchmark's figures as JSON under ``out`` (its folder is created)."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+    print(f"written to {path}")
+    return path
+
+
 def step(message: str) -> None:
     """One progress line of a long script (demo, benchmarks)."""
     print(f"\n==> {message}", flush=True)

@@ -22,6 +22,15 @@ def _frame(index: int, seed: int) -> np.ndarray:
     return np.stack([red, green, blue], axis=-1).astype(np.uint8)
 
 
+def _encode(container, stream, frames) -> None:
+    """Encode and mux ``frames`` into ``stream``, then flush the encoder."""
+    for frame in frames:
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+
+
 def video(seconds: float, *, fps: int = 4, audio: bool = True, seed: int = 0) -> bytes:
     """An MP4 (MPEG-4 Part 2 video, AAC audio) of ``seconds``; silent track-less if not ``audio``."""
     buffer = io.BytesIO()
@@ -29,26 +38,21 @@ def video(seconds: float, *, fps: int = 4, audio: bool = True, seed: int = 0) ->
         stream = container.add_stream("mpeg4", rate=fps)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         sound = container.add_stream("aac", rate=16_000) if audio else None
-        for index in range(int(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(_frame(index, seed), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        _encode(container, stream, (av.VideoFrame.from_ndarray(_frame(i, seed), format="rgb24")
+                                    for i in range(int(seconds * fps))))
         if sound is not None:
             rate, samples = 16_000, int(seconds * 16_000)
             t = np.arange(samples) / rate
             tone = (0.3 * np.sin(2 * math.pi * (220 + 40 * seed) * t)).astype(np.float32)
-            chunk = 1024
-            for start in range(0, samples, chunk):
-                frame = av.AudioFrame.from_ndarray(tone[None, start:start + chunk], format="fltp",
-                                                   layout="mono")
-                frame.sample_rate = rate
-                for packet in sound.encode(frame):
-                    container.mux(packet)
-            for packet in sound.encode():
-                container.mux(packet)
+            _encode(container, sound, (_audio_frame(tone[start:start + 1024], rate)
+                                       for start in range(0, samples, 1024)))
     return buffer.getvalue()
+
+
+def _audio_frame(samples: np.ndarray, rate: int) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(samples[None, :], format="fltp", layout="mono")
+    frame.sample_rate = rate
+    return frame
 
 
 def long_video(seconds: int) -> bytes:
@@ -57,13 +61,11 @@ def long_video(seconds: int) -> bytes:
     with av.open(buffer, mode="w", format="mp4") as container:
         stream = container.add_stream("mpeg4", rate=1)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        frames = []
         for moment in (0, seconds // 2, seconds):
-            frame = av.VideoFrame.from_ndarray(_frame(moment, 0), format="rgb24")
-            frame.pts = moment
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            frames.append(av.VideoFrame.from_ndarray(_frame(moment, 0), format="rgb24"))
+            frames[-1].pts = moment
+        _encode(container, stream, frames)
     return buffer.getvalue()
 
 
@@ -73,10 +75,7 @@ def image(seed: int = 0) -> bytes:
     with av.open(buffer, mode="w", format="image2pipe") as container:
         stream = container.add_stream("png", rate=1)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "rgb24"
-        for packet in stream.encode(av.VideoFrame.from_ndarray(_frame(0, seed), format="rgb24")):
-            container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        _encode(container, stream, [av.VideoFrame.from_ndarray(_frame(0, seed), format="rgb24")])
     return buffer.getvalue()
 
 

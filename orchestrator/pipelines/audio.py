@@ -6,19 +6,15 @@ a verdict (row upserted and event acknowledged) or a dead letter with its reason
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.config import RoutingConfig
 from orchestrator.errors import InvalidField, MissingField, UnknownLanguage, VigilError
-from orchestrator.media import MediaFetcher
-from orchestrator.pipelines.base import (Pipeline, Runtime, model_client, parse_json_object,
-                                         parse_time)
+from orchestrator.pipelines.base import ModelPipeline, parse_json_object, parse_time
 from orchestrator.source import Envelope
 from orchestrator.stores import iso_utc
-from orchestrator.torchserve import TorchServeClient
 
 REQUIRED_FIELDS = ("clip_id", "stream_id", "language")
 
@@ -61,21 +57,10 @@ def parse(envelope: Envelope, routing: RoutingConfig) -> ClipRequest:
                        time.monotonic())
 
 
-class AudioPipeline(Pipeline[ClipRequest]):
+class AudioPipeline(ModelPipeline[ClipRequest]):
     """Scores each clip with its language's model; one HTTP request per clip."""
 
     name = "audio"
-
-    def __init__(self, runtime: Runtime, client: TorchServeClient, fetcher: MediaFetcher) -> None:
-        super().__init__(runtime)
-        self.client = client
-        self.fetcher = fetcher
-
-    @classmethod
-    async def open(cls, runtime: Runtime, stack: contextlib.AsyncExitStack) -> AudioPipeline:
-        client = await stack.enter_async_context(model_client(runtime, cls.name))
-        fetcher = await stack.enter_async_context(MediaFetcher(runtime.config.media))
-        return cls(runtime, client, fetcher)
 
     def parse(self, envelope: Envelope) -> ClipRequest:
         return parse(envelope, self.config.routing)

@@ -23,6 +23,7 @@ from orchestrator.background import BackgroundTasks
 from orchestrator.batcher import MicroBatcher
 from orchestrator.config import AppConfig
 from orchestrator.errors import BadMessage, InvalidField, InvalidJson
+from orchestrator.media import MediaFetcher
 from orchestrator.metrics import Metrics
 from orchestrator.offsets import OffsetTracker
 from orchestrator.sinks import DeadLetterSink, KafkaSink, SourceRecord, encode_event
@@ -97,6 +98,10 @@ class Pipeline(ABC, Generic[T]):
         self.config = runtime.config
         self.metrics = runtime.metrics
         self._batches: set[asyncio.Task] = set()
+        # Series exist from the start at 0, so dashboards and rate() see them before traffic.
+        for family in (self.metrics.messages_consumed, self.metrics.retries,
+                       self.metrics.end_to_end):
+            family.labels(self.name)
 
     @classmethod
     @abstractmethod
@@ -215,3 +220,18 @@ class Pipeline(ABC, Generic[T]):
                 await asyncio.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")
+
+
+class ModelPipeline(Pipeline[T]):
+    """A pipeline that fetches media and calls TorchServe."""
+
+    def __init__(self, runtime: Runtime, client: TorchServeClient, fetcher: MediaFetcher) -> None:
+        super().__init__(runtime)
+        self.client = client
+        self.fetcher = fetcher
+
+    @classmethod
+    async def open(cls, runtime: Runtime, stack: contextlib.AsyncExitStack) -> ModelPipeline:
+        client = await stack.enter_async_context(model_client(runtime, cls.name))
+        fetcher = await stack.enter_async_context(MediaFetcher(runtime.config.media))
+        return cls(runtime, client, fetcher)

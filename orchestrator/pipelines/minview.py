@@ -70,6 +70,9 @@ class MinviewPipeline(Pipeline[ViewsEvent]):
         self.history = history
         self._publishing = KeyedLocks()
         for net in self.settings.nets:
+            self.metrics.review_enqueued.labels(str(net))
+            self.metrics.review_skipped.labels(str(net))
+        for net in self.settings.nets:
             policy.threshold(self.settings.method, net)  # fail at start, not per message
 
     @classmethod

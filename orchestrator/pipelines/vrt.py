@@ -8,7 +8,6 @@ A post scored more than ``vrt.sla_s`` after its ``created_at`` counts as an SLA 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 from orchestrator.errors import InvalidField, MissingField, VigilError
 from orchestrator.extractors import Extractors
 from orchestrator.media import MediaFetcher
-from orchestrator.pipelines.base import (Pipeline, Runtime, model_client, parse_json_object,
+from orchestrator.pipelines.base import (ModelPipeline, Runtime, parse_json_object,
                                          parse_time)
 from orchestrator.source import Envelope
 from orchestrator.stores import iso_utc
@@ -67,24 +66,16 @@ def parse(envelope: Envelope) -> PostRequest:
     return request
 
 
-class VrtPipeline(Pipeline[PostRequest]):
+class VrtPipeline(ModelPipeline[PostRequest]):
     """First-line multimodal scoring of every new post."""
 
     name = "vrt"
 
     def __init__(self, runtime: Runtime, client: TorchServeClient, fetcher: MediaFetcher) -> None:
-        super().__init__(runtime)
-        self.client = client
-        self.fetcher = fetcher
+        super().__init__(runtime, client, fetcher)
         self.models = runtime.config.vrt
         self.extractors = Extractors(lambda model, body: self.predict(client, model, body),
                                      self.models)
-
-    @classmethod
-    async def open(cls, runtime: Runtime, stack: contextlib.AsyncExitStack) -> VrtPipeline:
-        client = await stack.enter_async_context(model_client(runtime, cls.name))
-        fetcher = await stack.enter_async_context(MediaFetcher(runtime.config.media))
-        return cls(runtime, client, fetcher)
 
     def parse(self, envelope: Envelope) -> PostRequest:
         return parse(envelope)

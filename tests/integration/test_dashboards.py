@@ -1,0 +1,139 @@
+"""A real Prometheus, with the shipped scrape config and alert rules, scraping a live stack
+(TorchServe, the three daemons, the broker): every dashboard query must be valid PromQL and
+return data once traffic has flowed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from modelzoo.triage.calibrate import calibrate, write_outputs
+from modelzoo.triage.data import generate_history
+from orchestrator.stores import iso_utc
+from scripts import harness, posts
+from scripts.services import REPO_ROOT, Prometheus, free_port
+from scripts.triage_world import encoded, make_world, views_events
+
+pytestmark = pytest.mark.integration
+DASHBOARDS = sorted((REPO_ROOT / "deploy" / "grafana").glob("*.json"))
+
+
+def start_daemon(workdir: Path, pipeline: str, prefix: str, tansu, env: dict
+                 ) -> tuple[harness.Daemon, harness.Topics]:
+    topics = harness.Topics(input=f"{prefix}.{pipeline}.in", output=f"{prefix}.{pipeline}.out")
+    topics.create(tansu.bootstrap)
+    folder = workdir / pipeline
+    folder.mkdir()
+    daemon = harness.Daemon(workdir=folder, pipeline=pipeline, env={
+        "VIGIL_KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap,
+        "VIGIL_KAFKA_GROUP_ID": f"{prefix}-{pipeline}",
+        "VIGIL_KAFKA_INPUT_TOPIC": topics.input, "VIGIL_KAFKA_OUTPUT_TOPIC": topics.output,
+        "DATABASE_URL": f"sqlite:///{folder / 'vigil.db'}", **env})
+    daemon.start()
+    return daemon, topics
+
+
+@pytest.fixture
+def live_stack(tmp_path, tansu, torchserve, request):
+    prefix = f"d{abs(hash(request.node.nodeid)) % 10**8}"
+    media = tmp_path / "media"
+    media.mkdir()
+    policy, report = calibrate(generate_history(20_000, seed=5))
+    write_outputs(policy, report, tmp_path / "triage")
+    serving = {"VIGIL_TORCHSERVE_URL": torchserve.inference_url,
+               "VIGIL_TORCHSERVE_KEY_FILE": str(torchserve.key_file),
+               "VIGIL_MEDIA_ALLOWED_SCHEMES": "https,file", "VIGIL_MEDIA_ALLOWED_DIRS": str(media),
+               "VIGIL_ROUTING_LANGUAGES": "hi,ta"}
+    daemons = {
+        "audio": start_daemon(tmp_path, "audio", prefix, tansu, serving),
+        "vrt": start_daemon(tmp_path, "vrt", prefix, tansu, serving),
+        "minview": start_daemon(tmp_path, "minview", prefix, tansu, {
+            "VIGIL_TRIAGE_POLICY_PATH": str(tmp_path / "triage" / "policy.joblib"),
+            "VIGIL_TRIAGE_HISTORY_PORT": str(free_port())}),
+    }
+    config_dir = tmp_path / "prometheus"
+    shutil.copytree(REPO_ROOT / "deploy" / "prometheus", config_dir)
+    (config_dir / "targets").mkdir()
+    (config_dir / "targets" / "vigil.json").write_text(json.dumps(
+        [{"targets": [f"127.0.0.1:{d.metrics_port}"], "labels": {"daemon": name}}
+         for name, (d, _) in daemons.items()]))
+    (config_dir / "targets" / "torchserve.json").write_text(json.dumps(
+        [{"targets": [f"127.0.0.1:{torchserve.metrics_port}"]}]))
+    prometheus = Prometheus(workdir=tmp_path / "prom", config=config_dir / "prometheus.yml",
+                            port=free_port())
+    try:
+        for daemon, _ in daemons.values():
+            daemon.wait_ready()
+        prometheus.start()
+        yield daemons, prometheus, media
+    finally:
+        prometheus.stop()
+        for daemon, _ in daemons.values():
+            daemon.kill()
+
+
+def send_traffic(daemons: dict, tansu, media: Path, wave: int) -> None:
+    """Good and bad messages for every daemon."""
+    audio = daemons["audio"][1].input
+    harness.produce_clips(tansu.bootstrap, audio, 24, start=100 * wave)
+    undecodable = {**harness.clip_message(100 * wave + 99), "clip_id": f"garbage-{wave}",
+                   "audio_b64": base64.b64encode(b"not audio" * 40).decode()}
+    harness.produce(tansu.bootstrap, audio,  # one bad before, one at TorchServe (a 415)
+                    [(None, b"{not json"), (None, json.dumps(undecodable).encode())])
+    wave_media = media / f"wave{wave}"
+    wave_media.mkdir()
+    vrt_posts = posts.good_posts(8, wave_media, created_at=iso_utc())
+    harness.produce(tansu.bootstrap, daemons["vrt"][1].input,
+                    [(p["post_id"].encode(), json.dumps(p).encode()) for p in vrt_posts]
+                    + [(b"bad", json.dumps({"post_id": "x", "user_id": "u"}).encode())])
+    minview, topics = daemons["minview"]
+    world = make_world(seed=wave)
+    world.seed(minview.env["DATABASE_URL"])
+    events, _ = views_events(world, seed=wave)
+    harness.produce(tansu.bootstrap, topics.input,
+                    encoded(events) + [(b"neg", json.dumps({"post_id": "post-1",
+                                                            "views": -1}).encode())])
+
+
+def wait_for(condition, what: str, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(1)
+
+
+def test_every_dashboard_query_returns_data_from_a_live_stack(live_stack, tansu):
+    daemons, prometheus, media = live_stack
+    for wave in (1, 2):
+        before = {name: harness.handled(d.metrics()) for name, (d, _) in daemons.items()}
+        send_traffic(daemons, tansu, media, wave)
+        wait_for(lambda: all(harness.handled(d.metrics()) > before[name]
+                             for name, (d, _) in daemons.items()), f"wave {wave} handled")
+        time.sleep(16)  # one scrape interval between the waves, so rates see both
+    wait_for(lambda: prometheus.query('min(count_over_time(up[5m])) >= 3'),
+             "three scrapes of every target")
+    targets = {(t["metric"]["job"], t["value"][1]) for t in prometheus.query("up")}
+    assert targets == {("vigil", "1"), ("torchserve", "1")}, prometheus.query("up")
+    assert len(prometheus.query("up")) == 4  # three daemons and TorchServe
+
+    empty = []
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel["targets"]:
+                if not prometheus.query(target["expr"]):  # raises on invalid PromQL
+                    empty.append(f"{path.name}: {panel['title']}: {target['expr']}")
+    assert not empty, "\n".join(empty)
+
+    rules = [rule for group in prometheus_rules(prometheus) for rule in group["rules"]]
+    assert len(rules) == 6 and all(rule["health"] == "ok" for rule in rules), rules
+
+
+def prometheus_rules(prometheus: Prometheus) -> list[dict]:
+    import httpx
+
+    return httpx.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]

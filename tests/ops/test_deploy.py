@@ -1,0 +1,206 @@
+"""The Dockerfile, Kubernetes manifests and Prometheus files: linted, validated against the
+schemas, and cross-checked with the daemon's config and the TorchServe config."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from modelzoo.archiver import tool_path
+from orchestrator.config import PIPELINE_DEFAULTS, AppConfig, options
+from scripts.services import REPO_ROOT
+
+K8S = REPO_ROOT / "deploy" / "k8s"
+PROMETHEUS = REPO_ROOT / "deploy" / "prometheus"
+KUBERNETES_VERSION = "1.30.0"
+
+# Subsets of the CRDs' OpenAPI schemas (KEDA 2.x, Prometheus Operator): no CRD schemas ship
+# with kubernetes-validate, so these hold the fields Vigil relies on.
+CRD_SCHEMAS = {
+    ("keda.sh/v1alpha1", "ScaledObject"): {
+        "type": "object", "required": ["metadata", "spec"],
+        "properties": {"spec": {
+            "type": "object", "required": ["scaleTargetRef", "triggers"],
+            "properties": {
+                "scaleTargetRef": {"type": "object", "required": ["name"]},
+                "minReplicaCount": {"type": "integer", "minimum": 0},
+                "maxReplicaCount": {"type": "integer", "minimum": 1},
+                "cooldownPeriod": {"type": "integer"},
+                "triggers": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["type", "metadata"],
+                    "properties": {"type": {"const": "kafka"}, "metadata": {
+                        "type": "object",
+                        "required": ["bootstrapServers", "consumerGroup", "topic", "lagThreshold"],
+                        "additionalProperties": {"type": "string"}}}}}}}}},
+    ("monitoring.coreos.com/v1", "PodMonitor"): {
+        "type": "object", "required": ["metadata", "spec"],
+        "properties": {"spec": {
+            "type": "object", "required": ["selector", "podMetricsEndpoints"],
+            "properties": {"podMetricsEndpoints": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["port"],
+                "properties": {"port": {"type": "string"}, "path": {"type": "string"},
+                               "interval": {"type": "string", "pattern": "^[0-9]+[smh]$"}}}}}}}},
+}
+
+
+def documents() -> list[tuple[Path, dict]]:
+    found = []
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        found += [(path, doc) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return found
+
+
+def of_kind(kind: str) -> list[dict]:
+    return [doc for _, doc in documents() if doc["kind"] == kind]
+
+
+def properties(text: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in text.splitlines()
+             if "=" in line and not line.lstrip().startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def test_hadolint_passes_on_the_dockerfile():
+    result = subprocess.run([tool_path("hadolint"), "--failure-threshold", "error",
+                             str(REPO_ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_image_runs_as_non_root_and_uses_the_repo_config():
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    users = re.findall(r"^USER (\S+)", dockerfile, re.M)
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert "COPY config.properties" in dockerfile and "HEALTHCHECK" in dockerfile
+    entrypoint = (REPO_ROOT / "deploy" / "docker" / "entrypoint.sh").read_text()
+    assert "--ts-config" in entrypoint and "disable-token" not in entrypoint
+
+
+def test_every_manifest_validates_against_its_schema():
+    for path, doc in documents():
+        key = (doc["apiVersion"], doc["kind"])
+        if key in CRD_SCHEMAS:
+            jsonschema.validate(doc, CRD_SCHEMAS[key])
+        else:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    kustomized = yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
+    assert sorted(kustomized) == sorted(p.name for p in K8S.glob("*.yaml")
+                                        if p.name != "kustomization.yaml")
+
+
+def _pod_config() -> dict[str, str]:
+    config_map = next(d for d in of_kind("ConfigMap")
+                      if d["metadata"]["name"] == "torchserve-config")
+    return properties(config_map["data"]["config.properties"])
+
+
+def test_token_auth_stays_on_and_management_stays_on_loopback():
+    pod_config = _pod_config()
+    repo_config = properties((REPO_ROOT / "config.properties").read_text())
+    for config in (pod_config, repo_config):
+        assert config["disable_token_authorization"] == "false"
+        assert config["management_address"].startswith("http://127.0.0.1:")
+        assert config["inference_address"].startswith("http://127.0.0.1:")
+        assert config["enable_model_api"] == "false"
+    # The pod config differs from the repo's only where a pod must.
+    changed = {k for k in repo_config if pod_config.get(k) != repo_config[k]}
+    assert changed == {"metrics_address", "model_store"}
+    text = "\n".join(p.read_text() for p in [*K8S.glob("*.yaml"), REPO_ROOT / "Dockerfile"])
+    assert "TS_DISABLE_TOKEN_AUTHORIZATION" not in text and "disable-token" not in text
+
+
+def _containers() -> list[dict]:
+    return [c for d in of_kind("Deployment") for c in d["spec"]["template"]["spec"]["containers"]]
+
+
+def _env(container: dict) -> dict[str, str]:
+    config_map = next(d for d in of_kind("ConfigMap") if d["metadata"]["name"] == "vigil-config")
+    values = dict(config_map["data"]) if container.get("envFrom") else {}
+    values.update({e["name"]: e.get("value", "<secret>") for e in container.get("env", [])})
+    return values
+
+
+def test_env_names_are_real_settings_and_ports_match_the_config():
+    known = {env for _, env, _ in options()} | {"VIGIL_ROLE", "TS_CONFIG_FILE"}
+    pod_config = _pod_config()
+    for container in _containers():
+        env = _env(container)
+        assert set(env) <= known, set(env) - known
+        ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+        if container["name"] == "torchserve":
+            assert ports["ts-metrics"] == int(pod_config["metrics_address"].rsplit(":", 1)[1])
+            assert container["resources"]["requests"]["nvidia.com/gpu"] == "1"
+            probe = container["readinessProbe"]["exec"]["command"]
+            assert probe[:3] == ["vigil", "health", "torchserve"]
+        else:
+            assert ports["metrics"] == int(env.get("VIGIL_RUNTIME_METRICS_PORT",
+                                                   AppConfig().runtime.metrics_port))
+            assert env.get("VIGIL_RUNTIME_METRICS_ADDR") == "0.0.0.0"
+            if "history" in ports:
+                assert ports["history"] == int(env["VIGIL_TRIAGE_HISTORY_PORT"])
+    serving = [c for c in _containers() if c["name"] == "daemon" and c["args"][1] != "minview"]
+    for container in serving:  # talks to the TorchServe of its own pod, with its key
+        env = _env(container)
+        assert env["VIGIL_TORCHSERVE_URL"] == pod_config["inference_address"]
+        assert env["VIGIL_TORCHSERVE_KEY_FILE"].startswith("/run/vigil/")
+
+
+def test_scaling_follows_each_daemons_group_and_topic_above_the_in_flight_cap():
+    in_flight = int(_env(_containers()[1]).get("VIGIL_RUNTIME_MAX_IN_FLIGHT",
+                                               AppConfig().runtime.max_in_flight))
+    deployments = {d["metadata"]["name"] for d in of_kind("Deployment")}
+    scaled = {}
+    for scaler in of_kind("ScaledObject"):
+        target = scaler["spec"]["scaleTargetRef"]["name"]
+        assert target in deployments
+        trigger = scaler["spec"]["triggers"][0]["metadata"]
+        pipeline = target.removeprefix("vigil-")
+        defaults = PIPELINE_DEFAULTS[pipeline].get("kafka", {})
+        assert trigger["topic"] == defaults.get("input_topic", AppConfig().kafka.input_topic)
+        assert trigger["consumerGroup"] == defaults.get("group_id", AppConfig().kafka.group_id)
+        assert int(trigger["lagThreshold"]) > in_flight
+        scaled[pipeline] = scaler
+    assert set(scaled) == {"audio", "vrt", "minview"}
+    budgets = {b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"]
+               for b in of_kind("PodDisruptionBudget")}
+    assert budgets == set(scaled)
+
+
+def test_pod_monitors_scrape_ports_the_pods_expose():
+    exposed = {p["name"] for c in _containers() for p in c.get("ports", [])}
+    for monitor in of_kind("PodMonitor"):
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+            assert endpoint["port"] in exposed
+
+
+def test_promtool_accepts_the_config_and_the_alert_rules():
+    for command in (["check", "config", str(PROMETHEUS / "prometheus.yml")],
+                    ["check", "rules", str(PROMETHEUS / "alerts.yml")]):
+        result = subprocess.run(["promtool", *command], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+    alerts = {r["alert"] for g in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+              ["groups"] for r in g["rules"]}
+    assert {"VigilConsumerLagGrowing", "VigilVrtSlaMissed", "VigilDeadLetterRateHigh",
+            "TorchServe5xxRate", "TorchServeWorkerRestarts", "VigilEndToEndP99High"} <= alerts
+
+
+@pytest.mark.parametrize("name", ["serving", "livestream", "vrt", "triage"])
+def test_dashboards_name_only_metrics_that_exist(name):
+    import json
+
+    from orchestrator.metrics import Metrics
+
+    board = json.loads((REPO_ROOT / "deploy" / "grafana" / f"{name}.json").read_text())
+    vigil_names = {m.name for m in Metrics().registry.collect()}
+    for panel in board["panels"]:
+        for target in panel["targets"]:
+            for metric in re.findall(r"\b(vigil_[a-z_]+)", target["expr"]):
+                base = re.sub(r"_(bucket|sum|count|total)$", "", metric)
+                assert base in vigil_names, f"{name}: {panel['title']}: {metric}"

@@ -51,7 +51,7 @@ def build_one(spec: ArchiveSpec, options: BuildOptions, progress: tqdm) -> Built
     """Trace, verify against eager for each check batch size, then package the archive."""
     progress.set_postfix_str(f"{spec.name}: loading")
     model = families.load(spec, options.size, seed_for(spec.name), options.export_dir).eval()
-    return package_model(spec, model, options, progress)
+    return package_model(spec, engines.with_precision(model, spec.precision), options, progress)
 
 
 def package_model(spec: ArchiveSpec, model: nn.Module, options: BuildOptions,

@@ -14,7 +14,11 @@ import torch
 from torch import nn
 
 ENGINES = ("torchscript",)
+PRECISIONS = ("fp32", "bf16", "int8")
 DEFAULT_TOLERANCE = 1e-4
+# A lower precision replaces fp32 only when it stays this close on the benchmark clips.
+MAX_SCORE_DIFFERENCE = 0.01
+MIN_LABEL_AGREEMENT = 0.99
 
 
 class EngineMismatch(AssertionError):
@@ -77,3 +81,50 @@ def save(engine: torch.jit.ScriptModule, path: Path) -> Path:
     torch.jit.save(engine, str(path))
     return path
 
+
+
+class Bf16Autocast(nn.Module):
+    """The wrapped model under bf16 autocast, outputs back in fp32. Traced, the casts become
+    part of the graph; on CPUs with AVX-512 BF16 (and on GPUs) the matmuls run in bf16."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.inner(*inputs).float()
+
+    def example(self, batch: int, generator: torch.Generator | None = None) -> Inputs:
+        return self.inner.example(batch, generator)
+
+    def handler_settings(self) -> dict:
+        return {**self.inner.handler_settings(), "precision": "bf16"}
+
+    def labels(self) -> list[str]:
+        return self.inner.labels()
+
+
+def with_precision(model: nn.Module, precision: str) -> nn.Module:
+    """``model`` at ``precision``: fp32 as is, bf16 autocast, or int8 dynamic quantisation of
+    the Linear layers (weights int8, activations quantised on the fly)."""
+    if precision == "fp32":
+        return model
+    if precision == "bf16":
+        return Bf16Autocast(model).eval()
+    if precision == "int8":
+        with warnings.catch_warnings():
+            # torch.ao.quantization is deprecated for torchao, but still the one dynamic
+            # int8 path that traces to TorchScript; pinned torch 2.11 ships it.
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    raise ValueError(f"unknown precision {precision!r}; known: {PRECISIONS}")
+
+
+def accuracy_check(reference: torch.Tensor, candidate: torch.Tensor, threshold: float) -> dict:
+    """Scores of a lower precision against fp32 on the same clips: passes when no score moves
+    more than :data:`MAX_SCORE_DIFFERENCE` and labels agree on :data:`MIN_LABEL_AGREEMENT`."""
+    difference = (reference - candidate).abs().max().item()
+    agreement = ((reference >= threshold) == (candidate >= threshold)).float().mean().item()
+    return {"max_difference": difference, "label_agreement": agreement,
+            "passed": difference <= MAX_SCORE_DIFFERENCE and agreement >= MIN_LABEL_AGREEMENT}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from modelzoo.engines import ENGINES
+from modelzoo.engines import ENGINES, PRECISIONS
 
 DEFAULT_MANIFEST = Path("archives/manifest.yaml")
 FAMILIES = ("audio_nsfw", "clip_visual", "xlmr_text", "vggish_audio", "vrt_fusion")
@@ -29,6 +29,7 @@ class ArchiveSpec:
     architecture: str | None = None  # e.g. the open_clip model name for clip_visual
     version: str = "1.0"
     engine: str = "torchscript"
+    precision: str = "fp32"  # bf16 / int8 only after the accuracy check (scripts/bench_precision)
     workers: int = 2
     batch_size: int = 8
     max_batch_delay_ms: int = 20
@@ -44,6 +45,9 @@ class ArchiveSpec:
             raise ManifestError(f"{self.name}: an audio_nsfw archive needs its language")
         if self.engine not in ENGINES:
             raise ManifestError(f"{self.name}: unknown engine {self.engine!r}; known: {ENGINES}")
+        if self.precision not in PRECISIONS:
+            raise ManifestError(f"{self.name}: unknown precision {self.precision!r}; "
+                                f"known: {PRECISIONS}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ManifestError(f"{self.name}: threshold {self.threshold} is outside [0, 1]")
         if self.workers < 1 or self.batch_size < 1:

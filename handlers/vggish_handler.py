@@ -39,6 +39,6 @@ class VggishAudioHandler(BatchHandler):
         results = []
         for rows, info in zip(outputs, infos):
             embedding = rows.float().mean(dim=0).cpu().tolist() if rows.numel() else None
-            results.append({"embedding": embedding, "examples": int(rows.shape[0]) if rows.numel() else 0,
+            results.append({"embedding": embedding, "examples": int(rows.shape[0]),
                             "embedding_dim": dim, **info, **self.identity})
         return results

@@ -29,8 +29,8 @@ from scripts.services import TorchServe, free_port, read_keys
 BATCH = 8
 
 
-def time_in_process(model: torch.nn.Module, repeats: int) -> float:
-    batch = torch.randn(BATCH, audio_classifier.CLIP_SAMPLES)
+def median_seconds(model: torch.nn.Module, batch: torch.Tensor, repeats: int) -> float:
+    """Median time of ``repeats`` forward passes over ``batch``, after one warm-up."""
     with torch.inference_mode():
         model(batch)  # warm-up
         times = []
@@ -39,6 +39,10 @@ def time_in_process(model: torch.nn.Module, repeats: int) -> float:
             model(batch)
             times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def time_in_process(model: torch.nn.Module, repeats: int) -> float:
+    return median_seconds(model, torch.randn(BATCH, audio_classifier.CLIP_SAMPLES), repeats)
 
 
 async def time_served(server: TorchServe, model: str, repeats: int) -> float:

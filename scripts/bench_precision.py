@@ -10,8 +10,6 @@ replace fp32 only if no score moves more than 0.01 and labels agree on 99% of cl
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from tqdm import tqdm
@@ -19,17 +17,7 @@ from tqdm import tqdm
 from handlers.audio_io import ClipDecoder
 from modelzoo import audio_classifier, engines
 from scripts import clips, harness
-
-
-def median_ms(model: torch.nn.Module, batch: torch.Tensor, repeats: int) -> float:
-    with torch.inference_mode():
-        model(batch)  # warm-up
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            model(batch)
-            times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
+from scripts.bench_batch import median_seconds
 
 
 def main() -> None:
@@ -56,8 +44,8 @@ def main() -> None:
         lowered = engines.with_precision(model, precision)
         traced = engines.trace(lowered, batch)
         for engine, module in (("eager", lowered), ("torchscript", traced)):
-            results["ms_per_batch"][f"{precision}/{engine}"] = median_ms(module, batch,
-                                                                          args.repeats)
+            results["ms_per_batch"][f"{precision}/{engine}"] = 1000 * median_seconds(
+                module, batch, args.repeats)
         with torch.inference_mode():
             scores = traced(benchmark)
         results["accuracy"][precision] = engines.accuracy_check(reference, scores,

@@ -106,7 +106,7 @@ class MinviewPipeline(Pipeline[ViewsEvent]):
                     item.envelope, UnknownPost(f"no post {item.post_id!r} in posts")),
                     "dead_letter")
         if known:
-            await self.spawn(self._record(known, scores, risks), "review")
+            await self.spawn(self._record(known, posts, scores, risks), "review")
 
     async def _lookup(self, post_ids: list[str]):
         marks = _placeholders(len(post_ids))
@@ -150,7 +150,8 @@ class MinviewPipeline(Pipeline[ViewsEvent]):
                 "score": score, "risk": risk, "reason": reason, "decided_at": iso_utc(),
                 "published": 0}
 
-    async def _record(self, items: list[ViewsEvent], scores: dict[str, float],
+    async def _record(self, items: list[ViewsEvent], posts: dict[str, str],
+                      scores: dict[str, float],
                       risks: dict[str, float]) -> None:
         """Decide each net crossed for the first time, publish unpublished enqueues, finish.
 
@@ -173,7 +174,7 @@ class MinviewPipeline(Pipeline[ViewsEvent]):
                                             keep_existing=True)
                 for decision in decisions.values():
                     if decision["decision"] == ENQUEUE and not decision["published"]:
-                        await self._publish(decision)
+                        await self._publish(decision, posts[decision["post_id"]])
         except Exception as error:  # noqa: BLE001 - any failure dead-letters, never drops
             self.metrics.side_effect_errors.labels("review").inc()
             for item in items:
@@ -189,10 +190,8 @@ class MinviewPipeline(Pipeline[ViewsEvent]):
             self.metrics.end_to_end.labels(self.name).observe(max(0.0, now - item.at))
             self.finish(item.envelope)
 
-    async def _publish(self, decision: dict[str, Any]) -> None:
+    async def _publish(self, decision: dict[str, Any], user_id: str) -> None:
         store = self.runtime.store
-        (user_id,), = await store.fetch_all("SELECT user_id FROM posts WHERE post_id = ?",
-                                            (decision["post_id"],))
         row = {**decision, "enqueued_at": decision["decided_at"]}
         await self.with_retries(upsert, store, "review_queue", [row], keep_existing=True)
         event = {"post_id": decision["post_id"], "user_id": user_id, "net": decision["net"],

@@ -1,4 +1,4 @@
-"""TorchServe inference client: one shared httpx.AsyncClient, token auth, retries.
+"""TorchServe inference client: one shared aiohttp session, token auth, retries.
 
 Errors are translated here: the handler's per-request 4xx becomes :class:`UndecodableMedia`
 (dead letter), connection failures, timeouts, 5xx and 503/507 become transient errors that
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
 from orchestrator.config import TorchServeConfig
 from orchestrator.errors import (AuthError, MediaTooLarge, ModelTimeout, ModelUnavailable,
@@ -34,18 +34,16 @@ def read_inference_key(path: Path) -> str:
         raise AuthError(f"cannot read the inference key from {path}: {exc}") from exc
 
 
-def _is_auth_refusal(response: httpx.Response) -> bool:
-    if response.status_code == 401:
-        return True
-    return response.status_code == 400 and b"InvalidKeyException" in response.content
+def _is_auth_refusal(status: int, content: bytes) -> bool:
+    return status == 401 or (status == 400 and b"InvalidKeyException" in content)
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(content: bytes) -> str:
     """The handler's ``error`` field when the body is its JSON, else the body's start."""
     try:
-        return str(response.json().get("error"))[:300]
+        return str(json.loads(content).get("error"))[:300]
     except (ValueError, AttributeError):
-        return response.text[:300]
+        return content[:300].decode(errors="replace")
 
 
 class TorchServeClient:
@@ -60,51 +58,51 @@ class TorchServeClient:
         self._key: str | None = None
 
     async def __aenter__(self) -> TorchServeClient:
-        limits = httpx.Limits(max_connections=self.config.max_connections,
-                              max_keepalive_connections=self.config.max_connections)
-        self._client = httpx.AsyncClient(base_url=self.config.url, limits=limits,
-                                         timeout=self.config.timeout_s)
-        # httpcore's pool rescans its waiting requests on every change, which costs a lot of
-        # CPU with hundreds waiting; queue them here instead, one slot per connection.
-        self._slots = asyncio.Semaphore(self.config.max_connections)
+        # aiohttp rather than httpx: measured with a trivial model, httpx's connection pool
+        # took over half of the daemon's CPU per request (docs/BENCHMARKS.md).
+        self._session = aiohttp.ClientSession(
+            base_url=self.config.url,
+            connector=aiohttp.TCPConnector(limit=self.config.max_connections),
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout_s))
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self._client.aclose()
+        await self._session.close()
 
     def _headers(self, refresh: bool = False) -> dict[str, str]:
         if self._key is None or refresh:
             self._key = read_inference_key(Path(self.config.key_file))
         return {"Authorization": f"Bearer {self._key}"}
 
-    async def _post_once(self, model: str, body: bytes) -> dict[str, Any]:
-        async with self._slots:
-            return await self._post_unqueued(model, body)
+    async def _post(self, url: str, body: bytes, *, refresh: bool = False) -> tuple[int, bytes]:
+        async with self._session.post(url, data=body,
+                                      headers=self._headers(refresh)) as response:
+            return response.status, await response.read()
 
-    async def _post_unqueued(self, model: str, body: bytes) -> dict[str, Any]:
+    async def _post_once(self, model: str, body: bytes) -> dict[str, Any]:
         url = f"/predictions/{model}"
         try:
-            response = await self._client.post(url, content=body, headers=self._headers())
-            if _is_auth_refusal(response):
+            status, content = await self._post(url, body)
+            if _is_auth_refusal(status, content):
                 logger.info("TorchServe refused the key: re-reading %s", self.config.key_file)
-                response = await self._client.post(url, content=body,
-                                                   headers=self._headers(refresh=True))
-                if _is_auth_refusal(response):
+                status, content = await self._post(url, body, refresh=True)
+                if _is_auth_refusal(status, content):
                     raise AuthError("TorchServe refused the inference key from the key file")
-        except httpx.TimeoutException as exc:
-            raise ModelTimeout(f"{model}: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
+        except asyncio.TimeoutError as exc:
+            raise ModelTimeout(f"{model}: timed out after {self.config.timeout_s} s") from exc
+        except aiohttp.ClientError as exc:
             raise ModelUnavailable(f"{model}: {type(exc).__name__}: {exc}") from exc
-        if response.status_code in OVERLOADED or response.status_code >= 500:
-            raise ModelUnavailable(f"{model}: HTTP {response.status_code}: {response.text[:200]}")
-        if response.status_code == 404:
+        text = content[:200].decode(errors="replace")
+        if status in OVERLOADED or status >= 500:
+            raise ModelUnavailable(f"{model}: HTTP {status}: {text}")
+        if status == 404:
             raise ModelUnavailable(f"{model}: not served (404)")
-        if response.status_code == 413:  # over the archive's size or duration limit
-            raise MediaTooLarge(f"{model}: {_error_text(response)}")
-        if response.status_code >= 400:
-            raise UndecodableMedia(f"{model}: HTTP {response.status_code}: {_error_text(response)}")
+        if status == 413:  # over the archive's size or duration limit
+            raise MediaTooLarge(f"{model}: {_error_text(content)}")
+        if status >= 400:
+            raise UndecodableMedia(f"{model}: HTTP {status}: {_error_text(content)}")
         try:
-            return response.json()
+            return json.loads(content)
         except ValueError as exc:
             raise ModelUnavailable(f"{model}: response is not JSON") from exc
 

@@ -59,6 +59,14 @@ def pick_device(properties: dict[str, Any]) -> torch.device:
     return torch.device("cpu")
 
 
+def load_engine(path: str, device: torch.device) -> Any:
+    """The archive's engine: an AOTInductor package (``.pt2``, compiled for the device it
+    was built on) or TorchScript (``.pt``)."""
+    if path.endswith(".pt2"):
+        return torch._inductor.aoti_load_package(path)
+    return torch.jit.load(path, map_location=device).eval()
+
+
 class BatchHandler:
     """Loads a traced model once, then scores whole batches of requests.
 
@@ -69,7 +77,7 @@ class BatchHandler:
 
     device: torch.device
     settings: dict[str, Any]
-    model: torch.jit.ScriptModule
+    model: Any  # a TorchScript module or an AOTInductor runner: called on tensors
     max_rows: int = 64
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -87,7 +95,7 @@ class BatchHandler:
             torch.set_num_threads(threads)
         serialized = context.manifest["model"]["serializedFile"]
         path = os.path.join(properties["model_dir"], serialized)
-        self.model = torch.jit.load(path, map_location=self.device).eval()
+        self.model = load_engine(path, self.device)
         self.setup(properties["model_dir"])
         self.warm_up(int(properties.get("batch_size") or 1))
         logger.info("loaded %s on %s", serialized, self.device)

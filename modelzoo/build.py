@@ -57,16 +57,16 @@ def build_one(spec: ArchiveSpec, options: BuildOptions, progress: tqdm) -> Built
 def package_model(spec: ArchiveSpec, model: nn.Module, options: BuildOptions,
                   progress: tqdm) -> BuiltArchive:
     """Trace ``model`` with the spec's engine, check it against eager, and archive it."""
-    progress.set_postfix_str(f"{spec.name}: building the {spec.engine} engine")
-    engine = engines.build(spec.engine, model, model.example(2))
-    progress.set_postfix_str(f"{spec.name}: checking against eager")
-    generator = torch.Generator().manual_seed(0)
-    checks = [model.example(size, generator) for size in options.check_batch_sizes]
-    difference = engines.check_outputs(model, engine, checks, options.tolerance)
-    progress.set_postfix_str(f"{spec.name}: packaging")
     labels = model.labels() if hasattr(model, "labels") else []
     # Staged outside the model store: TorchServe would load a model directory found there.
     with tempfile.TemporaryDirectory(prefix=f"vigil-{spec.name}-") as staging:
+        progress.set_postfix_str(f"{spec.name}: building the {spec.engine} engine")
+        engine = engines.build(spec.engine, model, model.example(2), Path(staging) / "engine")
+        progress.set_postfix_str(f"{spec.name}: checking against eager")
+        generator = torch.Generator().manual_seed(0)
+        checks = [model.example(size, generator) for size in options.check_batch_sizes]
+        difference = engines.check_outputs(model, engine, checks, options.tolerance)
+        progress.set_postfix_str(f"{spec.name}: packaging")
         serialized = engines.save(engine, Path(staging) / "model.pt")
         extra = model.extra_files(Path(staging) / "extra") if hasattr(model, "extra_files") else []
         path = archiver.package(spec, serialized, labels, options.export_dir,

@@ -1,11 +1,14 @@
 """Turn an eager module into a serialised engine, and check it against eager.
 
-Only TorchScript (traced, frozen) is built today. The engine is named in the manifest and in
-the archive so an exported (``torch.export``/AOTInductor) engine can sit beside it.
+Two engines: TorchScript (traced, frozen; ``model.pt``), the default, and AOTInductor
+(``torch.export`` with a dynamic batch dimension, compiled ahead of time by Inductor into a
+``model.pt2`` package for the build machine's device). ``vigil bench`` compares them.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,7 +16,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-ENGINES = ("torchscript",)
+ENGINES = ("torchscript", "aotinductor")
+SUFFIXES = {"torchscript": ".pt", "aotinductor": ".pt2"}
+# The largest batch an AOTInductor engine accepts: the handlers' row chunk (max_rows).
+AOTI_MAX_BATCH = 64
 PRECISIONS = ("fp32", "bf16", "int8")
 DEFAULT_TOLERANCE = 1e-4
 # A lower precision replaces fp32 only when it stays this close on the benchmark clips.
@@ -68,16 +74,53 @@ def check_outputs(
     return worst
 
 
-def build(name: str, module: nn.Module, example: Inputs) -> nn.Module:
-    """The engine called ``name`` (one of :data:`ENGINES`) for ``module``."""
+class AotiEngine:
+    """An AOTInductor package (``.pt2``) and its loaded runner, callable like the module."""
+
+    def __init__(self, package: Path) -> None:
+        self.package = package
+        self.runner = torch._inductor.aoti_load_package(str(package))
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.runner(*inputs)
+
+
+def compile_aoti(module: nn.Module, example: Inputs, folder: Path,
+                 max_batch: int = AOTI_MAX_BATCH) -> AotiEngine:
+    """Export ``module`` with every input's batch dimension dynamic (1..``max_batch``),
+    other dimensions fixed at the example's, and compile it ahead of time to a package."""
+    module.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    args = as_args(example)
+    batch = torch.export.Dim("batch", min=1, max=max_batch)
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch.export and Inductor warn about their own internals (deprecations, guards);
+        # the result is checked against eager after the build instead.
+        warnings.simplefilter("ignore")
+        program = torch.export.export(module, args, dynamic_shapes=tuple({0: batch} for _ in args),
+                                      strict=False)
+        package = torch._inductor.aoti_compile_and_package(
+            program, package_path=str(folder / "model.pt2"))
+    return AotiEngine(Path(package))
+
+
+def build(name: str, module: nn.Module, example: Inputs, scratch: Path | None = None):
+    """The engine called ``name`` (one of :data:`ENGINES`) for ``module``; AOTInductor
+    writes its package under ``scratch`` (a new temporary folder when None)."""
     if name == "torchscript":
         return trace(module, example)
+    if name == "aotinductor":
+        return compile_aoti(module, example, scratch or Path(tempfile.mkdtemp(prefix="vigil-aoti-")))
     raise ValueError(f"unknown engine {name!r}; known: {ENGINES}")
 
 
-def save(engine: torch.jit.ScriptModule, path: Path) -> Path:
-    """Write the TorchScript engine to ``path`` (``.pt``) and return the path."""
+def save(engine: torch.jit.ScriptModule | AotiEngine, path: Path) -> Path:
+    """Write the engine to ``path`` with its engine's suffix; returns the written path."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(engine, AotiEngine):
+        target = path.with_suffix(SUFFIXES["aotinductor"])
+        shutil.copyfile(engine.package, target)
+        return target
     torch.jit.save(engine, str(path))
     return path
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -14,7 +15,7 @@ class FakeContext:
     def __init__(self, model_dir: Path, batch_size: int = 8) -> None:
         self.system_properties = {"model_dir": str(model_dir), "gpu_id": None,
                                   "batch_size": batch_size}
-        self.manifest = {"model": {"serializedFile": "model.pt"}}
+        self.manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
         self.model_yaml_config = yaml.safe_load((model_dir / "model-config.yaml").read_text())
         self.statuses: dict[int, tuple[int, str]] = {}
 

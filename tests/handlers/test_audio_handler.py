@@ -43,3 +43,29 @@ def test_bad_requests_get_their_own_status_and_the_rest_are_scored(handler, mode
     assert context.statuses[2][0] == 415 and "raw request body" in results[2]["error"]
     assert context.statuses[3][0] == 400 and "empty" in results[3]["error"]
     assert "score" in results[0] and "score" in results[4]
+
+
+def test_an_aotinductor_archive_is_built_checked_and_served_by_the_same_handler(tmp_path):
+    import torch
+    from tqdm import tqdm
+
+    from handlers.audio_io import ClipDecoder
+    from modelzoo.build import BuildOptions, package_model
+    from modelzoo.manifest import ArchiveSpec
+    from scripts.bench.trivial import TrivialScorer
+
+    spec = ArchiveSpec(name="audio_aoti", family="audio_nsfw", language="xx",
+                       engine="aotinductor")
+    with tqdm([spec], disable=True) as progress:
+        built = package_model(spec, TrivialScorer().eval(),
+                              BuildOptions(export_dir=tmp_path / "store"), progress)
+    model_dir = extract_archive(built.path, tmp_path / "extracted")
+    context = FakeContext(model_dir)
+    assert context.manifest["model"]["serializedFile"] == "model.pt2"
+    handler = AudioNsfwHandler()
+    handler.initialize(context)
+    audio = [clips.clip("wav", seconds=1, seed=seed) for seed in range(3)]
+    results = handler.handle([{"body": bytearray(a)} for a in audio], context)
+    decoder = ClipDecoder(sample_rate=16_000, clip_samples=16_000)
+    expected = TrivialScorer()(torch.stack([decoder.decode(a) for a in audio])).tolist()
+    assert [r["score"] for r in results] == pytest.approx(expected, abs=1e-5)

@@ -18,5 +18,9 @@ demo: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Baseline vs Vigil and the serving path's figures (about 15 minutes on 2 cores).
+bench: setup
+	$(VENV)/bin/vigil bench $(BENCH_ARGS)
+
 clean:
 	rm -rf archives/*.mar logs key_file.json .pytest_cache

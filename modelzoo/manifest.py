@@ -29,7 +29,7 @@ class ArchiveSpec:
     architecture: str | None = None  # e.g. the open_clip model name for clip_visual
     version: str = "1.0"
     engine: str = "torchscript"
-    precision: str = "fp32"  # bf16 / int8 only after the accuracy check (scripts/bench_precision)
+    precision: str = "fp32"  # bf16 / int8 only after the accuracy check (`vigil bench --parts engines`)
     workers: int = 2
     batch_size: int = 8
     max_batch_delay_ms: int = 20

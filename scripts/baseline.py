@@ -28,7 +28,8 @@ COLUMNS = ("clip_id", "stream_id", "language", "model", "model_version", "score"
 
 
 def run(*, bootstrap: str, topic: str, output_topic: str, group: str, database: str,
-        model: torch.nn.Module, model_name: str, count: int, threshold: float = 0.5) -> None:
+        model: torch.nn.Module, model_name: str, count: int, threshold: float = 0.5,
+        device: str = "cpu") -> None:
     """Consume ``count`` clips and score them one by one."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
@@ -49,7 +50,7 @@ def run(*, bootstrap: str, topic: str, output_topic: str, group: str, database: 
             clip = json.loads(message.value())
             waveform = decoder.decode(base64.b64decode(clip["audio_b64"]))
             with torch.inference_mode():
-                score = float(model(waveform.unsqueeze(0))[0])
+                score = float(model(waveform.unsqueeze(0).to(device))[0])
             verdict = {**{k: v for k, v in clip.items() if k != "audio_b64"},
                        "model": model_name, "model_version": "1.0", "score": score,
                        "label": "nsfw" if score >= threshold else "safe",
@@ -79,14 +80,15 @@ def main() -> None:
     parser.add_argument("--model-name", default="audio_nsfw_bench")
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = audio_classifier.from_size(args.size, seed=args.seed).eval()
+    model = audio_classifier.from_size(args.size, seed=args.seed).eval().to(args.device)
     started = time.monotonic()
     run(bootstrap=args.bootstrap, topic=args.topic, output_topic=args.output_topic,
         group=args.group, database=args.database, model=model, model_name=args.model_name,
-        count=args.count)
+        count=args.count, device=args.device)
     print(f"baseline: {args.count} clips in {time.monotonic() - started:.1f} s at "
           f"{datetime.now(timezone.utc):%H:%M:%S}", flush=True)
 

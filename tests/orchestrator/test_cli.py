@@ -9,7 +9,7 @@ from orchestrator.cli import make_parser
 
 COMMANDS = [[], ["build"], ["run", "audio"], ["run", "vrt"], ["run", "minview"],
             ["minview", "generate"], ["minview", "calibrate"], ["train", "vrt"], ["embed"],
-            ["health"]]
+            ["health"], ["bench"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "vigil")

@@ -1,0 +1,137 @@
+"""The benchmark's results as Markdown tables (stdout, docs) and PNG plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: benchmarks run headless
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def e2e_section(e2e: dict) -> str:
+    rows = [[r["path"], f"{r['clips_per_s']:.3f}", f"{r['cpu_s_per_clip']:.2f}",
+             f"{r['p50_s']:.1f} s", f"{r['p99_s']:.1f} s"] for r in e2e["rows"]]
+    check = "match" if e2e["scores_match"] else "MISMATCH"
+    return (f"### End to end: naive baseline vs Vigil ({e2e['clips']} clips of 20 s, "
+            f"wav2vec2-{e2e['size']}, Vigil at {e2e['precision']})\n\n"
+            + table(["path", "clips/s", "CPU-s per clip", "p50 latency", "p99 latency"], rows)
+            + f"\n\nVigil vs baseline: **{e2e['speedup_clips_per_s']:.2f}x clips/s, "
+            f"{e2e['cpu_per_clip_ratio']:.2f}x clips per CPU-second**; every clip scored by "
+            f"both: {'yes' if not e2e['missing'] else 'NO'}; max |score difference| "
+            f"{e2e['max_score_difference']:.1e} ({check})\n")
+
+
+def engines_section(engines: dict) -> str:
+    sizes = sorted({int(b) for timings in engines["engines"].values() for b in timings})
+    rows = [[name, *(f"{timings[str(b)]['ms_per_batch']:,.0f} ms / "
+                     f"{timings[str(b)]['clips_per_s']:.2f}" for b in sizes)]
+            for name, timings in engines["engines"].items()]
+    precision = [[name, f"{p['ms_per_batch']:,.0f}", f"{p['max_difference']:.4f}",
+                  f"{p['label_agreement']:.0%}", "pass" if p["passed"] else "fail"]
+                 for name, p in engines["precision"].items()]
+    errors = "".join(f"\n- {name}: {error}"
+                     for name, error in engines["errors"].items())
+    return (f"### Model engines (wav2vec2-{engines['size']}, 20 s clips, {engines['device']}, "
+            f"{engines['threads']} threads): ms per batch / clips per s\n\n"
+            + table(["engine", *(f"batch {b}" for b in sizes)], rows)
+            + f"\n\n### Precision at batch {next(iter(engines['precision'].values()))['batch']}"
+            " (accuracy against fp32 eager: max |score diff| <= 0.01, labels >= 99%)\n\n"
+            + table(["precision / engine", "ms per batch", "max abs diff", "labels agree",
+                     "check"], precision) + "\n" + errors + "\n")
+
+
+def overhead_section(overhead: dict) -> str:
+    return ("### Serving path with a trivial model (broker + daemon + TorchServe + SQLite)\n\n"
+            + table(["messages", "clips/s", "daemon CPU per clip", "whole path CPU per clip",
+                     "mean batch"],
+                    [[str(overhead["messages"]), f"{overhead['clips_per_s']:,.0f}",
+                      f"{overhead['daemon_cpu_ms_per_clip']:.2f} ms",
+                      f"{overhead['path_cpu_ms_per_clip']:.2f} ms",
+                      f"{overhead['mean_batch']:.1f}"]]) + "\n")
+
+
+def load_section(load: dict) -> str:
+    rows = [[f"{r['fraction']:.0%}", f"{r['clips_per_s']:.1f}", str(r["clips"]),
+             f"{r['p50_s'] * 1000:,.0f} ms", f"{r['p99_s'] * 1000:,.0f} ms"]
+            for r in load["rows"]]
+    half = next((r for r in load["rows"] if r["fraction"] == 0.5), None)
+    verdict = ""
+    if half:
+        limit = 2 * load["one_batch_s"]
+        verdict = (f"\np99 at 50% = {half['p99_s'] * 1000:,.0f} ms vs 2x one batch of 8 = "
+                   f"{limit * 1000:,.0f} ms: {'met' if half['p99_s'] <= limit else 'NOT met'}\n")
+    return (f"### Latency under load (wav2vec2-{load['size']}, 20 s clips; capacity "
+            f"{load['capacity_clips_per_s']:.1f} clips/s; one batch of 8 "
+            f"{load['one_batch_s'] * 1000:,.0f} ms)\n\n"
+            + table(["load", "clips/s offered", "clips", "p50", "p99"], rows) + "\n" + verdict)
+
+
+def cost_section(cost: dict) -> str:
+    rows = [[path, f"{c['machines']:,}", f"{c['monthly_cost']:,.0f}"]
+            for path, c in cost["paths"].items()]
+    return (f"### Cost projection: {cost['streams']:,} streams, one clip per "
+            f"{cost['clip_interval_s']:g} s ({cost['clips_per_s_needed']:,.0f} clips/s), "
+            f"{cost['price_per_hour']:g} per machine-hour\n\n"
+            + table(["path", "machines", "per month"], rows) + "\n")
+
+
+SECTIONS = {"e2e": e2e_section, "engines": engines_section, "overhead": overhead_section,
+            "load": load_section, "cost": cost_section}
+
+
+def markdown(results: dict) -> str:
+    machine = results["machine"]
+    head = (f"## vigil bench, {machine['date']}: {machine['cpu']}, {machine['cores']} cores"
+            f"{', ' + machine['gpu'] if machine.get('gpu') else ''}, torch {machine['torch']}\n")
+    return "\n".join([head, *(render(results[part]) for part, render in SECTIONS.items()
+                              if part in results)])
+
+
+def plots(results: dict, folder: Path) -> list[Path]:
+    """One PNG per part that has a curve to show."""
+    written = []
+    if "engines" in results:
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for name, timings in results["engines"]["engines"].items():
+            sizes = sorted(int(b) for b in timings)
+            axis.plot(sizes, [timings[str(b)]["clips_per_s"] for b in sizes], marker="o",
+                      label=name)
+        axis.set(xlabel="batch size", ylabel="clips per second", xticks=[1, 2, 4, 8],
+                 title=f"engines, wav2vec2-{results['engines']['size']}")
+        axis.legend()
+        written.append(_save(figure, folder / "engines.png"))
+    if "load" in results:
+        rows = results["load"]["rows"]
+        figure, axis = plt.subplots(figsize=(6, 4))
+        loads = [100 * r["fraction"] for r in rows]
+        axis.plot(loads, [1000 * r["p50_s"] for r in rows], marker="o", label="p50")
+        axis.plot(loads, [1000 * r["p99_s"] for r in rows], marker="o", label="p99")
+        axis.axhline(2000 * results["load"]["one_batch_s"], linestyle="--", color="grey",
+                     label="2x one batch of 8")
+        axis.set(xlabel="% of capacity", ylabel="end-to-end latency (ms)",
+                 title="latency under load")
+        axis.legend()
+        written.append(_save(figure, folder / "latency.png"))
+    if "e2e" in results:
+        rows = results["e2e"]["rows"]
+        figure, axis = plt.subplots(figsize=(6, 4))
+        axis.bar([r["path"] for r in rows], [1 / r["cpu_s_per_clip"] for r in rows])
+        axis.set(ylabel="clips per CPU-second", title="baseline vs Vigil")
+        written.append(_save(figure, folder / "e2e.png"))
+    return written
+
+
+def _save(figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

@@ -1,0 +1,130 @@
+"""Run the chosen parts of ``vigil bench``; write JSON, PNGs and print Markdown."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+import torch
+
+from scripts import clips, harness
+from scripts.bench import cost, e2e, engines, load, overhead, report, stack
+from scripts.bench.gpu import UtilisationSampler
+
+PARTS = ("engines", "e2e", "overhead", "load", "cost")
+
+
+def machine(device: str) -> dict:
+    info = {"date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+            "cpu": platform.processor() or _cpu_model(), "cores": psutil.cpu_count(),
+            "torch": torch.__version__, "device": device}
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def chosen_precision(args: argparse.Namespace, results: dict) -> str:
+    """``--precision``, or with ``auto`` the fastest TorchScript precision whose accuracy
+    check passed in the engines part (fp32 when that part did not run)."""
+    if args.precision != "auto":
+        return args.precision
+    checked = {name.split("/")[0]: p for name, p in
+               results.get("engines", {}).get("precision", {}).items()
+               if name.endswith("/torchscript") and p["passed"]}
+    return min(checked, key=lambda name: checked[name]["ms_per_batch"], default="fp32")
+
+
+def run_e2e(args: argparse.Namespace, workdir: Path, bootstrap: str, results: dict) -> dict:
+    messages = e2e.make_clips(args.clips)
+    baseline = e2e.run_baseline(workdir, bootstrap, messages, size=args.size,
+                                threads=psutil.cpu_count(), device=args.device)
+    precision = chosen_precision(args, results)
+    harness.step(f"Vigil: TorchServe ({args.workers} worker(s) x {args.threads} threads), "
+                 f"traced {precision}, batches of 8")
+    store = workdir / "store-e2e"
+    e2e.build_archive(store, size=args.size, workers=args.workers, threads=args.threads,
+                      batch_delay_ms=args.batch_delay_ms, precision=precision)
+    with stack.served(workdir, bootstrap, store=store, model=e2e.MODEL,
+                      topic_prefix="vigil") as path:
+        vigil = e2e.run_vigil(path, messages)
+    tolerance = args.tolerance if precision == "fp32" else 0.01
+    return {"size": args.size, "clips": args.clips, "precision": precision,
+            "workers": args.workers, "threads": args.threads, "tolerance": tolerance,
+            **e2e.compare(baseline, vigil, args.clips, tolerance)}
+
+
+def run_load(args: argparse.Namespace, workdir: Path, bootstrap: str) -> dict:
+    store = workdir / "store-load"
+    e2e.build_archive(store, size=args.load_size, workers=args.workers, threads=args.threads,
+                      batch_delay_ms=args.batch_delay_ms, precision="fp32")
+    bodies = e2e.make_clips(16)
+    with stack.served(workdir, bootstrap, store=store, model=e2e.MODEL,
+                      topic_prefix="load") as path:
+        audio = [clips.clip("flac", seconds=20, seed=i) for i in range(8)]
+        one_batch = load.one_batch_seconds(path, e2e.MODEL, audio)
+        burst = [{**bodies[i % len(bodies)], "clip_id": f"burst-{i}"}
+                 for i in range(args.load_burst)]
+        capacity = load.capacity(path, burst, "load: measuring capacity")
+        rows = load.run(path, bodies, capacity_clips_per_s=capacity, seconds=args.load_seconds)
+    return {"size": args.load_size, "one_batch_s": one_batch,
+            "capacity_clips_per_s": capacity, "rows": rows}
+
+
+def run_cost(args: argparse.Namespace, results: dict) -> dict:
+    rows = results["e2e"]["rows"]
+    paths = {row["path"]: cost.project(row["clips_per_s"], streams=args.streams,
+                                       clip_interval_s=args.clip_interval_s,
+                                       price_per_hour=args.price_per_hour) for row in rows}
+    return {"streams": args.streams, "clip_interval_s": args.clip_interval_s,
+            "price_per_hour": args.price_per_hour,
+            "clips_per_s_needed": args.streams / args.clip_interval_s, "paths": paths}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``args.parts`` in a fixed order; returns 1 when a result check failed."""
+    parts = [part for part in PARTS if part in args.parts]
+    if "cost" in parts and "e2e" not in parts:
+        raise SystemExit("the cost projection needs the e2e part's throughputs")
+    out = Path(args.out)
+    results: dict = {"machine": machine(args.device), "parts": parts}
+    workdir = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
+    sampler = UtilisationSampler() if args.device == "cuda" else contextlib.nullcontext()
+    with sampler, stack.broker(workdir) as broker:
+        for part in parts:
+            harness.step(f"part {parts.index(part) + 1}/{len(parts)}: {part}")
+            if args.device == "cuda":
+                sampler.samples.clear()
+            if part == "engines":
+                results[part] = engines.run(size=args.engine_size, repeats=args.repeats,
+                                            device=args.device)
+            elif part == "e2e":
+                results[part] = run_e2e(args, workdir, broker.bootstrap, results)
+            elif part == "overhead":
+                results[part] = overhead.run(workdir, broker.bootstrap,
+                                             count=args.overhead_messages,
+                                             workers=args.overhead_workers, batch_delay_ms=5)
+            elif part == "load":
+                results[part] = run_load(args, workdir, broker.bootstrap)
+            else:
+                results[part] = run_cost(args, results)
+            if args.device == "cuda":
+                results[part]["gpu"] = sampler.summary()
+            harness.write_results(results, out / "results.json")
+    text = report.markdown(results)
+    (out / "results.md").write_text(text)
+    for path in report.plots(results, out):
+        print(f"plot: {path}")
+    print(f"\n{text}")
+    return 0 if results.get("e2e", {}).get("scores_match", True) else 1

@@ -1,0 +1,27 @@
+"""`vigil bench` end to end on the tiny model: both paths score the same clips alike."""
+
+import json
+import subprocess
+
+import pytest
+
+from modelzoo.archiver import tool_path
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_runs_baseline_and_vigil_on_the_same_clips_and_reports_them(tmp_path):
+    out = tmp_path / "bench"
+    completed = subprocess.run(
+        [tool_path("vigil"), "bench", "--parts", "e2e", "cost", "--size", "tiny", "--clips", "4",
+         "--precision", "fp32", "--streams", "100", "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    e2e = results["e2e"]
+    assert e2e["missing"] == [] and e2e["scores_match"]
+    assert [row["clips"] for row in e2e["rows"]] == [4, 4]
+    assert all(row["cpu_s_per_clip"] > 0 and row["p99_s"] >= row["p50_s"] for row in e2e["rows"])
+    assert set(results["cost"]["paths"]) == {"baseline (naive)", "Vigil"}
+    assert "Vigil vs baseline" in completed.stdout and (out / "e2e.png").exists()
+    assert (out / "results.md").read_text() in completed.stdout

@@ -1,0 +1,88 @@
+"""The benchmark's bookkeeping: the figures it reports must come from what it measured."""
+
+import argparse
+
+import pytest
+
+from scripts.bench import cost, e2e, load, report
+from scripts.bench.runner import chosen_precision
+
+
+def test_cost_projection_rounds_machines_up_and_prices_a_month():
+    projection = cost.project(0.3, streams=10_000, clip_interval_s=20, price_per_hour=2.0)
+    assert projection["clips_per_s_needed"] == 500
+    assert projection["machines"] == 1667  # 500 / 0.3 = 1666.7
+    assert projection["monthly_cost"] == pytest.approx(1667 * 2.0 * 730)
+
+
+def test_cost_projection_refuses_a_zero_throughput():
+    with pytest.raises(ValueError):
+        cost.project(0.0, streams=1, clip_interval_s=20, price_per_hour=1.0)
+
+
+def test_latency_percentiles_come_from_created_and_scored_times():
+    events = [{"created_at": "2026-11-28T10:00:00.000Z",
+               "scored_at": f"2026-11-28T10:00:{i:02d}.000Z"} for i in range(1, 11)]
+    assert load.latencies(events) == {"p50_s": 5.5, "p99_s": 10.0}
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert load.percentile(values, 0.99) == 99
+    assert load.percentile(values, 0.0) == 1
+    assert load.percentile([7.0], 0.99) == 7.0
+
+
+def events(scores: dict[str, float], seconds: int = 2) -> dict:
+    return {"wall_s": 10.0, "cpu_s": 20.0,
+            "events": {clip: {"clip_id": clip, "score": score,
+                              "created_at": "2026-11-28T10:00:00Z",
+                              "scored_at": f"2026-11-28T10:00:0{seconds}Z"}
+                       for clip, score in scores.items()}}
+
+
+def test_comparison_passes_only_when_every_clip_is_scored_alike_by_both_paths():
+    baseline = events({"bench-0": 0.40, "bench-1": 0.70})
+    same = events({"bench-0": 0.4001, "bench-1": 0.6999})
+    assert e2e.compare(baseline, same, 2, tolerance=1e-3)["scores_match"]
+    drifted = events({"bench-0": 0.40, "bench-1": 0.75})
+    assert not e2e.compare(baseline, drifted, 2, tolerance=1e-3)["scores_match"]
+    missing = e2e.compare(baseline, events({"bench-0": 0.40}), 2, tolerance=1e-3)
+    assert missing["missing"] == ["bench-1"] and not missing["scores_match"]
+
+
+def test_comparison_ratios_are_vigil_over_baseline():
+    baseline = events({"bench-0": 0.5})
+    vigil = {**events({"bench-0": 0.5}), "wall_s": 2.5, "cpu_s": 5.0}
+    compared = e2e.compare(baseline, vigil, 1, tolerance=1e-3)
+    assert compared["speedup_clips_per_s"] == pytest.approx(4.0)
+    assert compared["cpu_per_clip_ratio"] == pytest.approx(4.0)
+
+
+def check(passed: bool, ms: float) -> dict:
+    return {"passed": passed, "ms_per_batch": ms, "batch": 2, "max_difference": 0.0,
+            "label_agreement": 1.0}
+
+
+def test_auto_precision_takes_the_fastest_that_passed_the_accuracy_check():
+    results = {"engines": {"precision": {"fp32/torchscript": check(True, 100),
+                                         "bf16/torchscript": check(False, 40),
+                                         "int8/torchscript": check(True, 70),
+                                         "int8/eager": check(True, 10)}}}
+    auto = argparse.Namespace(precision="auto")
+    assert chosen_precision(auto, results) == "int8"
+    assert chosen_precision(auto, {}) == "fp32"
+    assert chosen_precision(argparse.Namespace(precision="bf16"), results) == "bf16"
+
+
+def test_report_states_whether_the_latency_target_was_met(tmp_path):
+    results = {"machine": {"date": "today", "cpu": "cpu", "cores": 2, "torch": "2.11"},
+               "load": {"size": "tiny", "one_batch_s": 0.5, "capacity_clips_per_s": 10.0,
+                        "rows": [{"fraction": 0.5, "clips_per_s": 5.0, "clips": 100,
+                                  "scored": 100, "p50_s": 0.4, "p99_s": 1.2}]}}
+    text = report.markdown(results)
+    assert "NOT met" in text and "1,200 ms" in text
+    results["load"]["rows"][0]["p99_s"] = 0.9
+    assert "NOT met" not in report.markdown(results)
+    assert [p.name for p in report.plots(results, tmp_path)] == ["latency.png"]
+    assert (tmp_path / "latency.png").stat().st_size > 0

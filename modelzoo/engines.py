@@ -135,7 +135,8 @@ class Bf16Autocast(nn.Module):
         self.inner = inner
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        # The inputs' device picks the autocast: CPU autocast leaves CUDA matmuls in fp32.
+        with torch.autocast(inputs[0].device.type, dtype=torch.bfloat16):
             return self.inner(*inputs).float()
 
     def example(self, batch: int, generator: torch.Generator | None = None) -> Inputs:

@@ -36,6 +36,8 @@ def time_batches(module: Callable, clips_: torch.Tensor, sizes: Sequence[int], r
             for _ in range(repeats):
                 started = time.perf_counter()
                 scores[size] = module(clips_[:size]).float()
+                if clips_.is_cuda:  # kernels run asynchronously: wait for them
+                    torch.cuda.synchronize()
                 times.append(time.perf_counter() - started)
             seconds[size] = statistics.median(times)
     return seconds, scores

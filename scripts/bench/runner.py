@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import platform
+import signal
+import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -97,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     parts = [part for part in PARTS if part in args.parts]
     if "cost" in parts and "e2e" not in parts:
         raise SystemExit("the cost projection needs the e2e part's throughputs")
+    # SIGTERM unwinds like Ctrl-C, so the broker, TorchServe and daemon are stopped too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     out = Path(args.out)
     results: dict = {"machine": machine(args.device), "parts": parts}
     workdir = Path(tempfile.mkdtemp(prefix="vigil-bench-"))

@@ -25,3 +25,30 @@ def test_bench_runs_baseline_and_vigil_on_the_same_clips_and_reports_them(tmp_pa
     assert set(results["cost"]["paths"]) == {"baseline (naive)", "Vigil"}
     assert "Vigil vs baseline" in completed.stdout and (out / "e2e.png").exists()
     assert (out / "results.md").read_text() in completed.stdout
+
+
+def test_sigterm_stops_the_bench_and_every_service_it_started(tmp_path):
+    import signal
+    import time
+
+    import psutil
+
+    bench = psutil.Popen([tool_path("vigil"), "bench", "--parts", "overhead",
+                          "--overhead-messages", "100", "--out", str(tmp_path)],
+                         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def serving(processes: list[psutil.Process]) -> bool:
+        try:
+            return any("torchserve" in " ".join(p.cmdline()) for p in processes)
+        except psutil.NoSuchProcess:
+            return False
+
+    started: list[psutil.Process] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not serving(started):
+        time.sleep(0.5)
+        started = bench.children(recursive=True)
+    assert started, "the bench started no services"
+    bench.send_signal(signal.SIGTERM)
+    assert bench.wait(120) != 0
+    _, alive = psutil.wait_procs(started, timeout=30)
+    assert alive == []

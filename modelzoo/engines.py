@@ -8,7 +8,6 @@ Two engines: TorchScript (traced, frozen; ``model.pt``), the default, and AOTInd
 from __future__ import annotations
 
 import shutil
-import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -104,13 +103,13 @@ def compile_aoti(module: nn.Module, example: Inputs, folder: Path,
     return AotiEngine(Path(package))
 
 
-def build(name: str, module: nn.Module, example: Inputs, scratch: Path | None = None):
+def build(name: str, module: nn.Module, example: Inputs, scratch: Path):
     """The engine called ``name`` (one of :data:`ENGINES`) for ``module``; AOTInductor
-    writes its package under ``scratch`` (a new temporary folder when None)."""
+    writes its package under ``scratch``."""
     if name == "torchscript":
         return trace(module, example)
     if name == "aotinductor":
-        return compile_aoti(module, example, scratch or Path(tempfile.mkdtemp(prefix="vigil-aoti-")))
+        return compile_aoti(module, example, scratch)
     raise ValueError(f"unknown engine {name!r}; known: {ENGINES}")
 
 

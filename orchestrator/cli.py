@@ -98,9 +98,8 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
         "capacity) and cost (machines and monthly cost). Writes results.json, results.md "
         "and PNG plots to --out and prints the Markdown tables. Needs the repository's "
         "scripts/ (run from a clone).")
-    parser.add_argument("--parts", nargs="+", default=["engines", "e2e", "overhead", "load",
-                                                        "cost"],
-                        choices=("engines", "e2e", "overhead", "load", "cost"))
+    parts = ("engines", "e2e", "overhead", "load", "cost")
+    parser.add_argument("--parts", nargs="+", default=list(parts), choices=parts)
     parser.add_argument("--out", default="results/bench", help="folder for JSON, MD and PNG")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                         help="cuda: models on the GPU, GPU utilisation sampled")

@@ -92,9 +92,9 @@ class TorchServeClient:
             raise ModelTimeout(f"{model}: timed out after {self.config.timeout_s} s") from exc
         except aiohttp.ClientError as exc:
             raise ModelUnavailable(f"{model}: {type(exc).__name__}: {exc}") from exc
-        text = content[:200].decode(errors="replace")
         if status in OVERLOADED or status >= 500:
-            raise ModelUnavailable(f"{model}: HTTP {status}: {text}")
+            raise ModelUnavailable(
+                f"{model}: HTTP {status}: {content[:200].decode(errors='replace')}")
         if status == 404:
             raise ModelUnavailable(f"{model}: not served (404)")
         if status == 413:  # over the archive's size or duration limit

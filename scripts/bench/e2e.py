@@ -111,8 +111,8 @@ def summarize(name: str, run: dict) -> dict:
 
 def compare(baseline: dict, vigil: dict, count: int, tolerance: float) -> dict:
     """Both paths scored every clip, within ``tolerance`` of each other: the honest check."""
-    missing = sorted(({f"bench-{i}" for i in range(count)} - set(vigil["events"]))
-                     | ({f"bench-{i}" for i in range(count)} - set(baseline["events"])))
+    expected = {f"bench-{i}" for i in range(count)}
+    missing = sorted((expected - set(vigil["events"])) | (expected - set(baseline["events"])))
     common = set(baseline["events"]) & set(vigil["events"])
     difference = max((abs(baseline["events"][c]["score"] - vigil["events"][c]["score"])
                       for c in common), default=float("inf"))

@@ -48,8 +48,8 @@ def run(workdir: Path, bootstrap: str, *, count: int, workers: int,
     build_trivial(store, workers=workers, batch_delay_ms=batch_delay_ms)
     with stack.served(workdir, bootstrap, store=store, model=MODEL, topic_prefix="trivial",
                       env=env, preload=messages(count), server_options=server_options) as path:
-        daemon = path.processes()[0]
         everything = path.processes()
+        daemon = everything[0]
         daemon_before, total_before = stack.cpu_seconds([daemon]), stack.cpu_seconds(everything)
         started = time.monotonic()
         path.wait_handled(count, "overhead: trivial model")

@@ -106,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
     sampler = UtilisationSampler() if args.device == "cuda" else contextlib.nullcontext()
     with sampler, stack.broker(workdir) as broker:
-        for part in parts:
-            harness.step(f"part {parts.index(part) + 1}/{len(parts)}: {part}")
+        for number, part in enumerate(parts, start=1):
+            harness.step(f"part {number}/{len(parts)}: {part}")
             if args.device == "cuda":
                 sampler.samples.clear()
             if part == "engines":

@@ -4,6 +4,10 @@ Model families subclass :class:`BatchHandler` and supply ``decode`` (one request
 model input) and ``postprocess`` (model output to one response per input). One bad request
 gets its own 4xx status through ``context.set_response_status(code, phrase, idx)`` while
 the rest of the batch is scored.
+
+A request carries one item as its body, or several as multipart parts named ``0``, ``1``, ...
+(one HTTP request for a whole batch). A multi-item request is answered with a list holding,
+per part, its response or ``{"error", "status"}``: one bad part fails alone.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import torch
@@ -34,7 +39,7 @@ class Rows:
 
 @dataclass
 class PreparedBatch:
-    """The decoded requests' rows concatenated, and the requests that failed."""
+    """The decoded bodies' rows concatenated, and the bodies that failed."""
 
     indices: list[int] = field(default_factory=list)
     decoded: list[Rows] = field(default_factory=list)
@@ -49,6 +54,18 @@ def request_body(request: dict[str, Any]) -> Any:
     """The payload TorchServe hands over for one request (``data`` or ``body``)."""
     body = request.get("data")
     return request.get("body") if body is None else body
+
+
+def request_parts(request: dict[str, Any]) -> list[Any] | None:
+    """A multi-item request's parts ``0``, ``1``, ... in order; ``None`` for a plain request."""
+    parts = []
+    while str(len(parts)) in request:
+        parts.append(request[str(len(parts))])
+    return parts or None
+
+
+def error_response(error: BadInput) -> dict[str, Any]:
+    return {"error": error.message, "status": error.status}
 
 
 def pick_device(properties: dict[str, Any]) -> torch.device:
@@ -102,27 +119,43 @@ class BatchHandler:
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[Any]:
         """Score a batch: one response per request, bad requests answered with their 4xx."""
-        prepared = self.preprocess(data)
-        outputs: list[Any] = [None] * len(data)
-        for index, error in prepared.failures.items():
-            context.set_response_status(error.status, error.message[:200], index)
-            outputs[index] = {"error": error.message, "status": error.status}
-        if prepared.indices:
-            results = self.postprocess(self.split(prepared), [r.info for r in prepared.decoded])
-            if len(results) != len(prepared.indices):
-                raise RuntimeError(
-                    f"model gave {len(results)} results for {len(prepared.indices)} inputs"
-                )
-            for index, result in zip(prepared.indices, results):
-                outputs[index] = result
+        requests = [request_parts(request) for request in data]
+        bodies = [body for parts, request in zip(requests, data)
+                  for body in (parts or [request_body(request)])]
+        results = iter(self.score(bodies))
+        outputs: list[Any] = []
+        for index, parts in enumerate(requests):
+            if parts is not None:
+                outputs.append([error_response(result) if isinstance(result, BadInput) else result
+                                for result in islice(results, len(parts))])
+                continue
+            result = next(results)
+            if isinstance(result, BadInput):
+                context.set_response_status(result.status, result.message[:200], index)
+                result = error_response(result)
+            outputs.append(result)
         return outputs
 
-    def preprocess(self, data: list[dict[str, Any]]) -> PreparedBatch:
-        """Decode every request; collect the failures instead of raising."""
+    def score(self, bodies: list[Any]) -> list[Any]:
+        """One response per body, or the :class:`BadInput` that body raised."""
+        prepared = self.preprocess(bodies)
+        results: list[Any] = [prepared.failures.get(index) for index in range(len(bodies))]
+        if prepared.indices:
+            responses = self.postprocess(self.split(prepared), [r.info for r in prepared.decoded])
+            if len(responses) != len(prepared.indices):
+                raise RuntimeError(
+                    f"model gave {len(responses)} results for {len(prepared.indices)} inputs"
+                )
+            for index, response in zip(prepared.indices, responses):
+                results[index] = response
+        return results
+
+    def preprocess(self, bodies: list[Any]) -> PreparedBatch:
+        """Decode every body; collect the failures instead of raising."""
         prepared = PreparedBatch()
-        for index, request in enumerate(data):
+        for index, body in enumerate(bodies):
             try:
-                prepared.decoded.append(self.decode(request_body(request)))
+                prepared.decoded.append(self.decode(body))
                 prepared.indices.append(index)
             except BadInput as exc:
                 prepared.failures[index] = exc

@@ -6,6 +6,7 @@ a verdict (row upserted and event acknowledged) or a dead letter with its reason
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -58,7 +59,8 @@ def parse(envelope: Envelope, routing: RoutingConfig) -> ClipRequest:
 
 
 class AudioPipeline(ModelPipeline[ClipRequest]):
-    """Scores each clip with its language's model; one HTTP request per clip."""
+    """Scores each clip with its language's model: one multipart request per model and batch,
+    or one request per clip (``torchserve.batch_requests: false``)."""
 
     name = "audio"
 
@@ -66,19 +68,58 @@ class AudioPipeline(ModelPipeline[ClipRequest]):
         return parse(envelope, self.config.routing)
 
     async def process_batch(self, items: list[ClipRequest]) -> None:
-        scored = await self.score_each(items, self._score)
+        if self.config.torchserve.batch_requests:
+            scored = await self._score_by_model(items)
+        else:
+            scored = await self.score_each(items, self._score)
         if scored:
             rows = {"audio_verdicts": [verdict for _, verdict in scored]}
             await self.spawn(self.write_results(scored, rows, self._account, "verdicts"),
                              "verdicts")
 
     async def _score(self, request: ClipRequest) -> dict[str, Any]:
+        body = await self._fetch(request)
+        return self._verdict(request, await self.predict(self.client, request.model, body))
+
+    async def _score_by_model(self, items: list[ClipRequest]
+                              ) -> list[tuple[ClipRequest, dict[str, Any]]]:
+        """Fetch every clip, then send each model its clips in one request, all concurrently."""
+        outcomes: list[Any] = await asyncio.gather(*(self._fetch(item) for item in items),
+                                                   return_exceptions=True)
+        by_model: dict[str, list[int]] = {}
+        for index, (item, body) in enumerate(zip(items, outcomes)):
+            if not isinstance(body, BaseException):
+                by_model.setdefault(item.model, []).append(index)
+
+        async def score(model: str, indices: list[int]) -> None:
+            try:
+                results = await self.predict_batch(self.client, model,
+                                                   [outcomes[i] for i in indices])
+            except Exception as error:  # noqa: BLE001 - a failed request fails each of its items
+                results = [error] * len(indices)
+            for index, result in zip(indices, results, strict=True):
+                outcomes[index] = (result if isinstance(result, BaseException)
+                                   else self._try_verdict(items[index], result))
+
+        await asyncio.gather(*(score(model, indices) for model, indices in by_model.items()))
+        return await self.settle(items, outcomes)
+
+    async def _fetch(self, request: ClipRequest) -> bytes:
         message = request.message
         if message.get("audio_b64"):
-            body = self.fetcher.decode_inline(message["audio_b64"])
-        else:
-            body = await self.fetcher.fetch(message["audio_url"])
-        result = await self.predict(self.client, request.model, body)
+            return self.fetcher.decode_inline(message["audio_b64"])
+        return await self.fetcher.fetch(message["audio_url"])
+
+    def _try_verdict(self, request: ClipRequest, result: dict[str, Any]
+                     ) -> dict[str, Any] | VigilError:
+        try:
+            return self._verdict(request, result)
+        except VigilError as error:
+            return error
+
+    def _verdict(self, request: ClipRequest, result: dict[str, Any]) -> dict[str, Any]:
+        """The verdict row for ``request`` from its model's answer."""
+        message = request.message
         try:
             return {
                 **{k: v for k, v in message.items() if k != "audio_b64"},

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from orchestrator.background import BackgroundTasks
 from orchestrator.batcher import MicroBatcher
 from orchestrator.config import AppConfig
-from orchestrator.errors import BadMessage, InvalidField, InvalidJson
+from orchestrator.errors import BadMessage, InvalidField, InvalidJson, VigilError
 from orchestrator.media import MediaFetcher
 from orchestrator.metrics import Metrics
 from orchestrator.offsets import OffsetTracker
@@ -149,6 +149,10 @@ class Pipeline(ABC, Generic[T]):
                          ) -> list[tuple[T, dict[str, Any]]]:
         """Fan out: score every item concurrently; failures go to the dead-letter topic."""
         outcomes = await asyncio.gather(*(score(item) for item in items), return_exceptions=True)
+        return await self.settle(items, outcomes)
+
+    async def settle(self, items: list[T], outcomes: list[Any]) -> list[tuple[T, dict[str, Any]]]:
+        """Dead-letter the items whose outcome is an exception; the rest with their results."""
         scored = []
         for item, outcome in zip(items, outcomes, strict=True):
             if isinstance(outcome, BaseException):
@@ -182,11 +186,14 @@ class Pipeline(ABC, Generic[T]):
 
     async def predict(self, client: TorchServeClient, model: str, body: bytes) -> dict[str, Any]:
         """One model request, timed into ``vigil_inference_seconds{model}``."""
-        started = time.monotonic()
-        try:
+        with self.metrics.inference.labels(model).time():
             return await client.predict(model, body)
-        finally:
-            self.metrics.inference.labels(model).observe(time.monotonic() - started)
+
+    async def predict_batch(self, client: TorchServeClient, model: str,
+                            bodies: list[bytes]) -> list[dict[str, Any] | VigilError]:
+        """One multipart model request, timed into ``vigil_inference_seconds{model}``."""
+        with self.metrics.inference.labels(model).time():
+            return await client.predict_batch(model, bodies)
 
     async def spawn(self, coroutine: Awaitable[Any], kind: str) -> None:
         """A fire-and-forget side effect, tracked and drained on shutdown."""

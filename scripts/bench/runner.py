@@ -116,9 +116,11 @@ def run(args: argparse.Namespace) -> int:
             elif part == "e2e":
                 results[part] = run_e2e(args, workdir, broker.bootstrap, results)
             elif part == "overhead":
-                results[part] = overhead.run(workdir, broker.bootstrap,
-                                             count=args.overhead_messages,
-                                             workers=args.overhead_workers, batch_delay_ms=5)
+                results[part] = overhead.run_modes(workdir, broker.bootstrap,
+                                                   count=args.overhead_messages,
+                                                   warmup=args.overhead_warmup,
+                                                   workers=args.overhead_workers,
+                                                   batch_delay_ms=5)
             elif part == "load":
                 results[part] = run_load(args, workdir, broker.bootstrap)
             else:

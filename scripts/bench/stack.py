@@ -48,16 +48,24 @@ class Served:
     def handled(self) -> int:
         return harness.handled(self.daemon.metrics())
 
-    def wait_handled(self, count: int, label: str) -> None:
-        """Block, with a progress bar, until the daemon has finished ``count`` messages."""
+    def batches(self) -> int:
+        """Batches the daemon has formed so far."""
+        return int(harness.metric_value(self.daemon.metrics(), "vigil_batch_size_count"))
+
+    def wait_handled(self, count: int, label: str) -> int:
+        """Block, with a progress bar, until the daemon has finished ``count`` messages;
+        returns how many it has finished by then (a poll may overshoot ``count``)."""
         done = self.handled()
         with tqdm(total=count, initial=done, desc=label, unit="clip", leave=False) as progress:
             while done < count:
-                time.sleep(0.25)
+                if self.daemon.process.poll() is not None:
+                    raise RuntimeError(f"the daemon exited:\n{self.daemon.log()}")
+                time.sleep(0.1)
                 now = self.handled()
                 if now > done:
                     progress.update(now - done)
                     done = now
+        return done
 
 
 @contextlib.contextmanager

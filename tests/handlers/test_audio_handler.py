@@ -45,6 +45,22 @@ def test_bad_requests_get_their_own_status_and_the_rest_are_scored(handler, mode
     assert "score" in results[0] and "score" in results[4]
 
 
+def test_a_multi_clip_request_gets_one_answer_per_part_and_bad_parts_fail_alone(handler,
+                                                                                   model_dir):
+    context = FakeContext(model_dir)
+    good = [bytearray(clips.clip("wav", seconds=1, seed=seed)) for seed in range(3)]
+    requests = [
+        {"0": good[0], "1": bytearray(b"garbage" * 50), "2": good[1]},
+        {"body": good[2]},
+    ]
+    multi, single = handler.handle(requests, context)
+    assert context.statuses == {}  # the multi-clip request itself succeeds
+    assert len(multi) == 3 and multi[1]["status"] == 415 and "undecodable" in multi[1]["error"]
+    alone = handler.handle([{"body": good[0]}, {"body": good[1]}], FakeContext(model_dir))
+    assert [multi[0]["score"], multi[2]["score"]] == pytest.approx([r["score"] for r in alone])
+    assert "score" in single
+
+
 def test_an_aotinductor_archive_is_built_checked_and_served_by_the_same_handler(tmp_path):
     import torch
     from tqdm import tqdm

@@ -27,6 +27,22 @@ def test_bench_runs_baseline_and_vigil_on_the_same_clips_and_reports_them(tmp_pa
     assert (out / "results.md").read_text() in completed.stdout
 
 
+def test_overhead_part_measures_both_request_modes_on_every_clip(tmp_path):
+    out = tmp_path / "bench"
+    completed = subprocess.run(
+        [tool_path("vigil"), "bench", "--parts", "overhead", "--overhead-messages", "400",
+         "--overhead-warmup", "100", "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
+    modes = json.loads((out / "results.json").read_text())["overhead"]["modes"]
+    assert [row["requests"] for row in modes] == ["one per batch", "one per clip"]
+    for row in modes:
+        assert 0 < row["messages"] <= 400 and 1 <= row["mean_batch"] <= 8
+        assert row["clips_per_s"] > 0
+        assert row["path_cpu_ms_per_clip"] > row["daemon_cpu_ms_per_clip"] > 0
+    assert "one per batch" in completed.stdout
+
+
 def test_sigterm_stops_the_bench_and_every_service_it_started(tmp_path):
     import signal
     import time
@@ -34,7 +50,8 @@ def test_sigterm_stops_the_bench_and_every_service_it_started(tmp_path):
     import psutil
 
     bench = psutil.Popen([tool_path("vigil"), "bench", "--parts", "overhead",
-                          "--overhead-messages", "100", "--out", str(tmp_path)],
+                          "--overhead-messages", "100", "--overhead-warmup", "0",
+                          "--out", str(tmp_path)],
                          cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     def serving(processes: list[psutil.Process]) -> bool:
         try:

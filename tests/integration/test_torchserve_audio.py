@@ -14,6 +14,9 @@ import psutil
 import pytest
 
 from modelzoo.archiver import tool_path
+from orchestrator.config import TorchServeConfig
+from orchestrator.errors import MediaTooLarge, UndecodableMedia
+from orchestrator.torchserve import TorchServeClient
 from scripts import clips
 from scripts.services import FRONTEND_MARKER, REPO_ROOT, WORKER_MARKER, TorchServe
 
@@ -86,6 +89,24 @@ async def test_one_garbage_body_in_a_batch_of_eight_fails_alone(torchserve):
     bad = responses[3]
     assert 400 <= bad.status_code < 500
     assert "undecodable audio" in bad.text
+
+
+async def test_one_multipart_request_scores_a_batch_and_refuses_bad_parts_alone(torchserve):
+    good = [clips.clip("wav", seconds=3, seed=i) for i in range(5)]
+    too_big = b"x" * (17 * 1024 * 1024)  # over config.properties' max_request_size
+    bodies = [good[0], b"this is not audio at all" * 10, *good[1:3], too_big, *good[3:]]
+    # A limit of three clips per request: the batch needs several requests, stitched in order.
+    config = TorchServeConfig(url=torchserve.inference_url, key_file=str(torchserve.key_file),
+                              max_request_bytes=3 * (len(good[0]) + 256), retry_budget_s=10)
+    async with TorchServeClient(config) as client:
+        results = await client.predict_batch(MODEL, bodies)
+        alone = [await client.predict(MODEL, body) for body in good]
+    assert len(results) == len(bodies)
+    assert isinstance(results[1], UndecodableMedia) and "undecodable audio" in str(results[1])
+    assert isinstance(results[4], MediaTooLarge)
+    scored = [results[i] for i in (0, 2, 3, 5, 6)]
+    assert [r["score"] for r in scored] == pytest.approx([r["score"] for r in alone], abs=1e-5)
+    assert all(r["model"] == MODEL for r in scored)
 
 
 def _assert_refused(response: httpx.Response) -> None:

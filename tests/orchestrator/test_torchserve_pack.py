@@ -1,0 +1,19 @@
+from orchestrator.torchserve import PART_OVERHEAD_BYTES, pack
+
+
+def test_bodies_are_packed_in_order_under_the_limit():
+    bodies = [bytes([i]) * 100 for i in range(7)]
+    limit = 3 * (100 + PART_OVERHEAD_BYTES)
+    groups = pack(bodies, limit)
+    assert [len(group) for group in groups] == [3, 3, 1]
+    assert [body for group in groups for body in group] == bodies
+
+
+def test_a_body_over_the_limit_goes_alone():
+    small, big = b"s" * 10, b"b" * 5000
+    assert pack([small, big, small, small], 1000) == [[small], [big], [small, small]]
+
+
+def test_everything_fits_in_one_request():
+    bodies = [b"a" * 10] * 8
+    assert pack(bodies, 1 << 24) == [bodies]

@@ -85,9 +85,11 @@ class TorchServeConfig:
     retry_budget_s: float = 300.0
     backoff_s: float = 0.2
     backoff_max_s: float = 5.0
-    # One multipart request per model per batch instead of one request per item: TorchServe's
-    # frontend costs about as much per request as a small model does per clip.
-    batch_requests: bool = True
+    # One multipart request per model and batch instead of one per item. Faster where
+    # TorchServe's per-request cost rivals the model's (a trivial model: 820 vs 512 clips/s),
+    # but TorchServe's batchSize counts requests, so it hands several multi-clip requests to
+    # one worker: archives served this way want batch_size 1 (docs/BENCHMARKS.md).
+    batch_requests: bool = False
     max_request_bytes: int = 16 * 1024 * 1024  # TorchServe's max_request_size
 
 

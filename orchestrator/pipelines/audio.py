@@ -59,8 +59,8 @@ def parse(envelope: Envelope, routing: RoutingConfig) -> ClipRequest:
 
 
 class AudioPipeline(ModelPipeline[ClipRequest]):
-    """Scores each clip with its language's model: one multipart request per model and batch,
-    or one request per clip (``torchserve.batch_requests: false``)."""
+    """Scores each clip with its language's model: one request per clip, or one multipart
+    request per model and batch (``torchserve.batch_requests: true``)."""
 
     name = "audio"
 

@@ -36,6 +36,7 @@ def wait_for_rows(database_url: str, expected: set[str], daemon: harness.Daemon,
 
 def test_300_clips_over_3_partitions_and_3_languages(daemon, topics, tansu, database_url):
     clip_ids = harness.produce_clips(tansu.bootstrap, topics.input, 300)
+    daemon.env["VIGIL_TORCHSERVE_BATCH_REQUESTS"] = "true"  # a request per model and batch
     daemon.start()
     rows = wait_for_rows(database_url, set(clip_ids), daemon)
     metrics = daemon.metrics()
@@ -163,6 +164,7 @@ def test_bad_messages_go_to_the_dlq_with_their_reason(daemon, topics, tansu, dat
         if index < len(bad):
             values.append(bad[index][1:])
     harness.produce(tansu.bootstrap, topics.input, values)
+    daemon.env["VIGIL_TORCHSERVE_BATCH_REQUESTS"] = "true"  # bad clips refused part by part
     daemon.start()
     wait_for_rows(database_url, {m["clip_id"] for m in good}, daemon)
     dead = harness.read_topic(tansu.bootstrap, topics.dlq, expect=len(bad))

@@ -73,11 +73,11 @@ def _multipart(bodies: list[bytes]) -> aiohttp.FormData:
 def pack(bodies: list[bytes], limit: int) -> list[list[bytes]]:
     """Consecutive groups of ``bodies`` whose requests stay under ``limit`` bytes; a body over
     the limit goes alone, so only its own request is refused."""
-    groups: list[list[bytes]] = [[]]
+    groups: list[list[bytes]] = []
     size = 0
     for body in bodies:
         cost = len(body) + PART_OVERHEAD_BYTES
-        if groups[-1] and size + cost > limit:
+        if not groups or size + cost > limit:
             groups.append([])
             size = 0
         groups[-1].append(body)

@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     parts = [part for part in PARTS if part in args.parts]
     if "cost" in parts and "e2e" not in parts:
         raise SystemExit("the cost projection needs the e2e part's throughputs")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: CUDA is not available to torch on this machine")
     # SIGTERM unwinds like Ctrl-C, so the broker, TorchServe and daemon are stopped too.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     out = Path(args.out)

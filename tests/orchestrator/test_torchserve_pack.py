@@ -17,3 +17,7 @@ def test_a_body_over_the_limit_goes_alone():
 def test_everything_fits_in_one_request():
     bodies = [b"a" * 10] * 8
     assert pack(bodies, 1 << 24) == [bodies]
+
+
+def test_nothing_to_send_makes_no_request():
+    assert pack([], 1000) == []

@@ -121,9 +121,9 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--engine-size", default="base", choices=("tiny", "base"),
                         help="engines: wav2vec2 size")
     parser.add_argument("--repeats", type=int, default=1, help="engines: timed runs per point")
-    parser.add_argument("--overhead-messages", type=int, default=4000,
+    parser.add_argument("--overhead-messages", type=int, default=3000,
                         help="overhead: timed 1 s clips through the trivial model")
-    parser.add_argument("--overhead-warmup", type=int, default=3000,
+    parser.add_argument("--overhead-warmup", type=int, default=2000,
                         help="overhead: clips before the timing starts (JVM warm-up)")
     parser.add_argument("--overhead-workers", type=int, default=2,
                         help="overhead: TorchServe workers for the trivial model")

@@ -73,6 +73,7 @@ class Backpressure:
                and loop.time() < deadline):
             await asyncio.sleep(ROOM_POLL_S)
 
+
 async def _report_lag(source: KafkaSource) -> None:
     while True:
         await asyncio.sleep(LAG_INTERVAL_S)

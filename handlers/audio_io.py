@@ -46,6 +46,14 @@ def _read_ffmpeg(payload: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
     return np.concatenate(chunks)[:limit].astype(np.float32), rate
 
 
+def _require_finite(waveform: torch.Tensor, stage: str) -> None:
+    # An IEEE-float WAV can carry NaN or ±Inf; scored, they come out as a NaN score that
+    # reads as "safe". Refuse the clip instead (huge finite samples can overflow to Inf in
+    # the resampler, hence the second check).
+    if not bool(torch.isfinite(waveform).all()):
+        raise BadInput(f"the clip holds non-finite samples (NaN or ±Inf) {stage}", status=422)
+
+
 class ClipDecoder:
     """Bytes of any supported container -> float32 tensor ``(samples,)`` at ``sample_rate``."""
 
@@ -65,7 +73,7 @@ class ClipDecoder:
         """Decode, downmix and resample at most ``clip_samples``, without padding.
 
         Raises :class:`NoAudioStream` for a container without audio, :class:`BadInput` for
-        an empty or undecodable payload.
+        an empty or undecodable payload or one with non-finite samples.
         """
         if not payload:
             raise BadInput("empty request body")
@@ -82,8 +90,10 @@ class ClipDecoder:
         if samples.size == 0:
             raise BadInput("the clip holds no audio samples")
         waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+        _require_finite(waveform, "as decoded")
         if rate != self.sample_rate:
             waveform = self._resampler(rate)(waveform)
+            _require_finite(waveform, "after resampling")
         return waveform
 
     def _resampler(self, rate: int) -> torchaudio.transforms.Resample:

@@ -64,6 +64,18 @@ def request_parts(request: dict[str, Any]) -> list[Any] | None:
     return parts or None
 
 
+def reason_phrase(message: str, limit: int = 200) -> str:
+    """``message`` as an HTTP reason phrase: printable ASCII only.
+
+    TorchServe 0.12's worker protocol frames the phrase with its length in characters but
+    writes its UTF-8 bytes, so one non-ASCII character (a "±", or a user's text echoed in an
+    error) corrupts the frame and the frontend kills the worker with every request it holds.
+    A line break would also end the status line early.
+    """
+    printable = "".join(c if " " <= c <= "~" else "?" for c in message)
+    return printable[:limit]
+
+
 def error_response(error: BadInput) -> dict[str, Any]:
     return {"error": error.message, "status": error.status}
 
@@ -131,7 +143,7 @@ class BatchHandler:
                 continue
             result = next(results)
             if isinstance(result, BadInput):
-                context.set_response_status(result.status, result.message[:200], index)
+                context.set_response_status(result.status, reason_phrase(result.message), index)
                 result = error_response(result)
             outputs.append(result)
         return outputs

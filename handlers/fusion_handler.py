@@ -34,9 +34,13 @@ class VrtFusionHandler(BatchHandler):
         if not isinstance(body, dict):
             raise BadInput("send a JSON object with visual, text and audio embeddings")
         try:
-            return Rows((fusion_row(body, self.dims).unsqueeze(0),))
+            row = fusion_row(body, self.dims)
         except (MissingModality, TypeError, ValueError, RuntimeError) as exc:
             raise BadInput(f"bad embeddings: {exc}") from exc
+        if not bool(torch.isfinite(row).all()):
+            # json.loads reads NaN and Infinity: fused, they would make a NaN score.
+            raise BadInput("bad embeddings: non-finite values (NaN or ±Inf)")
+        return Rows((row.unsqueeze(0),))
 
     def postprocess(self, outputs: list[torch.Tensor], infos: list[dict]) -> list[dict[str, Any]]:
         results = []

@@ -11,6 +11,8 @@
     │   ├── MediaTooLarge
     │   ├── MediaUnavailable       the URL answered 4xx, or the file is missing
     │   └── UndecodableMedia       the model's handler could not decode it (4xx)
+    ├── BadModelResponse           a model answer that is not a finite score in [0, 1] with a
+    │                              known label, or a non-finite embedding: never written
     ├── TransientError             retried with backoff, then dead-lettered
     │   ├── ModelUnavailable       connection refused, 5xx, 503/507 (also pauses intake)
     │   ├── ModelTimeout
@@ -65,6 +67,10 @@ class MediaUnavailable(BadMessage):
 
 class UndecodableMedia(BadMessage):
     reason = "undecodable_media"
+
+
+class BadModelResponse(VigilError):
+    reason = "bad_model_response"
 
 
 class TransientError(VigilError):

@@ -10,6 +10,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from orchestrator import answers
 from orchestrator.config import VrtConfig
 
 MODALITIES = ("visual", "text", "audio")
@@ -35,7 +36,12 @@ class Extractors:
             body = json.dumps({"text": text}, ensure_ascii=False).encode()
             calls["text"] = self.predict(self.models.text_model, body)
         results = dict(zip(calls, await asyncio.gather(*calls.values())))
-        return {m: results.get(m, {}).get("embedding") for m in MODALITIES}
+        models = {"visual": self.models.visual_model, "text": self.models.text_model,
+                  "audio": self.models.audio_model}
+        # A non-finite embedding must never reach the fusion head: it would fuse into a
+        # NaN score, which reads as "safe".
+        return {m: answers.embedding(results[m], models[m]) if m in results else None
+                for m in MODALITIES}
 
     async def fuse(self, embeddings: dict[str, list[float] | None]) -> dict[str, Any]:
         return await self.predict(self.models.fusion_model, json.dumps(embeddings).encode())

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from orchestrator.errors import VigilError
@@ -111,4 +111,4 @@ class DeadLetterSink:
 
 def encode_event(event: dict[str, Any]) -> bytes:
     """Compact UTF-8 JSON, as every Vigil topic carries."""
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    return orjson.dumps(event)

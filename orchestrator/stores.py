@@ -3,7 +3,9 @@
 SQL is written once with ``?`` placeholders; the PostgreSQL store translates them. Upserts
 keyed by the id make redelivery harmless: a re-scored clip or post replaces its row.
 Timestamps are stored as ISO 8601 UTC text with a ``Z`` (see :func:`iso_utc`), so they sort
-and compare the same way in both databases.
+and compare the same way in both databases. Scores are finite and in [0, 1]: the daemons
+check every model answer, and CHECK constraints refuse anything else (NULL, NaN, ±Inf; SQLite
+stores NaN as NULL, hence NOT NULL where a score is required).
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ TABLES = {
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audio_verdicts (
     clip_id TEXT PRIMARY KEY, stream_id TEXT, language TEXT, model TEXT, model_version TEXT,
-    score DOUBLE PRECISION, label TEXT, threshold DOUBLE PRECISION, scored_at TEXT
+    score DOUBLE PRECISION NOT NULL CHECK (score >= 0 AND score <= 1), label TEXT NOT NULL,
+    threshold DOUBLE PRECISION CHECK (threshold >= 0 AND threshold <= 1), scored_at TEXT
 );
 CREATE TABLE IF NOT EXISTS post_scores (
-    post_id TEXT PRIMARY KEY, user_id TEXT, score DOUBLE PRECISION, top_category TEXT,
+    post_id TEXT PRIMARY KEY, user_id TEXT,
+    score DOUBLE PRECISION NOT NULL CHECK (score >= 0 AND score <= 1), top_category TEXT,
     categories TEXT, model_version TEXT, created_at TEXT, scored_at TEXT
 );
 CREATE TABLE IF NOT EXISTS posts (
@@ -54,12 +58,16 @@ CREATE TABLE IF NOT EXISTS moderation_decisions (
 );
 CREATE INDEX IF NOT EXISTS decisions_user ON moderation_decisions (user_id, decided_at);
 CREATE TABLE IF NOT EXISTS review_queue (
-    post_id TEXT NOT NULL, net INTEGER NOT NULL, score DOUBLE PRECISION, risk DOUBLE PRECISION,
+    post_id TEXT NOT NULL, net INTEGER NOT NULL,
+    score DOUBLE PRECISION CHECK (score >= 0 AND score <= 1),
+    risk DOUBLE PRECISION CHECK (risk >= 0 AND risk <= 1),
     reason TEXT, enqueued_at TEXT, PRIMARY KEY (post_id, net)
 );
 CREATE TABLE IF NOT EXISTS triage_decisions (
-    post_id TEXT NOT NULL, net INTEGER NOT NULL, decision TEXT NOT NULL, score DOUBLE PRECISION,
-    risk DOUBLE PRECISION, reason TEXT, decided_at TEXT, published INTEGER NOT NULL DEFAULT 0,
+    post_id TEXT NOT NULL, net INTEGER NOT NULL, decision TEXT NOT NULL,
+    score DOUBLE PRECISION CHECK (score >= 0 AND score <= 1),
+    risk DOUBLE PRECISION CHECK (risk >= 0 AND risk <= 1),
+    reason TEXT, decided_at TEXT, published INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (post_id, net)
 );
 """

@@ -61,3 +61,18 @@ def clip(fmt: str = "wav", *, seconds: float = 20.0, rate: int = 16_000, channel
          seed: int = 0) -> bytes:
     """One encoded clip of the synthetic signal."""
     return encode(synth(seconds, rate, channels=channels, seed=seed), rate, fmt)
+
+
+def encode_float(samples: np.ndarray, rate: int) -> bytes:
+    """An IEEE-float WAV of ``samples`` exactly as given (no clipping, NaN and Inf kept)."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format="WAV", subtype="FLOAT")
+    return buffer.getvalue()
+
+
+def non_finite(value: float, *, seconds: float = 2.0, rate: int = 16_000) -> bytes:
+    """A float WAV with ``value`` (NaN or ±Inf) amid a normal signal: the moderation-bypass
+    attempt that must be refused, never scored."""
+    samples = synth(seconds, rate)
+    samples[rate // 2: rate // 2 + 100] = value
+    return encode_float(samples, rate)

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator import answers
 from orchestrator.config import RoutingConfig
 from orchestrator.errors import InvalidField, MissingField, UnknownLanguage, VigilError
 from orchestrator.pipelines.base import ModelPipeline, parse_json_object, parse_time
@@ -18,6 +19,7 @@ from orchestrator.source import Envelope
 from orchestrator.stores import iso_utc
 
 REQUIRED_FIELDS = ("clip_id", "stream_id", "language")
+LABELS = ("safe", "nsfw")
 
 
 @dataclass(frozen=True)
@@ -119,20 +121,17 @@ class AudioPipeline(ModelPipeline[ClipRequest]):
 
     def _verdict(self, request: ClipRequest, result: dict[str, Any]) -> dict[str, Any]:
         """The verdict row for ``request`` from its model's answer."""
-        message = request.message
-        try:
-            return {
-                **{k: v for k, v in message.items() if k != "audio_b64"},
-                "model": result.get("model", request.model),
-                "model_version": str(result.get("model_version", "")),
-                "score": float(result["score"]),
-                "label": result["label"],
-                "threshold": float(result["threshold"]),
-                "latency_ms": round((time.monotonic() - request.received_at) * 1000),
-                "scored_at": iso_utc(),
-            }
-        except (KeyError, TypeError, ValueError) as exc:
-            raise VigilError(f"unexpected model response {str(result)[:200]}") from exc
+        model = request.model
+        return {
+            **{k: v for k, v in request.message.items() if k != "audio_b64"},
+            "model": str(result.get("model", model)),
+            "model_version": str(result.get("model_version", "")),
+            "score": answers.probability(result, "score", model),
+            "label": answers.label(result, "label", LABELS, model),
+            "threshold": answers.probability(result, "threshold", model),
+            "latency_ms": round((time.monotonic() - request.received_at) * 1000),
+            "scored_at": iso_utc(),
+        }
 
     def _account(self, request: ClipRequest, verdict: dict[str, Any]) -> None:
         self.metrics.verdicts.labels(self.name, verdict["label"]).inc()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -19,10 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Generic, TypeVar
 
+import orjson
+
 from orchestrator.background import BackgroundTasks
 from orchestrator.batcher import MicroBatcher
 from orchestrator.config import AppConfig
-from orchestrator.errors import BadMessage, InvalidField, InvalidJson, VigilError
+from orchestrator.errors import InvalidField, InvalidJson, VigilError
 from orchestrator.media import MediaFetcher
 from orchestrator.metrics import Metrics
 from orchestrator.offsets import OffsetTracker
@@ -52,13 +53,24 @@ class Runtime:
 
 
 def parse_json_object(envelope: Envelope) -> dict[str, Any]:
-    """The message value as a JSON object, or :class:`InvalidJson`."""
+    """The message value as a JSON object, or :class:`InvalidJson`.
+
+    orjson rather than the standard library: it refuses nesting past 1,024 levels with a
+    decode error, where ``json.loads`` raises ``RecursionError``, and it refuses NaN,
+    Infinity and lone surrogates, which could not be re-emitted as valid JSON.
+    """
     try:
-        message = json.loads(envelope.value or b"")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        message = orjson.loads(envelope.value or b"")
+    except orjson.JSONDecodeError as exc:
         raise InvalidJson(f"value is not UTF-8 JSON: {exc}") from exc
     if not isinstance(message, dict):
         raise InvalidJson(f"value is JSON {type(message).__name__}, not an object")
+    try:
+        # Kept fields are re-emitted: refuse now what the encoder would refuse later
+        # (orjson encodes at most 254 levels), rather than fail a whole batch's writes.
+        orjson.dumps(message)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidJson(f"value cannot be re-emitted as JSON: {exc}") from exc
     return message
 
 
@@ -121,7 +133,7 @@ class Pipeline(ABC, Generic[T]):
         self.metrics.messages_consumed.labels(self.name).inc()
         try:
             item = self.parse(envelope)
-        except BadMessage as error:
+        except Exception as error:  # noqa: BLE001 - whatever one message raises is its dead letter
             await self.spawn(self.dead_letter(envelope, error), "dead_letter")
             return
         await self.runtime.batcher.put(item)

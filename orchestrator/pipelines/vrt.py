@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from orchestrator.errors import InvalidField, MissingField, VigilError
+from orchestrator import answers
+from orchestrator.errors import BadModelResponse, InvalidField, MissingField
 from orchestrator.extractors import Extractors
 from orchestrator.media import MediaFetcher
 from orchestrator.pipelines.base import (ModelPipeline, Runtime, parse_json_object,
@@ -99,20 +100,22 @@ class VrtPipeline(ModelPipeline[PostRequest]):
         media = await self._fetch(request.media_url) if request.media_url else None
         embeddings = await self.extractors.embed(media, request.is_video, request.text)
         fused = await self.extractors.fuse(embeddings)
-        try:
-            return {
-                **request.message,
-                "score": float(fused["score"]),
-                "categories": {k: float(v) for k, v in fused["categories"].items()},
-                "top_category": fused["top_category"],
-                "model_version": str(fused.get("model_version", "")),
-                "modalities": sorted(m for m, e in embeddings.items() if e is not None),
-                "created_at": iso_utc(datetime.fromtimestamp(request.created_at, timezone.utc)),
-                "scored_at": iso_utc(),
-                "latency_ms": round((time.monotonic() - request.received_at) * 1000),
-            }
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise VigilError(f"unexpected fusion response {str(fused)[:200]}") from exc
+        model = self.models.fusion_model
+        categories = fused.get("categories") if isinstance(fused, dict) else None
+        if not isinstance(categories, dict) or not categories:
+            raise BadModelResponse(f"{model}: no categories in {str(fused)[:200]}")
+        return {
+            **request.message,
+            "score": answers.probability(fused, "score", model),
+            "categories": {str(k): answers.probability(categories, k, model)
+                           for k in categories},
+            "top_category": answers.label(fused, "top_category", categories, model),
+            "model_version": str(fused.get("model_version", "")),
+            "modalities": sorted(m for m, e in embeddings.items() if e is not None),
+            "created_at": iso_utc(datetime.fromtimestamp(request.created_at, timezone.utc)),
+            "scored_at": iso_utc(),
+            "latency_ms": round((time.monotonic() - request.received_at) * 1000),
+        }
 
     def _account(self, request: PostRequest, event: dict[str, Any]) -> None:
         age = max(0.0, time.time() - request.created_at)

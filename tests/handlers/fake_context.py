@@ -20,6 +20,10 @@ class FakeContext:
         self.statuses: dict[int, tuple[int, str]] = {}
 
     def set_response_status(self, code: int = 200, phrase: str = "", idx: int = 0) -> None:
+        # TorchServe 0.12 frames the phrase by its length in characters: anything but
+        # printable ASCII corrupts the frame and kills the worker.
+        if not (phrase.isascii() and phrase.isprintable()):
+            raise ValueError(f"this phrase would kill a TorchServe worker: {phrase!r}")
         self.statuses[idx] = (code, phrase)
 
 

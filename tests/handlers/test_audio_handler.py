@@ -45,6 +45,19 @@ def test_bad_requests_get_their_own_status_and_the_rest_are_scored(handler, mode
     assert "score" in results[0] and "score" in results[4]
 
 
+def test_non_finite_clips_are_refused_with_a_phrase_torchserve_can_frame(handler, model_dir):
+    context = FakeContext(model_dir)
+    requests = [{"body": bytearray(clips.non_finite(float("nan")))},
+                {"body": bytearray(clips.clip("wav", seconds=1))},
+                {"body": bytearray(clips.non_finite(float("inf"), rate=44_100))}]
+    results = handler.handle(requests, context)
+    assert sorted(context.statuses) == [0, 2]
+    assert all(400 <= code < 500 and "non-finite" in phrase
+               for code, phrase in context.statuses.values())
+    assert "±Inf" in results[0]["error"]  # the body keeps the full message
+    assert 0.0 <= results[1]["score"] <= 1.0
+
+
 def test_a_multi_clip_request_gets_one_answer_per_part_and_bad_parts_fail_alone(handler,
                                                                                    model_dir):
     context = FakeContext(model_dir)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torchaudio
 
 from handlers.audio_io import ClipDecoder
 from handlers.errors import BadInput
@@ -44,3 +45,22 @@ def test_bad_payloads_raise_bad_input(decoder, payload, status):
     with pytest.raises(BadInput) as caught:
         decoder.decode(payload)
     assert caught.value.status == status
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("rate", [RATE, 44_100], ids=["native", "resampled"])
+def test_non_finite_samples_are_refused_with_a_reason(decoder, value, rate):
+    with pytest.raises(BadInput, match="non-finite") as caught:
+        decoder.decode(clips.non_finite(value, rate=rate))
+    assert 400 <= caught.value.status < 500
+
+
+def test_finite_samples_that_overflow_in_the_resampler_are_refused(decoder):
+    # Finite, but the worst case for the low-pass filter: the sign pattern of its own kernel
+    # at float32's limit sums past float32's range.
+    kernel = torchaudio.transforms.Resample(44_100, RATE).kernel[0, 0].numpy()
+    burst = np.sign(kernel) * np.float32(3.4e38)
+    samples = np.concatenate([np.zeros(1000), burst, np.zeros(1000)]).astype(np.float32)
+    assert np.isfinite(samples).all()
+    with pytest.raises(BadInput, match="after resampling"):
+        decoder.decode(clips.encode_float(samples[:, None], 44_100))

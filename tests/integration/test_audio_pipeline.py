@@ -151,6 +151,14 @@ def _bad_messages(media_dir) -> tuple[list[tuple[str, bytes | None, bytes]], obj
         ("media_too_large", b"k15", message(audio_b64=None, audio_url=big.as_uri())),
         ("media_unavailable", b"k16", message(audio_b64=None, audio_url=(media_dir / "gone.wav").as_uri())),
         ("media_too_large", b"k17", message(audio_b64=base64.b64encode(b"\0" * 500_000).decode())),
+        # A poison pill: once a RecursionError that stopped the daemon on every restart.
+        ("invalid_json", b"k18", b"[" * 20_000 + b"]" * 20_000),
+        ("invalid_json", b"k19", message()[:-1] + b', "x": ' + b"[" * 5_000 + b"]" * 5_000 + b"}"),
+        # A moderation bypass: NaN or Inf samples once came out as a NULL score, label safe.
+        ("undecodable_media", b"k20", message(audio_b64=base64.b64encode(
+            clips.non_finite(float("nan"))).decode())),
+        ("undecodable_media", b"k21", message(audio_b64=base64.b64encode(
+            clips.non_finite(float("-inf"), rate=44_100)).decode())),
     ], small
 
 
@@ -182,6 +190,8 @@ def test_bad_messages_go_to_the_dlq_with_their_reason(daemon, topics, tansu, dat
     for reason, key, value in bad:
         assert by_value[value] == reason, (reason, value[:80])
     assert len(bad) >= 15 and len({reason for reason, _, _ in bad}) >= 7
+    scores = [row[0] for row in harness.query(database_url, "SELECT score FROM audio_verdicts")]
+    assert all(score is not None and 0 <= score <= 1 for score in scores)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -71,6 +71,11 @@ def test_bad_media_and_missing_modalities_at_the_archives(torchserve, model_stor
     assert fused["score"] == pytest.approx(1 - fused["categories"]["safe"])
     wrong = predict(torchserve, "vrt_fusion", json.dumps({"visual": [0.1, 0.2]}).encode())
     assert wrong.status_code == 400 and "expected" in wrong.text
+    dims = archiver.handler_settings(model_store / "vrt_fusion.mar")["dims"]
+    for value in ("NaN", "Infinity"):
+        audio = "[" + ", ".join([value] + ["0.1"] * (dims["audio"] - 1)) + "]"
+        poisoned = predict(torchserve, "vrt_fusion", f'{{"audio": {audio}}}'.encode())
+        assert poisoned.status_code == 400 and "non-finite" in poisoned.text
 
 
 def test_fifty_posts_end_to_end(tmp_path, tansu, torchserve, database_url, request):

@@ -1,0 +1,114 @@
+"""Property tests of every pipeline's parse and validate path: whatever bytes a message
+holds, parsing gives a valid item or a Vigil error with a dead-letter reason, nothing else."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from orchestrator.config import RoutingConfig
+from orchestrator.errors import BadMessage
+from orchestrator.pipelines import audio, minview, vrt
+from orchestrator.sinks import encode_event
+from orchestrator.source import Envelope
+
+ROUTING = RoutingConfig(languages=("hi", "ta"), fallback_model="")
+# Dead-letter reasons a message's own content may earn (DESIGN.md, "Messages").
+PARSE_REASONS = {"invalid_json", "missing_field", "invalid_field", "unknown_language"}
+
+PARSERS: dict[str, Callable[[Envelope], Any]] = {
+    "audio": lambda envelope: audio.parse(envelope, ROUTING),
+    "vrt": vrt.parse,
+    "minview": minview.parse,
+}
+VALID = {
+    "audio": {"clip_id": "c1", "stream_id": "s1", "language": "hi", "audio_b64": "AAAA",
+              "created_at": "2026-11-28T10:00:00Z"},
+    "vrt": {"post_id": "p1", "user_id": "u1", "created_at": "2026-11-28T10:00:00Z",
+            "video_url": "https://media.example.com/v.mp4", "text": "hello", "language": "hi"},
+    "minview": {"post_id": "p1", "views": 1000, "at": "2026-11-28T10:00:00Z"},
+}
+
+odd_text = st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
+    ["", " ", "\x00", "\u202e", "ﷺ" * 20, "𝕏", "nan", "Infinity", "1e999", "0x10"])
+numbers = (st.integers(min_value=-(2**70), max_value=2**70)
+           | st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([1e308, -0.0]))
+json_values = st.recursive(
+    st.none() | st.booleans() | numbers | odd_text,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(odd_text, children, max_size=4),
+    max_leaves=20)
+
+
+def deep(levels: int, opener: str = "[") -> bytes:
+    closer = {"[": "]", "{": "}"}[opener]
+    if opener == "{":
+        return ('{"a":' * levels + "1" + closer * levels).encode()
+    return (opener * levels + closer * levels).encode()
+
+
+def envelope(value: bytes) -> Envelope:
+    return Envelope("in", 0, 7, b"k", value, 1_700_000_000_000)
+
+
+def check(pipeline: str, value: bytes) -> None:
+    """The property: a valid item whose kept fields re-encode, or a reasoned BadMessage."""
+    try:
+        item = PARSERS[pipeline](envelope(value))
+    except BadMessage as error:
+        assert error.reason in PARSE_REASONS, (type(error), error)
+        return
+    assert item.envelope.value == value
+    message = getattr(item, "message", None)
+    if message is not None:
+        encode_event(message)  # every kept field can be re-emitted
+
+
+@pytest.mark.parametrize("pipeline", PARSERS)
+@given(value=st.binary(max_size=200))
+@example(value=deep(20_000))
+@example(value=deep(20_000, "{"))
+@example(value=deep(1_000))
+@example(value=b"\xff\xfe\x00")
+@example(value=b'{"a": NaN}')
+@example(value=b'"\\ud800"')
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+def test_arbitrary_bytes(pipeline, value):
+    check(pipeline, value)
+
+
+@pytest.mark.parametrize("pipeline", PARSERS)
+@given(value=json_values)
+@settings(max_examples=150, deadline=None)
+def test_arbitrary_json_values(pipeline, value):
+    check(pipeline, json.dumps(value, ensure_ascii=False).encode())
+
+
+@pytest.mark.parametrize("pipeline", PARSERS)
+@given(data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_mutations_of_valid_messages(pipeline, data):
+    message = dict(VALID[pipeline])
+    for _ in range(data.draw(st.integers(1, 3))):
+        field = data.draw(st.sampled_from(sorted(message)) | odd_text)
+        action = data.draw(st.sampled_from(["replace", "delete", "add"]))
+        if action == "delete":
+            message.pop(field, None)
+        else:
+            message[field] = data.draw(json_values)
+    check(pipeline, json.dumps(message, ensure_ascii=False).encode())
+
+
+@pytest.mark.parametrize("pipeline", PARSERS)
+@pytest.mark.parametrize("levels", [300, 1_000, 20_000])
+def test_a_deeply_nested_extra_field_is_refused_not_raised(pipeline, levels):
+    valid = json.dumps(VALID[pipeline])[:-1]
+    value = valid.encode() + b', "extra": ' + deep(levels) + b"}"
+    with pytest.raises(BadMessage) as caught:
+        PARSERS[pipeline](envelope(value))
+    assert caught.value.reason == "invalid_json"

@@ -1,14 +1,48 @@
-# Vigil production image. One image, two roles chosen by the command:
-#   torchserve            the model server (GPU), serving the archives baked into the image
-#   run audio|vrt|minview a Vigil daemon (or any other `vigil` command)
-# Build the archives first (`vigil build` with real checkpoints): archives/ is copied in.
-FROM nvidia/cuda:13.0.1-cudnn-runtime-ubuntu22.04
+# Vigil's two production images, one per installable part:
+#
+#   docker build --target orchestrator -t ghcr.io/vigil/orchestrator:0.1.0 .
+#       the daemons (`vigil run audio|vrt|minview`, `vigil health`): `pip install .`,
+#       no torch, no CUDA; talks to the model server over HTTP.
+#   docker build --target model-server -t ghcr.io/vigil/model-server:0.1.0 .
+#       TorchServe with the archives (GPU): `pip install .[models]`. Build the archives
+#       first (`vigil build` with real checkpoints): archives/ is copied in.
+
+# ---- the orchestrator: slim Python, no model code ---------------------------------------
+FROM python:3.11.14-slim-bookworm AS orchestrator
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PATH=/opt/venv/bin:$PATH
+
+RUN groupadd --gid 10001 vigil \
+    && useradd --uid 10001 --gid vigil --no-create-home --home-dir /run/vigil vigil
+
+WORKDIR /opt/vigil
+COPY setup.cfg pyproject.toml README.md ./
+COPY handlers/ handlers/
+COPY modelzoo/ modelzoo/
+COPY orchestrator/ orchestrator/
+RUN python -m venv /opt/venv && pip install --no-cache-dir .
+
+# The catalogue says which models exist and how to route to them.
+COPY archives/catalogue.json archives/
+RUN mkdir -p /run/vigil && chown vigil:vigil /run/vigil
+USER 10001:10001
+WORKDIR /run/vigil
+ENV VIGIL_TORCHSERVE_CATALOGUE=/opt/vigil/archives/catalogue.json
+
+EXPOSE 9100 8091
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s CMD ["vigil", "health", "daemon"]
+ENTRYPOINT ["vigil"]
+CMD ["run", "audio"]
+
+# ---- the model server: CUDA, Java 17, TorchServe, the archives -------------------------
+FROM nvidia/cuda:13.0.1-cudnn-runtime-ubuntu22.04 AS model-server
 
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PATH=/opt/venv/bin:$PATH \
-    VIGIL_ROLE=torchserve
+    PATH=/opt/venv/bin:$PATH
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
@@ -32,7 +66,9 @@ COPY setup.cfg pyproject.toml README.md ./
 COPY handlers/ handlers/
 COPY modelzoo/ modelzoo/
 COPY orchestrator/ orchestrator/
-RUN python3.11 -m venv /opt/venv && pip install --no-cache-dir .
+# This checkout with its extra: the pins are in setup.cfg.
+# hadolint ignore=DL3013
+RUN python3.11 -m venv /opt/venv && pip install --no-cache-dir ".[models]"
 
 COPY config.properties ./
 COPY archives/ archives/
@@ -44,8 +80,8 @@ RUN mkdir -p /run/vigil && chown vigil:vigil /run/vigil
 USER 10001:10001
 WORKDIR /run/vigil
 
-EXPOSE 8080 8082 9100
+EXPOSE 8080 8082
 HEALTHCHECK --interval=30s --timeout=10s --start-period=180s \
-    CMD ["sh", "-c", "vigil health \"$VIGIL_ROLE\" --key-file /run/vigil/key_file.json"]
+    CMD ["vigil", "health", "torchserve", "--key-file", "/run/vigil/key_file.json"]
 ENTRYPOINT ["vigil-entrypoint"]
 CMD ["torchserve"]

@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # The venv's console scripts (vigil, torchserve, torch-model-archiver) for every recipe.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test bench archives clean
+.PHONY: setup demo test test-unit bench archives clean
 
 setup:
 	bash scripts/setup.sh
@@ -15,12 +15,17 @@ archives: setup
 demo: setup
 	$(PY) -m scripts.demo
 
+# Everything: the fast tier and the integration tests against real services.
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The fast tier for the inner loop (under a minute): no services, no archive builds.
+test-unit: setup
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
 # Baseline vs Vigil and the serving path's figures (about 15 minutes on 2 cores).
 bench: setup
-	$(VENV)/bin/vigil bench $(BENCH_ARGS)
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf archives/*.mar logs key_file.json .pytest_cache
+	rm -rf archives/*.mar archives/catalogue.json logs key_file.json .pytest_cache

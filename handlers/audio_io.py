@@ -7,6 +7,7 @@ takes whatever else arrives (AAC/M4A, WebM). Only the samples the model needs ar
 from __future__ import annotations
 
 import io
+import time
 
 import av
 import numpy as np
@@ -14,7 +15,9 @@ import soundfile
 import torch
 import torchaudio
 
-from handlers.errors import BadInput, NoAudioStream
+from handlers.errors import BadInput, NoAudioStream, OverLimit
+
+DEFAULT_MAX_DECODE_S = 60.0
 
 
 def _read_soundfile(payload: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
@@ -24,7 +27,7 @@ def _read_soundfile(payload: bytes, max_seconds: float) -> tuple[np.ndarray, int
         return samples.mean(axis=1), clip.samplerate
 
 
-def _read_ffmpeg(payload: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
+def _read_ffmpeg(payload: bytes, max_seconds: float, deadline: float) -> tuple[np.ndarray, int]:
     with av.open(io.BytesIO(payload), mode="r") as container:
         if not container.streams.audio:
             raise NoAudioStream("no audio stream in the payload", status=415)
@@ -35,6 +38,8 @@ def _read_ffmpeg(payload: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
         chunks, decoded = [], 0
         limit = int(max_seconds * rate)
         for frame in container.decode(stream):
+            if time.monotonic() > deadline:
+                raise OverLimit("decoding the audio took too long")
             for out in resampler.resample(frame):
                 chunk = out.to_ndarray().mean(axis=0)
                 chunks.append(chunk)
@@ -57,9 +62,11 @@ def _require_finite(waveform: torch.Tensor, stage: str) -> None:
 class ClipDecoder:
     """Bytes of any supported container -> float32 tensor ``(samples,)`` at ``sample_rate``."""
 
-    def __init__(self, *, sample_rate: int, clip_samples: int) -> None:
+    def __init__(self, *, sample_rate: int, clip_samples: int,
+                 max_decode_s: float = DEFAULT_MAX_DECODE_S) -> None:
         self.sample_rate = sample_rate
         self.clip_samples = clip_samples
+        self.max_decode_s = max_decode_s
         self._resamplers: dict[int, torchaudio.transforms.Resample] = {}
 
     def decode(self, payload: bytes) -> torch.Tensor:
@@ -72,8 +79,9 @@ class ClipDecoder:
     def samples(self, payload: bytes) -> torch.Tensor:
         """Decode, downmix and resample at most ``clip_samples``, without padding.
 
-        Raises :class:`NoAudioStream` for a container without audio, :class:`BadInput` for
-        an empty or undecodable payload or one with non-finite samples.
+        Raises :class:`NoAudioStream` for a container without audio, :class:`OverLimit`
+        when decoding takes over ``max_decode_s``, :class:`BadInput` for an empty or
+        undecodable payload or one with non-finite samples.
         """
         if not payload:
             raise BadInput("empty request body")
@@ -82,8 +90,9 @@ class ClipDecoder:
             samples, rate = _read_soundfile(payload, max_seconds)
         except (soundfile.LibsndfileError, RuntimeError, TypeError):
             try:
-                samples, rate = _read_ffmpeg(payload, max_seconds)
-            except NoAudioStream:
+                samples, rate = _read_ffmpeg(payload, max_seconds,
+                                             time.monotonic() + self.max_decode_s)
+            except (NoAudioStream, OverLimit):
                 raise
             except (av.FFmpegError, ValueError, IndexError, EOFError) as exc:
                 raise BadInput(f"undecodable audio: {exc}", status=415) from exc

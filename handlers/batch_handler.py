@@ -149,18 +149,41 @@ class BatchHandler:
         return outputs
 
     def score(self, bodies: list[Any]) -> list[Any]:
-        """One response per body, or the :class:`BadInput` that body raised."""
+        """One response per body, or the :class:`BadInput` that body raised.
+
+        One boundary per body: whatever decoding one body raises fails that body alone
+        (422), and when the model fails on the batch each body is run alone, so only the
+        inputs the model cannot take fail (422; 507 for running out of memory, which the
+        caller may retry).
+        """
         prepared = self.preprocess(bodies)
         results: list[Any] = [prepared.failures.get(index) for index in range(len(bodies))]
         if prepared.indices:
-            responses = self.postprocess(self.split(prepared), [r.info for r in prepared.decoded])
-            if len(responses) != len(prepared.indices):
-                raise RuntimeError(
-                    f"model gave {len(responses)} results for {len(prepared.indices)} inputs"
-                )
+            try:
+                responses = self._respond(prepared)
+            except Exception:  # noqa: BLE001 - find the input the model cannot take
+                logger.exception("the model failed on a batch of %d: running each alone",
+                                 len(prepared.decoded))
+                responses = [self._respond_alone(rows) for rows in prepared.decoded]
             for index, response in zip(prepared.indices, responses):
                 results[index] = response
         return results
+
+    def _respond(self, prepared: PreparedBatch) -> list[Any]:
+        responses = self.postprocess(self.run_model(prepared), [r.info for r in prepared.decoded])
+        if len(responses) != len(prepared.decoded):
+            raise RuntimeError(
+                f"model gave {len(responses)} results for {len(prepared.decoded)} inputs")
+        return responses
+
+    def _respond_alone(self, rows: Rows) -> Any:
+        try:
+            return self._respond(PreparedBatch(indices=[0], decoded=[rows]))[0]
+        except Exception as exc:  # noqa: BLE001 - this input's failure, answered alone
+            logger.exception("the model failed on one input")
+            out_of_memory = isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError))
+            return BadInput(f"the model failed on this input: {type(exc).__name__}: {exc}",
+                            status=507 if out_of_memory else 422)
 
     def preprocess(self, bodies: list[Any]) -> PreparedBatch:
         """Decode every body; collect the failures instead of raising."""
@@ -171,9 +194,13 @@ class BatchHandler:
                 prepared.indices.append(index)
             except BadInput as exc:
                 prepared.failures[index] = exc
+            except Exception as exc:  # noqa: BLE001 - a decoder's surprise fails its body only
+                logger.exception("decoding request %d failed unexpectedly", index)
+                prepared.failures[index] = BadInput(
+                    f"could not decode: {type(exc).__name__}: {exc}", status=422)
         return prepared
 
-    def split(self, prepared: PreparedBatch) -> list[torch.Tensor]:
+    def run_model(self, prepared: PreparedBatch) -> list[torch.Tensor]:
         """Run every row of the batch through the model; one output tensor per request."""
         counts = [rows.count for rows in prepared.decoded]
         if not sum(counts):

@@ -14,7 +14,7 @@ import torch
 from handlers.batch_handler import BatchHandler, Rows
 from handlers.enhance import FrameEnhancer
 from handlers.errors import BadInput
-from handlers.visual_io import FramePreparer
+from handlers.visual_io import DEFAULT_MAX_DECODE_S, DEFAULT_MAX_PIXELS, FramePreparer
 
 
 def mean_embedding(frame_embeddings: torch.Tensor) -> torch.Tensor:
@@ -29,6 +29,8 @@ class ClipVisualHandler(BatchHandler):
             std=self.settings["std"],
             frames_per_second=float(self.settings.get("frames_per_second", 1.0)),
             max_seconds=float(self.settings.get("max_video_s", 900)),
+            max_pixels=int(self.settings.get("max_pixels", DEFAULT_MAX_PIXELS)),
+            max_decode_s=float(self.settings.get("max_decode_s", DEFAULT_MAX_DECODE_S)),
             enhancer=FrameEnhancer.from_settings(self.settings.get("enhance")))
 
     def example_input(self) -> Rows:

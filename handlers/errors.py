@@ -17,8 +17,12 @@ class NoAudioStream(BadInput):
     a missing modality for the VRT audio extractor."""
 
 
-class MediaTooLong(BadInput):
-    """The media runs longer than the archive's configured limit."""
+class OverLimit(BadInput):
+    """The media passes one of the archive's limits: pixels, duration, decode time (413)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, status=413)
+
+
+class MediaTooLong(OverLimit):
+    """The media runs longer than the archive's configured limit."""

@@ -11,7 +11,7 @@ import torch
 
 from handlers.batch_handler import BatchHandler, Rows
 from handlers.errors import BadInput
-from handlers.fusion_input import MissingModality, fusion_row
+from handlers.fusion_input import EmbeddingSizeMismatch, fusion_row
 
 
 class VrtFusionHandler(BatchHandler):
@@ -35,7 +35,7 @@ class VrtFusionHandler(BatchHandler):
             raise BadInput("send a JSON object with visual, text and audio embeddings")
         try:
             row = fusion_row(body, self.dims)
-        except (MissingModality, TypeError, ValueError, RuntimeError) as exc:
+        except (EmbeddingSizeMismatch, TypeError, ValueError, RuntimeError) as exc:
             raise BadInput(f"bad embeddings: {exc}") from exc
         if not bool(torch.isfinite(row).all()):
             # json.loads reads NaN and Infinity: fused, they would make a NaN score.

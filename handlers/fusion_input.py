@@ -9,7 +9,7 @@ import torch
 MODALITIES = ("visual", "text", "audio")
 
 
-class MissingModality(ValueError):
+class EmbeddingSizeMismatch(ValueError):
     """An embedding has the wrong size for its modality."""
 
 
@@ -25,7 +25,7 @@ def fusion_row(embeddings: Mapping[str, Sequence[float] | None],
             continue
         tensor = torch.as_tensor(vector, dtype=torch.float32)
         if tensor.shape != (dims[modality],):
-            raise MissingModality(f"{modality} embedding has shape {tuple(tensor.shape)}, "
+            raise EmbeddingSizeMismatch(f"{modality} embedding has shape {tuple(tensor.shape)}, "
                                   f"expected ({dims[modality]},)")
         parts.append(tensor)
         flags.append(1.0)

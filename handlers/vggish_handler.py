@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from handlers.audio_io import ClipDecoder
+from handlers.audio_io import DEFAULT_MAX_DECODE_S, ClipDecoder
 from handlers.batch_handler import BatchHandler, Rows
 from handlers.errors import BadInput, NoAudioStream
 from handlers.vggish_frontend import BANDS, EXAMPLE_FRAMES, SAMPLE_RATE_HZ, LogMelExamples
@@ -17,8 +17,9 @@ from handlers.vggish_frontend import BANDS, EXAMPLE_FRAMES, SAMPLE_RATE_HZ, LogM
 class VggishAudioHandler(BatchHandler):
     def setup(self, model_dir: str) -> None:
         seconds = float(self.settings.get("max_audio_s", 900))
-        self.decoder = ClipDecoder(sample_rate=SAMPLE_RATE_HZ,
-                                   clip_samples=int(seconds * SAMPLE_RATE_HZ))
+        self.decoder = ClipDecoder(
+            sample_rate=SAMPLE_RATE_HZ, clip_samples=int(seconds * SAMPLE_RATE_HZ),
+            max_decode_s=float(self.settings.get("max_decode_s", DEFAULT_MAX_DECODE_S)))
         self.frontend = LogMelExamples()
 
     def example_input(self) -> Rows:

@@ -1,20 +1,61 @@
 """Images and videos to CLIP-ready frames: one frame per second of video (PyAV), resized
-(shortest side), centre-cropped and normalised with the model's mean and std."""
+(shortest side), centre-cropped and normalised with the model's mean and std.
+
+Limits that cost little to enforce, so one hostile post cannot hold a worker for minutes:
+
+- an image's dimensions are read from its header (Pillow) before anything is decoded, and
+  anything over ``max_pixels`` is refused (413): a 110 KB PNG can declare 900 Mpx;
+- an animated image goes the video way, one frame per second, not every frame at once;
+- a video's frames are scaled down to the model's size as they are decoded, so memory grows
+  with the number of frames kept, not with the resolution;
+- decoding stops with a 413 once it has taken ``max_decode_s``.
+"""
 
 from __future__ import annotations
 
 import io
+import time
+import warnings
 
 import av
 import torch
+from PIL import Image
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as F
 
 from handlers.enhance import FrameEnhancer
-from handlers.errors import BadInput, MediaTooLong
+from handlers.errors import BadInput, MediaTooLong, OverLimit
+
+DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_DECODE_S = 60.0
+
+
+def check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
+    """Raise :class:`OverLimit` (413) when ``width × height`` passes ``max_pixels``."""
+    if width * height > max_pixels:
+        raise OverLimit(f"{what} is {width}x{height} = {width * height / 1e6:.0f} Mpx, over "
+                        f"the {max_pixels / 1e6:.0f} Mpx pixel limit")
+
+
+def image_header(payload: bytes, max_pixels: int) -> Image.Image | None:
+    """The image's header (nothing decoded yet), or None when it is not an image Pillow
+    knows (a video, or garbage). Raises :class:`OverLimit` for too many pixels."""
+    try:
+        with warnings.catch_warnings():
+            # Vigil's own limit applies, below Pillow's warning level.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            header = Image.open(io.BytesIO(payload))
+    except Image.DecompressionBombError as exc:
+        raise OverLimit(f"image over the pixel limit: {exc}") from exc
+    except (OSError, ValueError, SyntaxError):  # Pillow's "not an image I can identify"
+        return None
+    check_pixels(*header.size, max_pixels, "the image")
+    return header
 
 
 def _decode_image(payload: bytes) -> torch.Tensor | None:
+    """The still as ``(1, 3, H, W)``, or None for a format torchvision does not decode
+    (FFmpeg may: BMP, TIFF, ...)."""
     try:
         image = decode_image(torch.frombuffer(bytearray(payload), dtype=torch.uint8),
                              mode=ImageReadMode.RGB)
@@ -31,24 +72,46 @@ def _duration_s(container: av.container.InputContainer, stream) -> float | None:
     return None
 
 
-def sample_video(payload: bytes, *, frames_per_second: float, max_seconds: float) -> torch.Tensor:
-    """``(frames, 3, H, W)`` uint8: the first frame at or after each 1/fps step."""
+def scaled_size(width: int, height: int, shortest_side: int) -> tuple[int, int]:
+    """``(width, height)`` scaled down so the shorter side is ``shortest_side`` (never up)."""
+    scale = min(1.0, shortest_side / min(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def sample_video(payload: bytes, *, frames_per_second: float, max_seconds: float,
+                 shortest_side: int, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_decode_s: float = DEFAULT_MAX_DECODE_S) -> torch.Tensor:
+    """``(frames, 3, H, W)`` uint8: the first frame at or after each 1/fps step, scaled as it
+    is decoded so its shorter side is at most ``shortest_side``.
+
+    Raises :class:`MediaTooLong` past ``max_seconds`` of video, :class:`OverLimit` for
+    frames over ``max_pixels`` or decoding past ``max_decode_s``, :class:`BadInput` else.
+    """
     step = 1.0 / frames_per_second
+    deadline = time.monotonic() + max_decode_s
     try:
         with av.open(io.BytesIO(payload), mode="r") as container:
             if not container.streams.video:
                 raise BadInput("neither an image nor a video with a video stream", status=415)
             stream = container.streams.video[0]
+            check_pixels(stream.codec_context.width, stream.codec_context.height, max_pixels,
+                         "the video")
             duration = _duration_s(container, stream)
             if duration is not None and duration > max_seconds:
-                raise MediaTooLong(f"video is {duration:.0f} s long, over the {max_seconds:.0f} s limit")
-            frames, next_time = [], 0.0
+                raise MediaTooLong(f"video is {duration:.0f} s long, over the "
+                                   f"{max_seconds:.0f} s limit")
+            frames, next_time, size = [], 0.0, None
             for frame in container.decode(stream):
+                if time.monotonic() > deadline:
+                    raise OverLimit(f"decoding took over {max_decode_s:.0f} s")
                 moment = frame.time if frame.time is not None else next_time
                 if moment > max_seconds:
                     raise MediaTooLong(f"video runs past the {max_seconds:.0f} s limit")
                 if moment + 1e-6 >= next_time:
-                    frames.append(torch.from_numpy(frame.to_ndarray(format="rgb24")))
+                    check_pixels(frame.width, frame.height, max_pixels, "a video frame")
+                    size = size or scaled_size(frame.width, frame.height, shortest_side)
+                    small = frame.reformat(width=size[0], height=size[1], format="rgb24")
+                    frames.append(torch.from_numpy(small.to_ndarray()))
                     next_time += step
     except (av.FFmpegError, ValueError, IndexError, EOFError) as exc:
         if isinstance(exc, BadInput):
@@ -64,23 +127,30 @@ class FramePreparer:
 
     def __init__(self, *, image_size: int, mean: list[float], std: list[float],
                  frames_per_second: float = 1.0, max_seconds: float = 900.0,
+                 max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_decode_s: float = DEFAULT_MAX_DECODE_S,
                  enhancer: FrameEnhancer | None = None) -> None:
         self.image_size = image_size
         self.enhancer = enhancer
         self.mean, self.std = mean, std
         self.frames_per_second = frames_per_second
         self.max_seconds = max_seconds
+        self.max_pixels = max_pixels
+        self.max_decode_s = max_decode_s
 
     def __call__(self, payload: bytes) -> tuple[torch.Tensor, str]:
         if not payload:
             raise BadInput("empty request body")
-        frames = _decode_image(payload)
-        kind = "image"
-        if frames is None:
-            frames = sample_video(payload, frames_per_second=self.frames_per_second,
-                                  max_seconds=self.max_seconds)
-            kind = "video"
-        return self.prepare(frames), kind
+        header = image_header(payload, self.max_pixels)
+        still = None
+        if header is not None and not getattr(header, "is_animated", False):
+            still = _decode_image(payload)
+        if still is not None:
+            return self.prepare(still), "image"
+        frames = sample_video(payload, frames_per_second=self.frames_per_second,
+                              max_seconds=self.max_seconds, shortest_side=self.image_size,
+                              max_pixels=self.max_pixels, max_decode_s=self.max_decode_s)
+        return self.prepare(frames), "video"
 
     def prepare(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 ``(F, 3, H, W)`` -> float ``(F, 3, S, S)``, resized, cropped, normalised."""

@@ -52,7 +52,8 @@ def package(
 ) -> Path:
     """Write model-config.yaml and index_to_name.json beside ``serialized`` and archive them.
 
-    Returns the path of the ``.mar``; raises :class:`ArchiveError` when archiving fails.
+    Returns the path of the ``.mar`` (``<name>-<version>.mar``); raises
+    :class:`ArchiveError` when archiving fails.
     """
     staging = serialized.parent
     config = spec.model_config()
@@ -63,6 +64,8 @@ def package(
     labels_path.write_text(json.dumps({str(i): label for i, label in enumerate(labels)}))
     package_root = _stage_handler_package(staging)
     export_dir.mkdir(parents=True, exist_ok=True)
+    archived = staging / "archived"
+    archived.mkdir(exist_ok=True)
     command = [
         tool_path("torch-model-archiver"),
         "--model-name", spec.name,
@@ -71,13 +74,14 @@ def package(
         "--handler", str(HANDLER_FILES[spec.family]),
         "--extra-files", ",".join(str(p) for p in (labels_path, package_root, *extra_files)),
         "--config-file", str(config_path),
-        "--export-path", str(export_dir),
-        "--force",
+        "--export-path", str(archived),
     ]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise ArchiveError(f"torch-model-archiver failed for {spec.name}: {completed.stderr}")
-    return export_dir / f"{spec.name}.mar"
+    target = export_dir / spec.file_name
+    shutil.move(archived / f"{spec.name}.mar", target)
+    return target
 
 
 def handler_settings(mar: Path) -> dict:

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from modelzoo.build import BuildOptions, build_all
-from modelzoo.manifest import load_manifest
+from modelzoo.manifest import ManifestError, load_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +21,11 @@ def build(args: argparse.Namespace) -> int:
             raise SystemExit(f"not in the manifest: {', '.join(sorted(unknown))}")
         specs = [spec for spec in specs if spec.name in args.only]
     options = BuildOptions(export_dir=Path(args.export_dir), size=args.size)
-    for built in build_all(specs, options):
-        print(f"{built.path}  (traced vs eager max |diff| {built.max_difference:.1e})")
+    try:
+        for built in build_all(specs, options):
+            print(f"{built.path}  (traced vs eager max |diff| {built.max_difference:.1e})")
+    except ManifestError as exc:
+        raise SystemExit(f"vigil build: {exc}") from exc
     return 0
 
 
@@ -55,8 +58,13 @@ def train_vrt(args: argparse.Namespace) -> int:
     for path in vrt_training.write_outputs(head, report, Path(args.out)):
         print(f"wrote {path}")
     trained = dataclasses.replace(spec, checkpoint=str(Path(args.out) / "fusion.pt"))
+    # A head trained on generated embeddings is a dev build, like the random-weight ones.
+    options = BuildOptions(export_dir=store, release=not args.generate)
     with tqdm(total=1, desc="exporting the head", unit="archive") as progress:
-        built = package_model(trained, head, BuildOptions(export_dir=store), progress)
+        try:
+            built = package_model(trained, head, options, progress)
+        except ManifestError as exc:
+            raise SystemExit(f"vigil train vrt: {exc}") from exc
         progress.update()
     print(f"{built.path}  (traced vs eager max |diff| {built.max_difference:.1e})")
     print(vrt_training.summary_markdown(report))

@@ -1,8 +1,8 @@
 """The embeddings table shared by ``vigil embed`` (writes) and ``vigil train vrt`` (reads).
 
 Columns: ``post_id``, ``label``, and one per modality holding the embedding or null.
-Parquet stores the lists natively; CSV stores them as JSON (empty for null). No torch here:
-the orchestrator writes these tables too.
+Parquet stores the lists natively; CSV stores them as JSON (empty for null); JSON Lines
+(what ``vigil embed`` writes) holds one object per post.
 """
 
 from __future__ import annotations
@@ -12,14 +12,19 @@ from pathlib import Path
 
 import pandas as pd
 
-MODALITIES = ("visual", "text", "audio")
+from handlers.fusion_input import MODALITIES
+
 COLUMNS = ("post_id", "label", *MODALITIES)
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
+    """Write ``table`` as Parquet, JSON Lines or CSV, by the suffix of ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet":
         table.to_parquet(path, index=False)
+        return
+    if path.suffix == ".jsonl":
+        table.to_json(path, orient="records", lines=True)
         return
     encoded = table.copy()
     for modality in MODALITIES:
@@ -28,9 +33,15 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """An embeddings table from Parquet or CSV; raises ValueError when columns are missing."""
+    """An embeddings table from Parquet, JSON Lines or CSV; raises ValueError when columns
+    are missing."""
     if path.suffix == ".parquet":
         table = pd.read_parquet(path)
+    elif path.suffix == ".jsonl":
+        table = pd.read_json(path, lines=True, dtype=False)
+        for modality in MODALITIES:
+            if modality in table.columns:
+                table[modality] = [v if isinstance(v, list) else None for v in table[modality]]
     else:
         table = pd.read_csv(path, keep_default_na=False)
         for modality in MODALITIES:

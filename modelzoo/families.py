@@ -11,11 +11,15 @@ from pathlib import Path
 
 from torch import nn
 
-from modelzoo import archiver, audio_classifier, clip_visual, fusion, vggish, xlmr_text
+from modelzoo import audio_classifier, catalogue, clip_visual, fusion, vggish, xlmr_text
 from modelzoo.manifest import ArchiveSpec
 
 # The fusion head reads its input sizes from these archives, never from constants.
 DEFAULT_EXTRACTORS = {"visual": "clip_visual", "text": "xlmr_text", "audio": "vggish_audio"}
+# What a request to each family's handler may carry: the daemons route by this.
+ACCEPTS = {"audio_nsfw": ("audio",), "clip_visual": ("image", "video"),
+           "xlmr_text": ("text",), "vggish_audio": ("audio", "video"),
+           "vrt_fusion": ("embeddings",)}
 
 
 class MissingCheckpoint(ValueError):
@@ -29,16 +33,40 @@ def _checkpoint(spec: ArchiveSpec) -> str:
     return spec.checkpoint
 
 
+def extractor_names(spec: ArchiveSpec) -> dict[str, str]:
+    """The extractor archive feeding each modality of a fusion head."""
+    return {**DEFAULT_EXTRACTORS, **spec.options.get("extractors", {})}
+
+
 def extractor_dims(spec: ArchiveSpec, store: Path) -> dict[str, int]:
-    """Embedding sizes from the built extractor archives named in the fusion spec."""
-    names = {**DEFAULT_EXTRACTORS, **spec.options.get("extractors", {})}
+    """Embedding sizes of the live extractor archives in ``store``'s catalogue."""
     dims = {}
-    for modality, name in names.items():
-        mar = store / f"{name}.mar"
-        if not mar.exists():
-            raise FileNotFoundError(f"{spec.name} needs {mar} built first (its embedding size)")
-        dims[modality] = int(archiver.handler_settings(mar)["embedding_dim"])
+    for modality, name in extractor_names(spec).items():
+        try:
+            dims[modality] = int(catalogue.entry(store, name)["outputs"]["embedding"])
+        except KeyError as exc:
+            raise FileNotFoundError(f"{spec.name} needs {name} built into {store} first "
+                                    f"(its embedding size): {exc}") from exc
     return dims
+
+
+def describe(spec: ArchiveSpec, settings: dict, labels: list[str]) -> dict:
+    """The catalogue entry of an archive built from ``spec`` whose handler got ``settings``."""
+    entry = {"name": spec.name, "version": spec.version, "family": spec.family,
+             "file": spec.file_name, "languages": list(spec.languages), "labels": labels,
+             "accepts": list(ACCEPTS[spec.family]), "engine": spec.engine,
+             "precision": settings.get("precision", spec.precision),
+             "threshold": spec.threshold, "inputs": {}, "outputs": {}, "sources": {}}
+    if "embedding_dim" in settings:
+        entry["outputs"] = {"embedding": int(settings["embedding_dim"])}
+    if "dims" in settings:
+        entry["inputs"] = dict(settings["dims"])
+        entry["sources"] = extractor_names(spec)
+        entry["outputs"] = {"categories": len(labels)}
+    if "sample_rate" in settings:
+        entry["inputs"] = {"waveform": int(settings["sample_rate"] * settings["clip_seconds"])}
+        entry["outputs"] = {"score": 1}
+    return entry
 
 
 def load(spec: ArchiveSpec, size: str | None, seed: int, store: Path) -> nn.Module:

@@ -24,7 +24,7 @@ class ArchiveSpec:
 
     name: str
     family: str
-    language: str = ""
+    languages: tuple[str, ...] = ()  # audio_nsfw: the languages it scores; "*" for any other
     checkpoint: str | None = None
     architecture: str | None = None  # e.g. the open_clip model name for clip_visual
     version: str = "1.0"
@@ -41,8 +41,9 @@ class ArchiveSpec:
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ManifestError(f"{self.name}: unknown family {self.family!r}; known: {FAMILIES}")
-        if self.family == "audio_nsfw" and not self.language:
-            raise ManifestError(f"{self.name}: an audio_nsfw archive needs its language")
+        object.__setattr__(self, "languages", tuple(self.languages))
+        if self.family == "audio_nsfw" and not self.languages:
+            raise ManifestError(f"{self.name}: an audio_nsfw archive needs its languages")
         if self.engine not in ENGINES:
             raise ManifestError(f"{self.name}: unknown engine {self.engine!r}; known: {ENGINES}")
         if self.precision not in PRECISIONS:
@@ -52,6 +53,11 @@ class ArchiveSpec:
             raise ManifestError(f"{self.name}: threshold {self.threshold} is outside [0, 1]")
         if self.workers < 1 or self.batch_size < 1:
             raise ManifestError(f"{self.name}: workers and batch_size must be at least 1")
+
+    @property
+    def file_name(self) -> str:
+        """The archive's file in the model store: one file per version."""
+        return f"{self.name}-{self.version}.mar"
 
     def model_config(self) -> dict:
         """TorchServe's ``model-config.yaml``: frontend settings plus the handler section."""
@@ -64,9 +70,10 @@ class ArchiveSpec:
             "handler": {
                 "model_name": self.name,
                 "model_version": self.version,
-                "language": self.language,
+                "languages": list(self.languages),
                 "threshold": self.threshold,
                 "engine": self.engine,
+                "precision": self.precision,
                 "intra_op_threads": self.intra_op_threads,
                 **self.options,
             },

@@ -2,7 +2,8 @@
 
 The pattern of aiojobs' scheduler: ``spawn`` waits for a free slot (so side effects apply
 backpressure instead of piling up), every task is kept in a set until done, and
-``wait_and_close`` waits up to a timeout and then cancels the rest.
+``wait_and_close`` waits up to a timeout and then cancels the rest; leaving the context
+manager does that with the drain timeout, whether the daemon stops cleanly or not.
 """
 
 from __future__ import annotations
@@ -19,11 +20,22 @@ logger = logging.getLogger(__name__)
 class BackgroundTasks:
     """At most ``limit`` side effects run at once; none is lost silently."""
 
-    def __init__(self, limit: int, on_error: Callable[[str, BaseException], None]) -> None:
+    def __init__(self, limit: int, on_error: Callable[[str, BaseException], None], *,
+                 drain_timeout_s: float = 30.0) -> None:
         self._slots = asyncio.Semaphore(limit)
         self._tasks: set[asyncio.Task] = set()
         self._on_error = on_error
         self._closed = False
+        self.drain_timeout_s = drain_timeout_s
+
+    async def __aenter__(self) -> BackgroundTasks:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        cancelled = await self.wait_and_close(self.drain_timeout_s)
+        if cancelled:
+            logger.warning("%d side effects cancelled after %.0f s; their messages will be "
+                           "redelivered", cancelled, self.drain_timeout_s)
 
     def __len__(self) -> int:
         return len(self._tasks)

@@ -44,13 +44,14 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
     vrt = models.add_parser(
         "vrt", help="the VRT fusion head, from an embeddings table",
-        description="Train the 7-class fusion head on embeddings (Parquet or CSV: post_id, "
-        "label, visual, text, audio; an absent modality is null) with class weights and a "
+        description="Train the 7-class fusion head on embeddings (JSON Lines, Parquet or CSV: "
+        "post_id, label, visual, text, audio; an absent modality is null) with class weights and a "
         "validation split; write fusion.pt, a report with per-class precision/recall and a "
         "confusion matrix; export the traced head into the vrt_fusion archive. Embedding "
         "sizes are read from the built extractor archives.")
     source = vrt.add_mutually_exclusive_group(required=True)
-    source.add_argument("--table", help="embeddings table from `vigil embed`")
+    source.add_argument("--table",
+                        help="embeddings table from `vigil embed` (.jsonl, .parquet, .csv)")
     source.add_argument("--generate", type=int, metavar="N",
                         help="train on N generated posts with a learnable signal instead")
     vrt.add_argument("--manifest", default=DEFAULT_MANIFEST, help="archive manifest (YAML)")
@@ -68,9 +69,11 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
         description="Read POSTS/posts.jsonl (one JSON per line: post_id, label, and video, "
         "image and/or text; media paths relative to POSTS), embed each post through the "
         "running extractor archives exactly as `vigil run vrt` does, and write a table for "
-        "`vigil train vrt`. TorchServe settings come from --config and VIGIL_TORCHSERVE_*.")
+        "`vigil train vrt`. TorchServe settings come from --config and VIGIL_TORCHSERVE_*; "
+        "the archives from the catalogue.")
     parser.add_argument("--posts", required=True, help="folder with posts.jsonl and media")
-    parser.add_argument("--out", default="data/embeddings.parquet", help=".parquet or .csv")
+    parser.add_argument("--out", default="data/embeddings.jsonl",
+                        help="the table, as JSON Lines (one post per line)")
     parser.add_argument("--config", metavar="FILE", help="YAML config file")
     parser.add_argument("--concurrency", type=int, default=8, help="posts embedded at once")
     parser.set_defaults(entry="orchestrator.embed:main")
@@ -86,78 +89,6 @@ def _add_health(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--key-file", default="key_file.json", help="TorchServe's key file")
     parser.add_argument("--port", type=int, default=9100, help="the daemon's metrics port")
     parser.set_defaults(entry="orchestrator.health:main")
-
-
-def _add_bench(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "bench", help="measure Vigil side by side with the naive baseline (source checkout)",
-        description="Run the benchmark parts in order: engines (eager vs TorchScript vs "
-        "AOTInductor at batch 1/2/4/8, fp32/bf16/int8 with the accuracy check), e2e (the "
-        "naive baseline vs Vigil on the same clips, broker, database and weights), overhead "
-        "(a trivial model: the serving path's ceiling), load (p50/p99 at 25/50/90% of "
-        "capacity) and cost (machines and monthly cost). Writes results.json, results.md "
-        "and PNG plots to --out and prints the Markdown tables. Needs the repository's "
-        "scripts/ (run from a clone).")
-    parts = ("engines", "e2e", "overhead", "load", "cost")
-    parser.add_argument("--parts", nargs="+", default=list(parts), choices=parts)
-    parser.add_argument("--out", default="results/bench", help="folder for JSON, MD and PNG")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                        help="cuda: models on the GPU, GPU utilisation sampled")
-    parser.add_argument("--size", default="base", choices=("tiny", "base"),
-                        help="e2e: wav2vec2 size (random weights)")
-    parser.add_argument("--clips", type=int, default=24, help="e2e: 20 s clips per path")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"),
-                        help="e2e: Vigil's precision; auto: the fastest that passed the "
-                        "accuracy check in the engines part")
-    parser.add_argument("--tolerance", type=float, default=1e-3,
-                        help="e2e: max |score difference| between the paths at fp32")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="TorchServe workers per model (0: one per core)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="intra-op threads per worker (the baseline uses every core)")
-    parser.add_argument("--batch-delay-ms", type=int, default=20,
-                        help="TorchServe's max batch delay for the model archives (the "
-                        "manifest's default)")
-    parser.add_argument("--engine-size", default="base", choices=("tiny", "base"),
-                        help="engines: wav2vec2 size")
-    parser.add_argument("--repeats", type=int, default=1, help="engines: timed runs per point")
-    parser.add_argument("--overhead-messages", type=int, default=3000,
-                        help="overhead: timed 1 s clips through the trivial model")
-    parser.add_argument("--overhead-warmup", type=int, default=2000,
-                        help="overhead: clips before the timing starts (JVM warm-up)")
-    parser.add_argument("--overhead-workers", type=int, default=2,
-                        help="overhead: TorchServe workers for the trivial model")
-    parser.add_argument("--load-size", default="tiny", choices=("tiny", "base"),
-                        help="load: wav2vec2 size")
-    parser.add_argument("--load-burst", type=int, default=160,
-                        help="load: clips in the burst that measures capacity")
-    parser.add_argument("--load-seconds", type=float, default=20.0,
-                        help="load: seconds of steady traffic per load level")
-    parser.add_argument("--streams", type=int, default=10_000, help="cost: live streams")
-    parser.add_argument("--clip-interval-s", type=float, default=20.0,
-                        help="cost: one clip per stream every this many seconds")
-    parser.add_argument("--price-per-hour", type=float, default=1.0,
-                        help="cost: price of one machine like this one, per hour")
-    parser.set_defaults(entry="orchestrator.cli:run_bench")
-
-
-def run_bench(args: argparse.Namespace) -> int:
-    """Run ``scripts.bench`` from the checkout this package was installed from."""
-    import os
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if not os.path.isfile(os.path.join(root, "scripts", "bench", "runner.py")):
-        raise SystemExit("vigil bench needs the repository's scripts/: run it from a clone "
-                         "installed with `pip install -e .`")
-    # The benchmark starts the baseline as `python -m scripts.baseline`: the checkout must be
-    # importable here and in every process it starts.
-    sys.path.insert(0, root)
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-    if args.workers == 0:
-        args.workers = os.cpu_count() or 1
-    from scripts.bench.runner import run
-
-    return run(args)
 
 
 def _options_epilog(pipeline: str) -> str:
@@ -222,22 +153,28 @@ def _add_minview(commands: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--test-size", type=float, default=0.5, help="held-out share")
     calibrate.add_argument("--seed", type=int, default=0)
     calibrate.add_argument("--out", default="models/triage",
-                           help="folder for policy.joblib, report.md/json, pr_curve.png")
+                           help="folder for policy.json, report.md/json, pr_curve.png")
     calibrate.set_defaults(entry="modelzoo.triage.cli:run_calibration")
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
-    """Load the config once and run the chosen daemon until SIGTERM/SIGINT."""
+    """Load the config once and run the chosen daemon until SIGTERM/SIGINT.
+
+    Exits non-zero with the reason when a start-up check fails or the daemon had to stop
+    (a dead letter it could not write: the message is redelivered after the restart).
+    """
     import asyncio
 
     from orchestrator.app import run_daemon
-    from orchestrator.config import ConfigError, load_config
+    from orchestrator.config import load_config
+    from orchestrator.errors import ConfigError
+    from orchestrator.flow import FlowStopped
 
     try:
-        config = load_config(args.config, pipeline=args.pipeline)
-    except ConfigError as exc:
+        asyncio.run(run_daemon(load_config(args.config, pipeline=args.pipeline),
+                               args.pipeline))
+    except (ConfigError, FlowStopped) as exc:
         raise SystemExit(f"vigil run {args.pipeline}: {exc}") from exc
-    asyncio.run(run_daemon(config, args.pipeline))
     return 0
 
 
@@ -254,7 +191,6 @@ def make_parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_embed(commands)
     _add_health(commands)
-    _add_bench(commands)
     return parser
 
 
@@ -265,8 +201,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # One line per HTTP request would drown the daemon's own log.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     module_name, function_name = args.entry.split(":")
     command = getattr(importlib.import_module(module_name), function_name)
     return command(args)

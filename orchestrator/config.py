@@ -1,8 +1,10 @@
-"""Daemon configuration: one frozen object per component, read once at start-up.
+"""Daemon configuration: one frozen object per component, read and checked once at start-up.
 
 Sources, later ones winning: the defaults below, a YAML file (sections named like the
 fields of :class:`AppConfig`), then environment variables ``VIGIL_<SECTION>_<FIELD>``
 (``DATABASE_URL`` too). Components receive their section; none reads the environment.
+Every section checks its values in ``__post_init__`` and raises :class:`ConfigError`
+naming the setting.
 """
 
 from __future__ import annotations
@@ -18,12 +20,29 @@ from typing import Any
 
 import yaml
 
+from orchestrator.errors import ConfigError
+
 DEFAULT_SESSION_TIMEOUT_MS = 6000  # Tansu's group joins stall with librdkafka's 45 s default
 DEFAULT_MAX_BATCH = 8
+TRUE_WORDS = ("1", "true", "yes")
+FALSE_WORDS = ("0", "false", "no")
+MIN_TOKEN_CHARS = 16
 
 
-class ConfigError(ValueError):
-    """A setting is missing, unknown or out of range."""
+def _require_positive(section: object, *names: str) -> None:
+    for name in names:
+        if not getattr(section, name) > 0:
+            raise ConfigError(f"{_section_name(section)}.{name} must be positive, "
+                              f"not {getattr(section, name)!r}")
+
+
+def _require_port(section: object, name: str) -> None:
+    if not 0 <= getattr(section, name) <= 65535:
+        raise ConfigError(f"{_section_name(section)}.{name} must be a port (0..65535)")
+
+
+def _section_name(section: object) -> str:
+    return type(section).__name__.removesuffix("Config").lower()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +55,12 @@ class KafkaConfig:
     commit_interval_ms: int = 1000
     # Passed through verbatim to librdkafka (security.protocol, sasl.*, ...).
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require_positive(self, "session_timeout_ms", "commit_interval_ms")
+        for name in ("bootstrap_servers", "group_id", "input_topic", "output_topic"):
+            if not getattr(self, name):
+                raise ConfigError(f"kafka.{name} must not be empty")
 
     @property
     def dlq_topic(self) -> str:
@@ -72,19 +97,31 @@ class BatchConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.max_size <= DEFAULT_MAX_BATCH:
             raise ConfigError(f"batch.max_size must be 1..{DEFAULT_MAX_BATCH}")
-        if self.max_wait_s <= 0:
-            raise ConfigError("batch.max_wait_s must be positive")
+        _require_positive(self, "max_wait_s")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryConfig:
+    """Exponential backoff with jitter, within a time budget (see orchestrator/retry.py)."""
+
+    budget_s: float
+    backoff_s: float = 0.2
+    backoff_max_s: float = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)
 class TorchServeConfig:
     url: str = "http://127.0.0.1:8080"
     key_file: str = "key_file.json"
+    catalogue: str = "archives/catalogue.json"  # written by `vigil build`
     timeout_s: float = 30.0
     max_connections: int = 64
+    # A time budget rather than a count: a model-server outage is waited out with intake
+    # paused, not turned into dead letters.
     retry_budget_s: float = 300.0
     backoff_s: float = 0.2
     backoff_max_s: float = 5.0
+    startup_timeout_s: float = 300.0  # how long start-up waits for TorchServe to answer
     # One multipart request per model and batch instead of one per item. Faster where
     # TorchServe's per-request cost rivals the model's (a trivial model: 820 vs 512 clips/s),
     # but TorchServe's batchSize counts requests, so it hands several multi-clip requests to
@@ -92,35 +129,60 @@ class TorchServeConfig:
     batch_requests: bool = False
     max_request_bytes: int = 16 * 1024 * 1024  # TorchServe's max_request_size
 
+    def __post_init__(self) -> None:
+        _require_positive(self, "timeout_s", "max_connections", "retry_budget_s", "backoff_s",
+                          "backoff_max_s", "startup_timeout_s", "max_request_bytes")
+        if self.backoff_max_s < self.backoff_s:
+            raise ConfigError(f"torchserve.backoff_max_s ({self.backoff_max_s}) must not be "
+                              f"below torchserve.backoff_s ({self.backoff_s})")
+
+    @property
+    def retry(self) -> RetryConfig:
+        return RetryConfig(budget_s=self.retry_budget_s, backoff_s=self.backoff_s,
+                           backoff_max_s=self.backoff_max_s)
+
 
 @dataclass(frozen=True, kw_only=True)
 class RoutingConfig:
-    model_prefix: str = "audio_nsfw_"
-    languages: tuple[str, ...] = ("hi", "ta", "te", "bn", "mr")
-    fallback_model: str = "audio_nsfw_multi"  # empty: unknown languages are dead-lettered
+    # Empty: every language an archive in the catalogue serves.
+    languages: tuple[str, ...] = ()
+    # Score other languages with the catalogue's multilingual archive (languages "*");
+    # false: dead-letter them as unknown_language.
+    fallback: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
 class MediaConfig:
     allowed_schemes: tuple[str, ...] = ("https",)
-    allowed_hosts: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()  # "host" (any port) or "host:port"
     allowed_dirs: tuple[str, ...] = ()  # for file:// URLs
+    # Networks a host may resolve into although they are loopback, private, link-local or
+    # cloud metadata (e.g. "10.20.0.0/16" for an in-cluster media service).
+    allowed_networks: tuple[str, ...] = ()
     max_bytes: int = 16 * 1024 * 1024
     timeout_s: float = 10.0
+    retry_budget_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        _require_positive(self, "max_bytes", "timeout_s", "retry_budget_s")
+
+    @property
+    def retry(self) -> RetryConfig:
+        return RetryConfig(budget_s=self.retry_budget_s, backoff_s=0.2, backoff_max_s=2.0)
 
 
 @dataclass(frozen=True, kw_only=True)
 class VrtConfig:
-    visual_model: str = "clip_visual"
-    text_model: str = "xlmr_text"
-    audio_model: str = "vggish_audio"
-    fusion_model: str = "vrt_fusion"
+    fusion_model: str = ""  # empty: the catalogue's vrt_fusion archive
     sla_s: float = 600.0  # a post scored later than this after created_at misses the SLA
+
+    def __post_init__(self) -> None:
+        _require_positive(self, "sla_s")
 
 
 @dataclass(frozen=True, kw_only=True)
 class TriageConfig:
-    policy_path: str = "models/triage/policy.joblib"  # written by `vigil minview calibrate`
+    policy_path: str = "models/triage/policy.json"  # written by `vigil minview calibrate`
     method: str = "tree"  # "tree" (score + user history) or "score" (threshold only)
     nets: tuple[int, ...] = (1000, 2000)
     history_days: int = 182
@@ -128,12 +190,26 @@ class TriageConfig:
     cache_size: int = 100_000
     history_addr: str = "127.0.0.1"
     history_port: int = 8091  # GET /users/{id}/history; 0 turns the endpoint off
+    # Bearer token callers of the history endpoint must present (a Kubernetes Secret).
+    history_token: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if self.method not in ("tree", "score"):
             raise ConfigError("triage.method must be 'tree' or 'score'")
         if not self.nets or list(self.nets) != sorted(set(self.nets)) or self.nets[0] <= 0:
             raise ConfigError("triage.nets must be increasing positive view counts")
+        _require_positive(self, "history_days", "cache_size")
+        if self.cache_ttl_s < 0:
+            raise ConfigError("triage.cache_ttl_s must not be negative")
+        _require_port(self, "history_port")
+
+    def require_history_token(self) -> None:
+        """Raise :class:`ConfigError` when the history endpoint is on without a token (the
+        min-view daemon checks this at start-up; other daemons never serve it)."""
+        if self.history_port and len(self.history_token) < MIN_TOKEN_CHARS:
+            raise ConfigError(f"triage.history_token (VIGIL_TRIAGE_HISTORY_TOKEN) must hold at "
+                              f"least {MIN_TOKEN_CHARS} characters while the history endpoint "
+                              "is on (triage.history_port; 0 turns it off)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,6 +219,19 @@ class RuntimeConfig:
     max_in_flight: int = 256
     side_effect_concurrency: int = 64
     drain_timeout_s: float = 30.0
+    # Writes (database rows, result events, dead letters) retry an unreachable store or
+    # broker this long, intake paused meanwhile; then the result is dead-lettered, and a
+    # dead letter that still cannot be written stops the daemon (it is redelivered).
+    write_retry_budget_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        _require_positive(self, "max_in_flight", "side_effect_concurrency", "drain_timeout_s",
+                          "write_retry_budget_s")
+        _require_port(self, "metrics_port")
+
+    @property
+    def write_retry(self) -> RetryConfig:
+        return RetryConfig(budget_s=self.write_retry_budget_s, backoff_s=0.2, backoff_max_s=5.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,11 +263,23 @@ def _section_type(name: str) -> type:
     return typing.get_type_hints(AppConfig)[name]
 
 
+def _boolean(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{where}: {value!r} is not a boolean; use one of "
+                      f"{', '.join(TRUE_WORDS + FALSE_WORDS)}")
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     try:
         if hint is bool:
-            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+            return _boolean(value, where)
         if hint in (int, float, str):
             return hint(value)
         if origin is tuple:
@@ -188,6 +289,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if origin is Mapping or hint is Mapping:
             return dict(json.loads(value) if isinstance(value, str) else value)
     except (TypeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        if isinstance(exc, ConfigError):
+            raise
         raise ConfigError(f"{where}: cannot read {value!r} as {hint}") from exc
     return value
 
@@ -206,10 +309,10 @@ def options(pipeline: str = "audio") -> list[tuple[str, str, Any]]:
     return rows
 
 
-def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None,
+def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None,
                 pipeline: str = "audio") -> AppConfig:
     """Merge defaults (``pipeline``'s first), the YAML file at ``path`` and ``environ``;
-    raise :class:`ConfigError`."""
+    raise :class:`ConfigError` naming the first setting that is wrong."""
     environ = os.environ if environ is None else environ
     document: dict[str, Any] = {}
     if path is not None:
@@ -217,6 +320,8 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
             document = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ConfigError(f"config {path} must be a mapping of sections")
     unknown = set(document) - set(SECTIONS) - {"database_url"}
     if unknown:
         raise ConfigError(f"unknown config sections: {sorted(unknown)}")

@@ -1,4 +1,8 @@
-"""``vigil embed``: training data for the fusion head, embedded by the serving archives."""
+"""``vigil embed``: training data for the fusion head, embedded by the serving archives.
+
+Reads ``POSTS/posts.jsonl`` and writes one JSON object per post (``post_id``, ``label`` and
+an embedding or null per modality) as JSON Lines, which ``vigil train vrt --table`` reads.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 from tqdm import tqdm
 
-from orchestrator.config import ConfigError, load_config
-from modelzoo.embeddings_table import COLUMNS, MODALITIES, write_table
+from orchestrator.catalogue import Catalogue
+from orchestrator.config import load_config
+from orchestrator.errors import ConfigError
 from orchestrator.extractors import Extractors
 from orchestrator.torchserve import TorchServeClient
 
@@ -30,7 +36,9 @@ def read_posts(folder: Path) -> list[dict[str, Any]]:
     return posts
 
 
-async def embed_folder(folder: Path, extractors: Extractors, concurrency: int) -> list[dict[str, Any]]:
+async def embed_folder(folder: Path, extractors: Extractors,
+                       concurrency: int) -> list[dict[str, Any]]:
+    """Every post of ``folder`` embedded, in file order, with a progress bar."""
     slots = asyncio.Semaphore(concurrency)
     posts = read_posts(folder)
     progress = tqdm(total=len(posts), desc="embedding posts", unit="post")
@@ -39,7 +47,8 @@ async def embed_folder(folder: Path, extractors: Extractors, concurrency: int) -
         async with slots:
             media_name = post.get("video") or post.get("image")
             media = (folder / media_name).read_bytes() if media_name else None
-            vectors = await extractors.embed(media, bool(post.get("video")), post.get("text"))
+            kind = "video" if post.get("video") else "image"
+            vectors = await extractors.embed(media, kind, post.get("text"))
             progress.update()
             return {"post_id": post["post_id"], "label": post.get("label"), **vectors}
 
@@ -50,22 +59,23 @@ async def embed_folder(folder: Path, extractors: Extractors, concurrency: int) -
 
 
 def main(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     try:
         config = load_config(args.config, pipeline="vrt")
+        catalogue = Catalogue.load(config.torchserve.catalogue)
     except ConfigError as exc:
         raise SystemExit(f"vigil embed: {exc}") from exc
 
     async def run() -> list[dict[str, Any]]:
         async with TorchServeClient(config.torchserve) as client:
-            extractors = Extractors(client.predict, config.vrt)
+            extractors = Extractors.from_catalogue(client.predict, catalogue,
+                                                   config.vrt.fusion_model)
             return await embed_folder(Path(args.posts), extractors, args.concurrency)
 
     rows = asyncio.run(run())
     out = Path(args.out)
-    table = pd.DataFrame(rows, columns=list(COLUMNS))
-    write_table(table, out)
-    present = {m: sum(v is not None for v in table[m]) for m in MODALITIES}
-    print(f"{out}: {len(table)} posts; with " + ", ".join(f"{m} {n}" for m, n in present.items()))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    modalities = [m for m in rows[0] if m not in ("post_id", "label")] if rows else []
+    present = {m: sum(row[m] is not None for row in rows) for m in modalities}
+    print(f"{out}: {len(rows)} posts; with " + ", ".join(f"{m} {n}" for m, n in present.items()))
     return 0

@@ -1,32 +1,53 @@
 """The orchestrator's errors. Foreign exceptions are translated where they are caught.
 
     VigilError
-    ├── BadMessage                 never retried: the message goes to the dead-letter topic
+    ├── BadMessage                 the message itself is wrong: dead-lettered at once
     │   ├── InvalidJson
     │   ├── MissingField
     │   ├── InvalidField
     │   ├── UnknownLanguage        no model for the language and no fallback configured
     │   ├── UnknownPost            a views event for a post the posts table does not have
-    │   ├── MediaNotAllowed        scheme or host outside the allow-list
-    │   ├── MediaTooLarge
+    │   ├── MediaNotAllowed        scheme, host, port or resolved address outside the allow-list
+    │   ├── MediaTooLarge          over a size, pixel, duration or decode-time limit
     │   ├── MediaUnavailable       the URL answered 4xx, or the file is missing
-    │   └── UndecodableMedia       the model's handler could not decode it (4xx)
+    │   └── UndecodableMedia       the model's handler could not decode it (4xx), including
+    │                              non-finite audio samples
     ├── BadModelResponse           a model answer that is not a finite score in [0, 1] with a
     │                              known label, or a non-finite embedding: never written
-    ├── TransientError             retried with backoff, then dead-lettered
-    │   ├── ModelUnavailable       connection refused, 5xx, 503/507 (also pauses intake)
-    │   ├── ModelTimeout
-    │   └── MediaFetchFailed       timeout, connection error or 5xx from the media host
-    └── AuthError                  TorchServe refused the key even after re-reading it
+    ├── DeliveryError              the broker refused a record for good (too large, not allowed)
+    ├── StoreError                 the database refused a statement for good (a constraint)
+    ├── ConfigError                a setting is missing, unknown or out of range (start-up)
+    ├── AuthError                  TorchServe refused the key even after re-reading it
+    └── TransientError             retried with backoff within a time budget
+        ├── ModelUnavailable       connection refused or lost, 503/507 (also pauses intake)
+        ├── ModelTimeout
+        ├── MediaFetchFailed       timeout, connection error or 5xx from the media host
+        ├── BrokerUnavailable      the broker did not acknowledge in time (also pauses intake)
+        └── StoreUnavailable       the database is unreachable (also pauses intake)
 
-Each class's ``reason`` is what dead letters and metrics are labelled with.
+Each class's ``reason`` is what dead letters and metrics are labelled with; anything that is
+not a :class:`VigilError` is dead-lettered as ``internal_error``. ``attempts`` is how many
+times the failing operation ran (set by :class:`~orchestrator.retry.RetryPolicy`).
 """
 
 from __future__ import annotations
 
+INTERNAL_ERROR = "internal_error"
+
 
 class VigilError(Exception):
     reason = "error"
+    attempts = 1
+
+
+def reason_of(error: BaseException) -> str:
+    """The dead-letter reason ``error`` is filed under."""
+    return error.reason if isinstance(error, VigilError) else INTERNAL_ERROR
+
+
+def attempts_of(error: BaseException) -> int:
+    """How many times the operation that raised ``error`` was tried."""
+    return int(getattr(error, "attempts", 1))
 
 
 class BadMessage(VigilError):
@@ -73,6 +94,22 @@ class BadModelResponse(VigilError):
     reason = "bad_model_response"
 
 
+class DeliveryError(VigilError):
+    reason = "delivery_refused"
+
+
+class StoreError(VigilError):
+    reason = "store_refused"
+
+
+class ConfigError(VigilError, ValueError):
+    reason = "config"
+
+
+class AuthError(VigilError):
+    reason = "auth"
+
+
 class TransientError(VigilError):
     reason = "transient"
 
@@ -89,5 +126,9 @@ class MediaFetchFailed(TransientError):
     reason = "media_fetch_failed"
 
 
-class AuthError(VigilError):
-    reason = "auth"
+class BrokerUnavailable(TransientError):
+    reason = "broker_unavailable"
+
+
+class StoreUnavailable(TransientError):
+    reason = "store_unavailable"

@@ -15,7 +15,8 @@ from typing import Any
 
 from cachetools import TTLCache
 
-from orchestrator.stores import Store, iso_utc
+from orchestrator.clock import iso_utc
+from orchestrator.stores import Store
 
 POSTS_SQL = "SELECT COUNT(*) FROM posts WHERE user_id = ? AND created_at >= ?"
 DISCARDS_SQL = ("SELECT COUNT(DISTINCT post_id) FROM moderation_decisions "

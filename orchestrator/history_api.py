@@ -1,17 +1,34 @@
-"""``GET /users/{user_id}/history`` over HTTP (aiohttp), for services other than the triage."""
+"""``GET /users/{user_id}/history`` over HTTP (aiohttp), for services other than the triage.
+
+A user's post and discard counts are personal data: every request must carry
+``Authorization: Bearer <triage.history_token>`` (a Kubernetes Secret), compared in
+constant time; anything else gets 401.
+"""
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from aiohttp import web
 
+from orchestrator.errors import StoreError, StoreUnavailable
 from orchestrator.history import HistoryRepository
-from orchestrator.stores import StoreError
 
 logger = logging.getLogger(__name__)
 MAX_USER_ID = 200
 REPOSITORY = web.AppKey("repository", HistoryRepository)
+TOKEN = web.AppKey("token", bytes)
+
+
+@web.middleware
+async def _require_token(request: web.Request, handler):
+    given = request.headers.get("Authorization", "")
+    expected = b"Bearer " + request.app[TOKEN]
+    if not hmac.compare_digest(given.encode("utf-8", "replace"), expected):
+        raise web.HTTPUnauthorized(text="a bearer token is required",
+                                   headers={"WWW-Authenticate": 'Bearer realm="vigil-history"'})
+    return await handler(request)
 
 
 async def _history(request: web.Request) -> web.Response:
@@ -20,23 +37,26 @@ async def _history(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=f"user id must be 1..{MAX_USER_ID} characters")
     try:
         history = await request.app[REPOSITORY].get(user_id)
-    except StoreError as exc:
-        logger.warning("history for %s failed: %s", user_id, exc)
+    except (StoreError, StoreUnavailable) as exc:
+        logger.warning("history for a user failed: %s", exc)
         raise web.HTTPServiceUnavailable(text="history store unavailable") from exc
     return web.json_response(history.as_json())
 
 
-def make_app(repository: HistoryRepository) -> web.Application:
-    app = web.Application()
+def make_app(repository: HistoryRepository, token: str) -> web.Application:
+    app = web.Application(middlewares=[_require_token])
     app[REPOSITORY] = repository
+    app[TOKEN] = token.encode()
     app.router.add_get("/users/{user_id}/history", _history)
     return app
 
 
-async def start(repository: HistoryRepository, addr: str, port: int) -> web.AppRunner:
+async def start(repository: HistoryRepository, addr: str, port: int,
+                token: str) -> web.AppRunner:
     """Serve the endpoint on ``addr:port`` from this event loop; ``cleanup()`` stops it."""
-    runner = web.AppRunner(make_app(repository), access_log=None)
+    runner = web.AppRunner(make_app(repository, token), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, addr, port).start()
-    logger.info("user history on http://%s:%d/users/{id}/history", addr, port)
+    logger.info("user history on http://%s:%d/users/{id}/history (bearer token required)",
+                addr, port)
     return runner

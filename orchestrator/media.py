@@ -1,8 +1,13 @@
 """Media for a message: inline base64, or a URL fetched under an allow-list with limits.
 
-Only configured schemes and hosts are fetched (``file://`` only under configured
-directories); redirects are followed by hand so each hop is checked against the allow-list;
-bodies are streamed and cut off at ``max_bytes``.
+Only configured schemes and hosts (``host`` or ``host:port``) are fetched, ``file://`` only
+under configured directories. A host allowed by name must also resolve to public
+addresses: a name that resolves to a loopback, private, link-local, shared or cloud-metadata
+address is refused unless ``media.allowed_networks`` names that range, which closes DNS
+rebinding. The check runs inside the connection's resolver, so the connection goes to an
+address that was checked and to no other. Redirects are followed by hand, each hop checked
+again; bodies are streamed and cut off at ``max_bytes``; transient failures are retried
+within ``media.retry_budget_s``.
 """
 
 from __future__ import annotations
@@ -10,32 +15,98 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import ipaddress
+import socket
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urljoin, urlparse
+from urllib.parse import urljoin, urlsplit
 
-import httpx
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from orchestrator.config import MediaConfig
-from orchestrator.errors import (InvalidField, MediaFetchFailed, MediaNotAllowed, MediaTooLarge,
-                                 MediaUnavailable)
+from orchestrator.errors import (ConfigError, InvalidField, MediaFetchFailed, MediaNotAllowed,
+                                 MediaTooLarge, MediaUnavailable)
+from orchestrator.retry import RetryPolicy
 
 MAX_REDIRECTS = 3
-FETCH_ATTEMPTS = 3
+DEFAULT_PORTS = {"http": 80, "https": 443}
+SystemResolver = aiohttp.ThreadedResolver  # getaddrinfo in a thread
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(entries: tuple[str, ...]) -> list[Network]:
+    """``media.allowed_networks`` as networks; raises :class:`ConfigError` for a bad one."""
+    try:
+        return [ipaddress.ip_network(entry, strict=False) for entry in entries]
+    except ValueError as exc:
+        raise ConfigError(f"media.allowed_networks: {exc}") from exc
+
+
+def parse_hosts(entries: tuple[str, ...]) -> set[tuple[str, int | None]]:
+    """``media.allowed_hosts`` entries (``host`` or ``host:port``) as (host, port or None)."""
+    hosts = set()
+    for entry in entries:
+        try:
+            parts = urlsplit(f"//{entry}")
+            hosts.add(((parts.hostname or "").lower(), parts.port))
+        except ValueError as exc:
+            raise ConfigError(f"media.allowed_hosts: {entry!r}: {exc}") from exc
+    return hosts
+
+
+def address_allowed(address: Address, networks: list[Network]) -> bool:
+    """Public addresses are allowed; others only inside an explicitly allowed network."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if any(address in network for network in networks):
+        return True
+    return address.is_global and not address.is_multicast
+
+
+class CheckedResolver(AbstractResolver):
+    """Resolves like the system, then drops every address outside the allowed ranges; a
+    name left with none is refused as :class:`MediaNotAllowed`."""
+
+    def __init__(self, networks: list[Network]) -> None:
+        self._system = SystemResolver()
+        self._networks = networks
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        resolved = await self._system.resolve(host, port, family)
+        allowed = [entry for entry in resolved
+                   if address_allowed(ipaddress.ip_address(entry["host"]), self._networks)]
+        if not allowed:
+            addresses = sorted({entry["host"] for entry in resolved})
+            raise MediaNotAllowed(f"host {host!r} resolves to {addresses}, outside the "
+                                  "allowed networks")
+        return allowed
+
+    async def close(self) -> None:
+        await self._system.close()
 
 
 class MediaFetcher:
     """Resolves a message's media to bytes. Use as an async context manager."""
 
-    def __init__(self, config: MediaConfig) -> None:
+    def __init__(self, config: MediaConfig, *,
+                 on_retry: Callable[[BaseException], None] | None = None) -> None:
         self.config = config
         self._dirs = [Path(d).resolve() for d in config.allowed_dirs]
+        self._hosts = parse_hosts(config.allowed_hosts)
+        self._networks = parse_networks(config.allowed_networks)
+        self.retry = RetryPolicy(config.retry, on_retry=on_retry)
 
     async def __aenter__(self) -> MediaFetcher:
-        self._client = httpx.AsyncClient(follow_redirects=False, timeout=self.config.timeout_s)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(resolver=CheckedResolver(self._networks)),
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout_s), trust_env=False)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self._client.aclose()
+        await self._session.close()
 
     def decode_inline(self, encoded: str) -> bytes:
         """Base64 media; raises :class:`InvalidField` or :class:`MediaTooLarge`."""
@@ -44,33 +115,42 @@ class MediaFetcher:
         try:
             return base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise InvalidField(f"audio_b64 is not valid base64: {exc}") from exc
+            raise InvalidField(f"inline media is not valid base64: {exc}") from exc
 
     def check_allowed(self, url: str) -> None:
-        """Raise :class:`MediaNotAllowed` unless the URL's scheme and host are allowed."""
-        parsed = urlparse(url)
-        if parsed.scheme not in self.config.allowed_schemes:
-            raise MediaNotAllowed(f"scheme {parsed.scheme!r} is not allowed: {url[:200]}")
-        if parsed.scheme == "file":
-            path = Path(parsed.path).resolve()
-            if not any(path.is_relative_to(d) for d in self._dirs):
-                raise MediaNotAllowed(f"file outside the allowed directories: {parsed.path}")
-        elif parsed.hostname not in self.config.allowed_hosts:
-            raise MediaNotAllowed(f"host {parsed.hostname!r} is not allowed")
+        """Raise :class:`MediaNotAllowed` unless the URL's scheme, host and port are allowed
+        (and, for an address written in the URL, its range)."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise MediaNotAllowed(f"not a valid URL: {url[:200]!r}: {exc}") from exc
+        scheme = parts.scheme.lower()
+        if scheme not in self.config.allowed_schemes:
+            raise MediaNotAllowed(f"scheme {scheme!r} is not allowed: {url[:200]}")
+        if scheme == "file":
+            path = Path(parts.path).resolve()
+            if parts.netloc or not any(path.is_relative_to(d) for d in self._dirs):
+                raise MediaNotAllowed(f"file outside the allowed directories: {url[:200]}")
+            return
+        host = (parts.hostname or "").lower()
+        port = port or DEFAULT_PORTS.get(scheme)
+        if (host, None) not in self._hosts and (host, port) not in self._hosts:
+            raise MediaNotAllowed(f"host {host!r} port {port} is not allowed")
+        try:
+            literal = ipaddress.ip_address(host)
+        except ValueError:
+            return  # a name: its addresses are checked when it is resolved
+        if not address_allowed(literal, self._networks):
+            raise MediaNotAllowed(f"address {host} is outside the allowed networks")
 
     async def fetch(self, url: str) -> bytes:
-        """The bytes at ``url``; raises a :class:`BadMessage` or, after retries, a transient error."""
+        """The bytes at ``url``; raises a :class:`BadMessage`, or after retries
+        :class:`MediaFetchFailed`."""
         self.check_allowed(url)
-        if urlparse(url).scheme == "file":
-            return await asyncio.to_thread(self._read_file, Path(urlparse(url).path))
-        for attempt in range(1, FETCH_ATTEMPTS + 1):
-            try:
-                return await asyncio.wait_for(self._fetch_http(url), self.config.timeout_s)
-            except (MediaFetchFailed, asyncio.TimeoutError) as exc:
-                if attempt == FETCH_ATTEMPTS:
-                    raise MediaFetchFailed(f"{url[:200]}: {exc or 'timed out'}") from exc
-                await asyncio.sleep(0.2 * attempt)
-        raise AssertionError("unreachable")
+        if urlsplit(url).scheme.lower() == "file":
+            return await asyncio.to_thread(self._read_file, Path(urlsplit(url).path))
+        return await self.retry.call(self._fetch_http, url)
 
     def _read_file(self, path: Path) -> bytes:
         try:
@@ -86,25 +166,31 @@ class MediaFetcher:
     async def _fetch_http(self, url: str) -> bytes:
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                async with self._client.stream("GET", url) as response:
-                    if response.is_redirect:
-                        url = urljoin(url, response.headers.get("location", ""))
+                async with self._session.get(url, allow_redirects=False) as response:
+                    if response.status in (301, 302, 303, 307, 308):
+                        url = urljoin(url, response.headers.get("Location", ""))
                         self.check_allowed(url)
                         continue
-                    if response.status_code >= 500:
-                        raise MediaFetchFailed(f"HTTP {response.status_code}")
-                    if response.status_code >= 400:
-                        raise MediaUnavailable(f"HTTP {response.status_code} for {url[:200]}")
-                    declared = int(response.headers.get("content-length") or 0)
-                    if declared > self.config.max_bytes:
-                        raise MediaTooLarge(f"{declared} bytes declared, over {self.config.max_bytes}")
-                    chunks, size = [], 0
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > self.config.max_bytes:
-                            raise MediaTooLarge(f"body over {self.config.max_bytes} bytes")
-                        chunks.append(chunk)
-                    return b"".join(chunks)
-            except httpx.TransportError as exc:
-                raise MediaFetchFailed(f"{type(exc).__name__}: {exc}") from exc
+                    if response.status >= 500:
+                        raise MediaFetchFailed(f"HTTP {response.status} for {url[:200]}")
+                    if response.status >= 400:
+                        raise MediaUnavailable(f"HTTP {response.status} for {url[:200]}")
+                    return await self._read_body(response)
+            except asyncio.TimeoutError as exc:
+                raise MediaFetchFailed(f"{url[:200]}: timed out after "
+                                       f"{self.config.timeout_s} s") from exc
+            except aiohttp.ClientError as exc:
+                raise MediaFetchFailed(f"{url[:200]}: {type(exc).__name__}: {exc}") from exc
         raise MediaNotAllowed(f"more than {MAX_REDIRECTS} redirects")
+
+    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self.config.max_bytes
+        if (response.content_length or 0) > limit:
+            raise MediaTooLarge(f"{response.content_length} bytes declared, over {limit}")
+        chunks, size = [], 0
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise MediaTooLarge(f"body over {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-Partition = tuple[str, int]
+from orchestrator.messages import Partition
 
 
 class OffsetTracker:
@@ -88,5 +88,6 @@ class OffsetTracker:
             return sum(len(p) for p in self._pending.values())
 
     def owned(self) -> list[Partition]:
+        """The partitions currently assigned to this consumer."""
         with self._lock:
             return list(self._pending)

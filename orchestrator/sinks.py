@@ -1,36 +1,49 @@
-"""Where results go: Kafka topics (verdicts, dead letters) through one async producer."""
+"""Where results go: database tables and Kafka topics, and the dead-letter topic.
+
+A :class:`Sink` is one method, ``write(results)``, awaited until the results are durable
+(rows committed, events acknowledged by the broker). Errors are translated here: an
+unreachable broker is :class:`~orchestrator.errors.BrokerUnavailable` (retried), a record
+the broker refuses for good is :class:`~orchestrator.errors.DeliveryError`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from orchestrator.errors import VigilError
+from orchestrator.broker import delivery_error, log_broker_error
+from orchestrator.errors import DeliveryError, attempts_of, reason_of
+from orchestrator.messages import Envelope
+from orchestrator.stores import Store, upsert
 
+R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
 POLL_INTERVAL_S = 0.02
+MAX_ERROR_CHARS = 1000
+class Sink(Protocol[R_contra]):
+    """Writes a batch's results; returns once they are durable."""
+
+    async def write(self, results: Sequence[R_contra]) -> None:
+        """Raise when any of ``results`` could not be written."""
 
 
-class DeliveryError(RuntimeError):
-    """The broker did not acknowledge a produced message."""
+class EventProducer:
+    """confluent-kafka's Producer with awaitable deliveries.
 
-
-class KafkaSink:
-    """confluent-kafka Producer with awaitable deliveries.
-
-    A background task serves delivery callbacks; each ``produce`` awaits its own ack, so a
-    caller knows its message is durable before it marks the input finished.
+    A background task serves delivery callbacks; each :meth:`produce` awaits its own ack,
+    so a caller knows its record is durable before it acknowledges the input.
     """
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings
 
-    async def __aenter__(self) -> KafkaSink:
+    async def __aenter__(self) -> EventProducer:
         self._loop = asyncio.get_running_loop()
-        self._producer = Producer(self.settings)
+        self._producer = Producer({**self.settings, "error_cb": log_broker_error})
         self._poller = asyncio.create_task(self._poll(), name="kafka-producer-poll")
         return self
 
@@ -46,12 +59,14 @@ class KafkaSink:
 
     async def produce(self, topic: str, value: bytes, key: bytes | None = None,
                       headers: list[tuple[str, bytes]] | None = None) -> None:
-        """Produce one message and wait for the broker's ack; raises :class:`DeliveryError`."""
+        """Produce one record and wait for the broker's ack.
+
+        Raises :class:`BrokerUnavailable` or :class:`DeliveryError`.
+        """
         future = self._loop.create_future()
 
         def delivered(error: KafkaError | None, message: Message) -> None:
-            outcome = DeliveryError(str(error)) if error is not None else None
-            self._loop.call_soon_threadsafe(_settle, future, outcome)
+            self._loop.call_soon_threadsafe(_settle, future, error)
 
         while True:
             try:
@@ -62,53 +77,79 @@ class KafkaSink:
                 # The local queue is full: let deliveries drain, then try again.
                 await asyncio.sleep(POLL_INTERVAL_S)
             except KafkaException as exc:
-                raise DeliveryError(str(exc)) from exc
+                raise delivery_error(exc.args[0]) from exc
         await future
 
 
-def _settle(future: asyncio.Future, error: Exception | None) -> None:
+def _settle(future: asyncio.Future, error: KafkaError | None) -> None:
     if future.done():
         return
     if error is None:
         future.set_result(None)
     else:
-        future.set_exception(error)
+        future.set_exception(delivery_error(error))
 
 
-@dataclass(frozen=True)
-class SourceRecord:
-    """Where a message came from, as dead letters report it."""
+class TableSink(Generic[R]):
+    """Upserts one row per result into ``table``, keyed by its primary key."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
+    def __init__(self, store: Store, table: str, row: Callable[[R], dict[str, Any]]) -> None:
+        self.store = store
+        self.table = table
+        self.row = row
+
+    async def write(self, results: Sequence[R]) -> None:
+        await upsert(self.store, self.table, [self.row(result) for result in results])
+
+
+class TopicSink(Generic[R]):
+    """Produces one event per result to ``topic`` and waits for every ack."""
+
+    def __init__(self, producer: EventProducer, topic: str,
+                 event: Callable[[R], dict[str, Any]], key: Callable[[R], bytes | None]) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.event = event
+        self.key = key
+
+    async def write(self, results: Sequence[R]) -> None:
+        records = [(orjson.dumps(self.event(result)), self.key(result)) for result in results]
+        outcomes = await asyncio.gather(
+            *(self.producer.produce(self.topic, value, key) for value, key in records),
+            return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
 
 class DeadLetterSink:
-    """Sends a failed message, unchanged, to ``<input topic>.dlq`` with the reason in headers."""
+    """Sends a failed message, unchanged, to ``<input topic>.dlq`` with why in its headers."""
 
-    def __init__(self, producer: KafkaSink, topic: str) -> None:
+    def __init__(self, producer: EventProducer, topic: str) -> None:
         self.producer = producer
         self.topic = topic
 
-    async def send(self, record: SourceRecord, error: BaseException, attempts: int = 1) -> str:
-        """Produce the dead letter; returns the reason it is filed under."""
-        reason = error.reason if isinstance(error, VigilError) else "internal_error"
+    async def send(self, envelope: Envelope, error: BaseException) -> str:
+        """Produce the dead letter; returns the reason it is filed under.
+
+        A record the broker refuses as too large goes again without its value (the headers
+        say so and give its size), so that refusal cannot stall the partition.
+        """
+        reason = reason_of(error)
         headers = [
             ("vigil-error-class", type(error).__name__.encode()),
-            ("vigil-error-message", str(error)[:1000].encode("utf-8", "replace")),
-            ("vigil-error-reason", reason.encode()),
-            ("vigil-original-topic", record.topic.encode()),
-            ("vigil-original-partition", str(record.partition).encode()),
-            ("vigil-original-offset", str(record.offset).encode()),
-            ("vigil-attempts", str(attempts).encode()),
+            ("vigil-error-message", str(error)[:MAX_ERROR_CHARS].encode("utf-8", "replace")),
+            ("vigil-reason", reason.encode()),
+            ("vigil-error-reason", reason.encode()),  # the name before DESIGN.md's
+            ("vigil-original-topic", envelope.topic.encode()),
+            ("vigil-original-partition", str(envelope.partition).encode()),
+            ("vigil-original-offset", str(envelope.offset).encode()),
+            ("vigil-attempts", str(attempts_of(error)).encode()),
         ]
-        await self.producer.produce(self.topic, record.value or b"", record.key, headers)
+        value = envelope.value or b""
+        try:
+            await self.producer.produce(self.topic, value, envelope.key, headers)
+        except DeliveryError:
+            omitted = [*headers, ("vigil-value-omitted", f"{len(value)} bytes".encode())]
+            await self.producer.produce(self.topic, b"", envelope.key, omitted)
         return reason
-
-
-def encode_event(event: dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON, as every Vigil topic carries."""
-    return orjson.dumps(event)

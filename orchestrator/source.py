@@ -3,7 +3,8 @@
 confluent-kafka's at-least-once pattern: ``enable.auto.offset.store=false`` and offsets are
 stored by hand, only as far as the :class:`OffsetTracker` says every message below is
 finished; librdkafka's auto-commit then commits what was stored. All consumer calls run on
-one dedicated thread, which is also where librdkafka invokes the rebalance callbacks.
+one dedicated thread, which is also where librdkafka invokes the rebalance callbacks and
+the error callback (a broker that cannot be reached is logged as an error within seconds).
 """
 
 from __future__ import annotations
@@ -12,31 +13,16 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
-from orchestrator.offsets import OffsetTracker, Partition
+from orchestrator.broker import log_broker_error
+from orchestrator.messages import Envelope, Partition
+from orchestrator.offsets import OffsetTracker
 
 logger = logging.getLogger(__name__)
 CONSUME_BATCH = 64
 CONSUME_TIMEOUT_S = 0.1
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """One consumed message."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int | None
-
-    @property
-    def position(self) -> Partition:
-        return (self.topic, self.partition)
 
 
 class KafkaSource:
@@ -52,11 +38,10 @@ class KafkaSource:
         self._stopping = False
 
     async def __aenter__(self) -> KafkaSource:
+        # Subscribing waits for messages(): a group member that does not poll for
+        # max.poll.interval.ms is expelled, and start-up may wait minutes for TorchServe.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
-        self._consumer = Consumer(self.settings)
-        await self._call(self._consumer.subscribe, [self.topic],
-                         on_assign=self._assigned, on_revoke=self._revoked,
-                         on_lost=self._revoked)
+        self._consumer = Consumer({**self.settings, "error_cb": log_broker_error})
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -97,7 +82,10 @@ class KafkaSource:
 
     # -- the asyncio side ---------------------------------------------------------------------
     async def messages(self) -> AsyncIterator[list[Envelope]]:
-        """Poll forever (also while paused, to keep the group membership) until ``stop``."""
+        """Join the group, then poll (also while paused, to keep the group membership)
+        until :meth:`stop`."""
+        await self._call(self._consumer.subscribe, [self.topic], on_assign=self._assigned,
+                         on_revoke=self._revoked, on_lost=self._revoked)
         while not self._stopping:
             polled = await self._call(self._consumer.consume, CONSUME_BATCH, CONSUME_TIMEOUT_S)
             envelopes = []
@@ -111,14 +99,14 @@ class KafkaSource:
                                     message.key(), message.value(), _timestamp(message))
                 if self.tracker.track(envelope.position, envelope.offset):
                     envelopes.append(envelope)
-            await self.store_ready()
+            await self.store_committable()
             yield envelopes
 
     def stop(self) -> None:
         """Make :meth:`messages` end after its current poll."""
         self._stopping = True
 
-    async def store_ready(self) -> None:
+    async def store_committable(self) -> None:
         """Store the offsets that became committable; librdkafka commits them."""
         ready = self.tracker.ready_to_store()
         if ready:
@@ -130,7 +118,7 @@ class KafkaSource:
 
     async def commit(self) -> None:
         """Store what is committable and commit synchronously (shutdown)."""
-        await self.store_ready()
+        await self.store_committable()
         try:
             await self._call(self._consumer.commit, asynchronous=False)
         except KafkaException as exc:

@@ -2,20 +2,22 @@
 
 SQL is written once with ``?`` placeholders; the PostgreSQL store translates them. Upserts
 keyed by the id make redelivery harmless: a re-scored clip or post replaces its row.
-Timestamps are stored as ISO 8601 UTC text with a ``Z`` (see :func:`iso_utc`), so they sort
-and compare the same way in both databases. Scores are finite and in [0, 1]: the daemons
+Timestamps are stored as ISO 8601 UTC text with a ``Z`` (see :mod:`orchestrator.clock`), so
+they sort and compare the same way in both databases. The drivers' errors are translated
+here: an unreachable or busy database is :class:`~orchestrator.errors.StoreUnavailable`
+(retried, intake paused), a refused statement is :class:`~orchestrator.errors.StoreError`. Scores are finite and in [0, 1]: the daemons
 check every model answer, and CHECK constraints refuse anything else (NULL, NaN, ±Inf; SQLite
 stores NaN as NULL, hence NOT NULL where a score is required).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Protocol
 from urllib.parse import urlparse
+
+from orchestrator.errors import ConfigError, StoreError, StoreUnavailable
 
 
 @dataclass(frozen=True)
@@ -71,19 +73,6 @@ CREATE TABLE IF NOT EXISTS triage_decisions (
     PRIMARY KEY (post_id, net)
 );
 """
-
-
-class StoreError(RuntimeError):
-    """The database refused or failed a statement; the message names the operation."""
-
-
-def iso_utc(moment: datetime | None = None) -> str:
-    """``moment`` (default now) as ISO 8601 UTC with milliseconds and a ``Z``."""
-    moment = moment or datetime.now(timezone.utc)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
 
 
 class Store(Protocol):
@@ -145,8 +134,7 @@ class SqliteStore:
             await self._connection.commit()
         except sqlite3.Error as exc:
             await self._connection.rollback()
-            raise StoreError(f"sqlite: {sql.split('(')[0].strip()} of {len(rows)} rows "
-                             f"failed: {exc}") from exc
+            raise _sqlite_error(exc, f"{_statement(sql)} of {len(rows)} rows") from exc
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         import sqlite3
@@ -155,57 +143,83 @@ class SqliteStore:
             async with self._connection.execute(sql, params) as cursor:
                 return list(await cursor.fetchall())
         except sqlite3.Error as exc:
-            raise StoreError(f"sqlite query failed: {exc}") from exc
+            raise _sqlite_error(exc, "query") from exc
+
+
+def _statement(sql: str) -> str:
+    return sql.split("(")[0].strip()
+
+
+def _sqlite_error(exc: Exception, what: str) -> StoreError | StoreUnavailable:
+    import sqlite3
+
+    # OperationalError is SQLite's "could not do it now": locked, busy, disk I/O.
+    kind = StoreUnavailable if isinstance(exc, sqlite3.OperationalError) else StoreError
+    return kind(f"sqlite: {what} failed: {exc}")
 
 
 class PostgresStore:
-    """A small pool of psycopg async connections (autocommit; one transaction per call)."""
+    """A psycopg connection pool (autocommit; one transaction per call).
 
-    def __init__(self, url: str, pool_size: int = 4) -> None:
+    The pool checks each connection before handing it out, so after the server restarts
+    the broken ones are replaced instead of failing every call.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 4, connect_timeout_s: float = 5.0,
+                 open_timeout_s: float = 30.0) -> None:
         self.url = url
         self.pool_size = pool_size
+        self.connect_timeout_s = connect_timeout_s
+        self.open_timeout_s = open_timeout_s
 
     async def __aenter__(self) -> PostgresStore:
         import psycopg
+        from psycopg_pool import AsyncConnectionPool
 
-        self._pool: asyncio.Queue = asyncio.Queue()
-        for _ in range(self.pool_size):
-            self._pool.put_nowait(await psycopg.AsyncConnection.connect(self.url, autocommit=True))
-        connection = await self._pool.get()
-        await connection.execute(SCHEMA)
-        self._pool.put_nowait(connection)
+        self._pool = AsyncConnectionPool(
+            self.url, min_size=1, max_size=self.pool_size, open=False,
+            timeout=self.connect_timeout_s, check=AsyncConnectionPool.check_connection,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(self.connect_timeout_s))})
+        try:
+            await self._pool.open(wait=True, timeout=self.open_timeout_s)
+            async with self._pool.connection() as connection:
+                await connection.execute(SCHEMA)
+        except psycopg.Error as exc:
+            await self._pool.close()
+            raise _postgres_error(exc, "opening the database") from exc
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        while not self._pool.empty():
-            await self._pool.get_nowait().close()
+        await self._pool.close()
 
     async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         import psycopg
 
-        connection = await self._pool.get()
         try:
-            async with connection.transaction():
-                async with connection.cursor() as cursor:
+            async with self._pool.connection() as connection:
+                async with connection.transaction(), connection.cursor() as cursor:
                     await cursor.executemany(sql.replace("?", "%s"), rows)
         except psycopg.Error as exc:
-            raise StoreError(f"postgres: {sql.split('(')[0].strip()} of {len(rows)} rows "
-                             f"failed: {exc}") from exc
-        finally:
-            self._pool.put_nowait(connection)
+            raise _postgres_error(exc, f"{_statement(sql)} of {len(rows)} rows") from exc
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         import psycopg
 
-        connection = await self._pool.get()
         try:
-            async with connection.cursor() as cursor:
+            async with self._pool.connection() as connection, connection.cursor() as cursor:
                 await cursor.execute(sql.replace("?", "%s"), params)
                 return list(await cursor.fetchall())
         except psycopg.Error as exc:
-            raise StoreError(f"postgres query failed: {exc}") from exc
-        finally:
-            self._pool.put_nowait(connection)
+            raise _postgres_error(exc, "query") from exc
+
+
+def _postgres_error(exc: Exception, what: str) -> StoreError | StoreUnavailable:
+    import psycopg
+
+    # OperationalError covers a refused or lost connection, the pool's timeout, a server
+    # shutting down, deadlocks and serialisation failures: all worth another try.
+    transient = isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+    return (StoreUnavailable if transient else StoreError)(f"postgres: {what} failed: {exc}")
 
 
 def open_store(url: str) -> Store:
@@ -215,4 +229,5 @@ def open_store(url: str) -> Store:
         return SqliteStore(url.removeprefix("sqlite:///") or "vigil.db")
     if scheme in ("postgresql", "postgres"):
         return PostgresStore(url)
-    raise ValueError(f"unsupported DATABASE_URL scheme {scheme!r}: use sqlite:/// or postgresql://")
+    raise ConfigError(f"unsupported DATABASE_URL scheme {scheme!r}: use sqlite:/// or "
+                      "postgresql://")

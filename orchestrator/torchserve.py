@@ -2,33 +2,40 @@
 
 A payload goes alone (:meth:`TorchServeClient.predict`) or with others of the same batch in
 one multipart request (:meth:`TorchServeClient.predict_batch`), each answered on its own.
+Every request names the model's version (``/predictions/<name>/<version>``), so what scores
+a clip is what the catalogue says, whichever version TorchServe holds as its default.
 
 Errors are translated here: the handler's per-request 4xx becomes :class:`UndecodableMedia`
-(dead letter), connection failures, timeouts, 5xx and 503/507 become transient errors that
-are retried with exponential backoff. A refused key (401, or TorchServe 0.12's
-400 InvalidKeyException) makes the client re-read ``key_file.json`` once and try again.
+or :class:`MediaTooLarge` (dead letters); a refused or lost connection, a timeout and
+503/507 (no worker free, or out of memory) are transient and retried by the
+:class:`~orchestrator.retry.RetryPolicy`; 500 (the handler failed, or the worker died with
+the request) is retried too, since TorchServe restarts the worker; a refused key (401, or
+TorchServe 0.12's 400 InvalidKeyException) makes the client re-read ``key_file.json`` once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
-import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
 import aiohttp
+from prometheus_client import Histogram
 
+from orchestrator.catalogue import ModelEntry
 from orchestrator.config import TorchServeConfig
-from orchestrator.errors import (AuthError, MediaTooLarge, ModelTimeout, ModelUnavailable,
-                                 TransientError, UndecodableMedia, VigilError)
+from orchestrator.errors import (AuthError, ConfigError, MediaTooLarge, ModelTimeout,
+                                 ModelUnavailable, UndecodableMedia, VigilError)
+from orchestrator.retry import Health, RetryPolicy
 
 logger = logging.getLogger(__name__)
-OVERLOADED = (503, 507)
 PART_OVERHEAD_BYTES = 256  # a multipart part's boundary and headers, generously
+READY_POLL_S = 1.0
 Payload = Callable[[], Any]  # a fresh request body per attempt: a sent FormData is spent
 
 
@@ -46,7 +53,7 @@ def _is_auth_refusal(status: int, content: bytes) -> bool:
 
 def _refusal(model: str, status: int, text: str) -> UndecodableMedia | MediaTooLarge:
     """The dead-letter error for a payload the handler refused with a 4xx ``status``."""
-    if status == 413:  # over the archive's duration limit, or the server's max_request_size
+    if status == 413:  # over a size, pixel, duration or decode-time limit of the archive
         return MediaTooLarge(f"{model}: {text or 'over the request size limit'}")
     return UndecodableMedia(f"{model}: HTTP {status}: {text}")
 
@@ -56,11 +63,13 @@ def _answer(model: str, answer: Any) -> dict[str, Any] | VigilError:
     if not isinstance(answer, dict):
         return ModelUnavailable(f"{model}: unexpected answer {str(answer)[:200]}")
     if "error" in answer:
-        return _refusal(model, int(answer.get("status") or 400), str(answer["error"])[:300])
+        status = answer.get("status")
+        status = status if isinstance(status, int) and 400 <= status < 500 else 400
+        return _refusal(model, status, str(answer["error"])[:300])
     return answer
 
 
-def _multipart(bodies: list[bytes]) -> aiohttp.FormData:
+def _multipart(bodies: Sequence[bytes]) -> aiohttp.FormData:
     """Parts named ``0``, ``1``, ... as binary uploads (a part without a filename would reach
     the handler as text), streamed from buffers so a large one does not block the loop."""
     form = aiohttp.FormData()
@@ -70,7 +79,7 @@ def _multipart(bodies: list[bytes]) -> aiohttp.FormData:
     return form
 
 
-def pack(bodies: list[bytes], limit: int) -> list[list[bytes]]:
+def pack(bodies: Sequence[bytes], limit: int) -> list[list[bytes]]:
     """Consecutive groups of ``bodies`` whose requests stay under ``limit`` bytes; a body over
     the limit goes alone, so only its own request is refused."""
     groups: list[list[bytes]] = []
@@ -94,14 +103,14 @@ def _error_text(content: bytes) -> str:
 
 
 class TorchServeClient:
-    """Posts payloads to ``/predictions/<model>`` and returns the decoded JSON."""
+    """Posts payloads to a model version and returns the decoded JSON."""
 
     def __init__(self, config: TorchServeConfig, *,
-                 on_retry: Callable[[TransientError], None] | None = None,
-                 on_overload: Callable[[bool], None] | None = None) -> None:
+                 on_retry: Callable[[BaseException], None] | None = None,
+                 health: Health | None = None, inference: Histogram | None = None) -> None:
         self.config = config
-        self._on_retry = on_retry or (lambda error: None)
-        self._on_overload = on_overload or (lambda overloaded: None)
+        self.retry = RetryPolicy(config.retry, on_retry=on_retry, health=health)
+        self._inference = inference
         self._key: str | None = None
 
     async def __aenter__(self) -> TorchServeClient:
@@ -121,83 +130,110 @@ class TorchServeClient:
             self._key = read_inference_key(Path(self.config.key_file))
         return {"Authorization": f"Bearer {self._key}"}
 
-    async def _post(self, url: str, payload: Payload, *,
+    async def _send(self, method: str, url: str, payload: Payload | None, *,
                     refresh: bool = False) -> tuple[int, bytes]:
-        async with self._session.post(url, data=payload(),
-                                      headers=self._headers(refresh)) as response:
+        data = payload() if payload is not None else None
+        async with self._session.request(method, url, data=data,
+                                         headers=self._headers(refresh)) as response:
             return response.status, await response.read()
 
-    async def _post_once(self, model: str, payload: Payload) -> Any:
-        url = f"/predictions/{model}"
+    async def _request(self, method: str, url: str, payload: Payload | None,
+                       what: str) -> tuple[int, bytes]:
+        """One attempt, the key re-read once if refused; transport errors translated."""
         try:
-            status, content = await self._post(url, payload)
+            status, content = await self._send(method, url, payload)
             if _is_auth_refusal(status, content):
                 logger.info("TorchServe refused the key: re-reading %s", self.config.key_file)
-                status, content = await self._post(url, payload, refresh=True)
+                status, content = await self._send(method, url, payload, refresh=True)
                 if _is_auth_refusal(status, content):
                     raise AuthError("TorchServe refused the inference key from the key file")
         except asyncio.TimeoutError as exc:
-            raise ModelTimeout(f"{model}: timed out after {self.config.timeout_s} s") from exc
+            raise ModelTimeout(f"{what}: timed out after {self.config.timeout_s} s") from exc
         except aiohttp.ClientError as exc:
-            raise ModelUnavailable(f"{model}: {type(exc).__name__}: {exc}") from exc
-        if status in OVERLOADED or status >= 500:
+            raise ModelUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+        return status, content
+
+    async def _post_once(self, model: ModelEntry, payload: Payload) -> Any:
+        what = f"{model.name} {model.version}"
+        status, content = await self._request("POST", model.path, payload, what)
+        if status >= 500:
             raise ModelUnavailable(
-                f"{model}: HTTP {status}: {content[:200].decode(errors='replace')}")
+                f"{what}: HTTP {status}: {content[:200].decode(errors='replace')}")
         if status == 404:
-            raise ModelUnavailable(f"{model}: not served (404)")
+            raise ModelUnavailable(f"{what}: not served (404)")
         if status >= 400:
-            raise _refusal(model, status, _error_text(content))
+            raise _refusal(what, status, _error_text(content))
         try:
             return json.loads(content)
         except ValueError as exc:
-            raise ModelUnavailable(f"{model}: response is not JSON") from exc
+            raise ModelUnavailable(f"{what}: the answer is not JSON") from exc
 
-    async def predict(self, model: str, body: bytes) -> dict[str, Any]:
-        """Score one payload, retrying transient errors with exponential backoff and jitter.
+    async def predict(self, model: ModelEntry, body: bytes) -> Any:
+        """Score one payload with ``model``'s version.
 
-        Raises :class:`UndecodableMedia` when the handler rejects the payload, the last
-        :class:`TransientError` once the retry budget is spent, or :class:`AuthError`.
+        Raises :class:`UndecodableMedia` or :class:`MediaTooLarge` when the handler refuses
+        the payload, the last transient error once the retry budget is spent, or
+        :class:`AuthError`.
         """
-        return await self._with_retries(model, lambda: body)
+        with self._timed(model):
+            return await self.retry.call(self._post_once, model, lambda: body)
 
-    async def predict_batch(self, model: str,
-                            bodies: list[bytes]) -> list[dict[str, Any] | VigilError]:
+    def _timed(self, model: ModelEntry) -> ContextManager[object]:
+        """Time into ``vigil_inference_seconds{model}``, retries included."""
+        if self._inference is None:
+            return contextlib.nullcontext()
+        return self._inference.labels(model.name).time()
+
+    async def predict_batch(self, model: ModelEntry,
+                            bodies: Sequence[bytes]) -> list[Any | VigilError]:
         """Score several payloads in one multipart request (more where they would pass
-        ``max_request_bytes``): per payload, its result or the error it was refused with.
+        ``max_request_bytes``): per payload, its answer or the error it was refused with.
 
         Raises like :meth:`predict` when a whole request fails.
         """
         groups = pack(bodies, self.config.max_request_bytes)
-        answers = await asyncio.gather(*(self._predict_group(model, group) for group in groups))
+        with self._timed(model):
+            answers = await asyncio.gather(*(self._predict_group(model, group)
+                                             for group in groups))
         return [result for answer in answers for result in answer]
 
-    async def _predict_group(self, model: str,
-                             bodies: list[bytes]) -> list[dict[str, Any] | VigilError]:
+    async def _predict_group(self, model: ModelEntry,
+                             bodies: list[bytes]) -> list[Any | VigilError]:
         try:
-            answer = await self._with_retries(model, lambda: _multipart(bodies))
+            answer = await self.retry.call(self._post_once, model, lambda: _multipart(bodies))
         except (UndecodableMedia, MediaTooLarge) as refusal:  # the request as a whole
             return [refusal] * len(bodies)
         if not isinstance(answer, list) or len(answer) != len(bodies):
             raise ModelUnavailable(
-                f"{model}: {len(bodies)} payloads sent, answer was {str(answer)[:200]}")
-        return [_answer(model, part) for part in answer]
+                f"{model.name}: {len(bodies)} payloads sent, answer was {str(answer)[:200]}")
+        return [_answer(model.name, part) for part in answer]
 
-    async def _with_retries(self, model: str, payload: Payload) -> Any:
-        """Post ``payload()`` (fresh for every attempt) with exponential backoff and jitter."""
+    async def check_served(self, models: Sequence[ModelEntry]) -> None:
+        """Block until TorchServe reports every model healthy, then check it serves each of
+        ``models`` at its version. Raises :class:`ConfigError` for a model it does not serve,
+        or when it is not healthy within ``startup_timeout_s``."""
         loop = asyncio.get_running_loop()
-        # A time budget rather than a count: an outage of the model server is waited out
-        # (intake pauses meanwhile) instead of dead-lettering every clip in flight.
-        deadline = loop.time() + self.config.retry_budget_s
-        delay = self.config.backoff_s
+        deadline = loop.time() + self.config.startup_timeout_s
         while True:
             try:
-                result = await self._post_once(model, payload)
-                self._on_overload(False)
-                return result
-            except TransientError as error:
-                self._on_overload(True)
-                if loop.time() + delay > deadline:
-                    raise
-                self._on_retry(error)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, self.config.backoff_max_s)
+                status, content = await self._request("GET", "/ping", None, "TorchServe")
+                if status == 200 and b"Healthy" in content and b"Unhealthy" not in content:
+                    break
+                problem = f"ping answered {status} {content[:100]!r}"
+            except (ModelUnavailable, ModelTimeout) as exc:
+                problem = str(exc)
+            if loop.time() > deadline:
+                raise ConfigError(f"TorchServe at {self.config.url} not healthy after "
+                                  f"{self.config.startup_timeout_s:.0f} s: {problem}")
+            logger.info("waiting for TorchServe: %s", problem)
+            await asyncio.sleep(READY_POLL_S)
+        # An empty body costs a worker one refusal; a model or version that is not
+        # registered answers 404 before any worker sees it.
+        statuses = await asyncio.gather(*(
+            self._request("POST", model.path, lambda: b"", model.name) for model in models))
+        missing = [f"{m.name} {m.version}" for m, (status, _) in zip(models, statuses)
+                   if status == 404]
+        if missing:
+            raise ConfigError(f"TorchServe at {self.config.url} does not serve {missing}, "
+                              "which the catalogue routes to: load those archives or route "
+                              "elsewhere")

@@ -23,17 +23,25 @@ from pathlib import Path
 
 import httpx
 
+from modelzoo import catalogue
+from modelzoo.manifest import load_manifest
 from scripts import clips, demo_triage, demo_vrt, harness
-from scripts.services import REPO_ROOT, Tansu, TorchServe, free_port
+from scripts.services.process import REPO_ROOT, free_port
+from scripts.services.tansu import Tansu
+from scripts.services.torchserve import TorchServe
 
-MODELS = ["audio_nsfw_hi", "audio_nsfw_ta", "audio_nsfw_te", "audio_nsfw_bn", "audio_nsfw_mr",
-          "audio_nsfw_multi", *demo_vrt.MODELS]
-LANGUAGES = ["hi", "ta", "te", "bn", "mr", "sw"]  # sw has no model: the fallback scores it
+MANIFEST = load_manifest(REPO_ROOT / "archives" / "manifest.yaml")
+MODELS = [spec.name for spec in MANIFEST]
+# Every language an archive serves, and one none does ("sw"): the fallback scores it.
+LANGUAGES = [lang for spec in MANIFEST for lang in spec.languages if lang != "*"] + ["sw"]
 FORMATS = ["wav", "flac", "ogg", "opus", "mp3", "m4a"]
 
 
 def ensure_archives(store: Path) -> None:
-    missing = [m for m in MODELS if not (store / f"{m}.mar").exists()]
+    """Build the manifest's archives that the store's catalogue does not hold yet."""
+    built = catalogue.read(store)["live"]
+    missing = [spec.name for spec in MANIFEST
+               if built.get(spec.name) != spec.version or not (store / spec.file_name).exists()]
     if missing:
         harness.step(f"building tiny archives: {', '.join(missing)}")
         subprocess.run([sys.executable, "-m", "orchestrator.cli", "build", "--tiny", "--only",
@@ -90,7 +98,7 @@ def print_tables(messages: list) -> None:
     harness.step(f"{len(letters)} dead letters (livestream.audio.dlq)")
     for letter in letters:
         headers = {k: v.decode() for k, v in letter.headers()}
-        print(f"offset {headers['vigil-original-offset']:>3}  {headers['vigil-error-reason']:<18} "
+        print(f"offset {headers['vigil-original-offset']:>3}  {headers['vigil-reason']:<18} "
               f"{headers['vigil-error-message'][:80]}")
 
 
@@ -118,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         server.start(models=MODELS)
         harness.step("starting `vigil run audio`")
         daemon.env = {"VIGIL_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-                      "VIGIL_TORCHSERVE_URL": server.inference_url,
-                      "VIGIL_TORCHSERVE_KEY_FILE": str(server.key_file),
+                      **server.client_env(),
                       "DATABASE_URL": f"sqlite:///{workdir / 'vigil.db'}"}
         daemon.start()
         daemon.wait_ready()

@@ -4,13 +4,14 @@ then run ``vigil run minview`` over a small known world and show what it sent to
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from scripts import harness
-from scripts.services import free_port
+from scripts.services.process import free_port
 from scripts.triage_world import encoded, make_world, views_events
 
 
@@ -24,7 +25,7 @@ def calibrate(workdir: Path, posts: int) -> Path:
     harness.step("calibrating score-only and tree policies at 95% recall (about 20 s)")
     subprocess.run([sys.executable, "-m", "orchestrator.cli", "minview", "calibrate",
                     "--history", str(history), "--out", str(out)], check=True)
-    return out / "policy.joblib"
+    return out / "policy.json"
 
 
 def run_daemon(workdir: Path, bootstrap: str, policy: Path) -> bool:
@@ -39,7 +40,8 @@ def run_daemon(workdir: Path, bootstrap: str, policy: Path) -> bool:
            (b"unknown", json.dumps({"post_id": "no-such-post", "views": 1500}).encode())]
     daemon = harness.Daemon(workdir=workdir, pipeline="minview", env={
         "VIGIL_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "VIGIL_TRIAGE_POLICY_PATH": str(policy),
-        "VIGIL_TRIAGE_HISTORY_PORT": str(free_port()), "DATABASE_URL": database_url})
+        "VIGIL_TRIAGE_HISTORY_PORT": str(free_port()),
+        "VIGIL_TRIAGE_HISTORY_TOKEN": secrets.token_urlsafe(24), "DATABASE_URL": database_url})
     harness.step(f"starting `vigil run minview`; producing {len(events)} views events "
          f"for {len(world.triage_posts)} posts, and {len(bad)} bad events")
     try:

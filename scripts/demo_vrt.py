@@ -7,11 +7,9 @@ import json
 import time
 from pathlib import Path
 
-from orchestrator.stores import iso_utc
+from orchestrator.clock import iso_utc
 from scripts import harness, posts
-from scripts.services import TorchServe
-
-MODELS = ["clip_visual", "xlmr_text", "vggish_audio", "vrt_fusion"]
+from scripts.services.torchserve import TorchServe
 
 
 def run(workdir: Path, bootstrap: str, server: TorchServe, count: int = 12) -> bool:
@@ -26,8 +24,7 @@ def run(workdir: Path, bootstrap: str, server: TorchServe, count: int = 12) -> b
                .encode()) for p in good + bad]
     daemon = harness.Daemon(workdir=workdir, pipeline="vrt", env={
         "VIGIL_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "VIGIL_TORCHSERVE_URL": server.inference_url,
-        "VIGIL_TORCHSERVE_KEY_FILE": str(server.key_file),
+        **server.client_env(),
         "VIGIL_MEDIA_ALLOWED_SCHEMES": "https,file", "VIGIL_MEDIA_ALLOWED_DIRS": str(media),
         "DATABASE_URL": f"sqlite:///{workdir / 'vigil.db'}"})
     harness.step(f"starting `vigil run vrt`; producing {len(good)} posts (video+audio+caption, "
@@ -53,7 +50,7 @@ def run(workdir: Path, bootstrap: str, server: TorchServe, count: int = 12) -> b
     harness.step(f"{len(letters)} dead letters (posts.created.dlq)")
     for letter in letters:
         headers = {k: v.decode() for k, v in letter.headers()}
-        print(f"    {letter.key().decode():<12} {headers['vigil-error-reason']:<18} "
+        print(f"    {letter.key().decode():<12} {headers['vigil-reason']:<18} "
               f"{headers['vigil-error-message'][:70]}")
     print("    (tiny random-weight models: the categories are not meaningful)")
     print(f"    vrt daemon exited with {exit_code}")

@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from scripts import clips
-from scripts.services import free_port
+from scripts.services.process import free_port
 
 LANGUAGES = ("hi", "ta", "xx")  # xx has no model of its own: the fallback scores it
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import io
 import math
+import struct
+import zlib
 from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
 
 WIDTH, HEIGHT = 64, 48
 
 
-def _frame(index: int, seed: int) -> np.ndarray:
+def _frame(index: int, seed: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
     """A moving gradient, different per seed and frame."""
-    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+    y, x = np.mgrid[0:height, 0:width]
     red = (x * 4 + index * 9 + seed * 31) % 256
     green = (y * 5 + index * 3 + seed * 17) % 256
     blue = ((x + y) * 2 + seed * 53) % 256
@@ -31,15 +34,18 @@ def _encode(container, stream, frames) -> None:
         container.mux(packet)
 
 
-def video(seconds: float, *, fps: int = 4, audio: bool = True, seed: int = 0) -> bytes:
-    """An MP4 (MPEG-4 Part 2 video, AAC audio) of ``seconds``; silent track-less if not ``audio``."""
+def video(seconds: float, *, fps: int = 4, audio: bool = True, seed: int = 0,
+          size: tuple[int, int] = (WIDTH, HEIGHT)) -> bytes:
+    """An MP4 (MPEG-4 Part 2 video, AAC audio) of ``seconds``; no audio track if not
+    ``audio``. ``size`` is (width, height)."""
     buffer = io.BytesIO()
+    width, height = size
     with av.open(buffer, mode="w", format="mp4") as container:
         stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         sound = container.add_stream("aac", rate=16_000) if audio else None
-        _encode(container, stream, (av.VideoFrame.from_ndarray(_frame(i, seed), format="rgb24")
-                                    for i in range(int(seconds * fps))))
+        _encode(container, stream, (av.VideoFrame.from_ndarray(
+            _frame(i, seed, width, height), format="rgb24") for i in range(int(seconds * fps))))
         if sound is not None:
             rate, samples = 16_000, int(seconds * 16_000)
             t = np.arange(samples) / rate
@@ -70,13 +76,35 @@ def long_video(seconds: int) -> bytes:
 
 
 def image(seed: int = 0) -> bytes:
-    """A PNG still."""
+    """A PNG still (Pillow writes it: PyAV's image muxer once left a file behind)."""
     buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="image2pipe") as container:
-        stream = container.add_stream("png", rate=1)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "rgb24"
-        _encode(container, stream, [av.VideoFrame.from_ndarray(_frame(0, seed), format="rgb24")])
+    Image.fromarray(_frame(0, seed)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def animated_gif(seconds: int, *, fps: int = 5, seed: int = 0) -> bytes:
+    """An animated GIF of ``seconds`` at ``fps``."""
+    frames = [Image.fromarray(_frame(i, seed)) for i in range(seconds * fps)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:],
+                   duration=1000 // fps, loop=0)
+    return buffer.getvalue()
+
+
+def bomb_png(width: int = 30_000, height: int = 30_000) -> bytes:
+    """A decompression bomb: a valid 1-bit PNG of ``width × height`` zeros in about 110 KB
+    (900 Mpx at the defaults; decoded to RGB that is 2.7 GB)."""
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte, then the packed bits
+    compressor = zlib.compressobj(9)
+    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data)
+            + chunk(b"IEND", b""))
 
 
 CAPTIONS = ("dance challenge at night", "नमस्ते दोस्तों", "funny cat video", "match highlights",

@@ -26,7 +26,7 @@ fi
 if [ ! -f "$VENV/.vigil-installed" ] || [ setup.cfg -nt "$VENV/.vigil-installed" ]; then
     echo "==> installing the pinned stack into $VENV (first time: a few minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
-    "$VENV/bin/python" -m pip install -q -e ".[test]"
+    "$VENV/bin/python" -m pip install -q -e ".[models,dev,test]"
     touch "$VENV/.vigil-installed"
 fi
 echo "==> setup done: $("$VENV/bin/python" --version), $(java -version 2>&1 | head -1)"

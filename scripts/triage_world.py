@@ -11,7 +11,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from orchestrator.stores import Store, iso_utc, open_store, upsert
+from orchestrator.clock import iso_utc
+from orchestrator.stores import Store, open_store, upsert
 
 RECENT_DAYS = 30
 OLD_DAYS = 300  # outside the 6-month window

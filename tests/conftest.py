@@ -1,4 +1,5 @@
-"""Fixtures shared by every test package: built archives and a real TorchServe."""
+"""Fixtures shared by every test package: a temporary working directory for every test,
+built archives and a real TorchServe."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ import pytest
 
 from modelzoo.build import BuildOptions, build_all
 from modelzoo.manifest import ArchiveSpec, load_manifest
-from scripts.services import REPO_ROOT, TorchServe, free_port
+from scripts.services.process import REPO_ROOT, free_port
+from scripts.services.torchserve import TorchServe
+
+
+@pytest.fixture(autouse=True)
+def _in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test from an empty directory: nothing a test (or a library it drives)
+    writes to the working directory can land in the checkout."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 @pytest.fixture(scope="session")

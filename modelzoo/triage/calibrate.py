@@ -192,14 +192,14 @@ def plot_curves(report: dict[str, Any], path: Path) -> None:
 
 
 def write_outputs(policy: TriagePolicy, report: dict[str, Any], out_dir: Path) -> list[Path]:
-    """policy.joblib, report.json, report.md and pr_curve.png in ``out_dir``."""
+    """policy.json, report.json, report.md and pr_curve.png in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    policy.save(out_dir / "policy.joblib")
+    policy.save(out_dir / "policy.json")
     public = {k: v for k, v in report.items() if not k.startswith("_")}
     (out_dir / "report.json").write_text(json.dumps(public, indent=2, default=float))
     markdown = "# Min-view triage calibration\n\n" + summary_markdown(report)
     markdown += "\n![precision-recall](pr_curve.png)\n"
     (out_dir / "report.md").write_text(markdown)
     plot_curves(report, out_dir / "pr_curve.png")
-    return [out_dir / name for name in ("policy.joblib", "report.json", "report.md",
+    return [out_dir / name for name in ("policy.json", "report.json", "report.md",
                                         "pr_curve.png")]

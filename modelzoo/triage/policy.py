@@ -3,11 +3,13 @@
 Two methods share one artifact: ``score`` (risk = the first-line score) and ``tree`` (risk =
 a gradient-boosted tree over the score and the user's 6-month history). A post is sent to
 review at a net when its risk reaches that net's threshold; later nets only see posts the
-earlier nets skipped. Imports scikit-learn and joblib, never torch: the daemon loads it.
+earlier nets skipped. Saved as portable JSON (format ``vigil-triage-policy/1``, described in
+``orchestrator/triage.py``, which the daemon evaluates without scikit-learn).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,63 +17,49 @@ from typing import Any
 
 import numpy as np
 
+FORMAT = "vigil-triage-policy/1"
 FEATURES = ("score", "user_posts_6m", "user_discards_6m")
 METHODS = ("score", "tree")
 
 
-@dataclass(frozen=True)
-class Decision:
-    enqueue: bool
-    risk: float
-    reason: str
-
-
 @dataclass
 class TriagePolicy:
-    """Thresholds per method and net, plus the tree model the ``tree`` method scores with."""
+    """Thresholds per method and net, plus the fitted tree model the ``tree`` method uses."""
 
     target_recall: float
     nets: tuple[int, ...]
-    thresholds: dict[str, dict[int, float]]  # method -> net -> threshold
-    tree: Any = None  # a fitted scikit-learn classifier with predict_proba
+    thresholds: dict[str, dict[int, float]]  # method -> net -> threshold (inf: never)
+    tree: Any = None  # a fitted scikit-learn HistGradientBoostingClassifier
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    def risk(self, method: str, features: np.ndarray) -> np.ndarray:
-        """Risk per row of ``features`` (columns as :data:`FEATURES`)."""
-        features = np.asarray(features, dtype=float).reshape(-1, len(FEATURES))
-        if method == "score":
-            return features[:, 0]
-        if method == "tree":
-            return self.tree.predict_proba(features)[:, 1]
-        raise ValueError(f"unknown triage method {method!r}; expected one of {METHODS}")
-
-    def threshold(self, method: str, net: int) -> float:
-        try:
-            return self.thresholds[method][net]
-        except KeyError:
-            raise KeyError(f"policy has no {method!r} threshold for net {net}; calibrated nets: "
-                           f"{list(self.nets)}") from None
-
-    def decide(self, method: str, net: int, risk: float) -> Decision:
-        """Review at ``net`` when ``risk`` reaches the net's threshold."""
-        threshold = self.threshold(method, net)
-        enqueue = risk >= threshold
-        limit = "never" if math.isinf(threshold) else f"{threshold:.4f}"
-        relation = ">=" if enqueue else "<"
-        return Decision(enqueue, risk, f"{method} risk {risk:.4f} {relation} {limit} at net {net}")
+    def document(self) -> dict[str, Any]:
+        """The policy in the portable format: thresholds (``None``: never) and the fitted
+        tree ensemble as plain arrays."""
+        return {
+            "format": FORMAT, "target_recall": self.target_recall, "nets": list(self.nets),
+            "features": list(FEATURES),
+            "thresholds": {method: {str(net): None if math.isinf(t) else t
+                                    for net, t in by_net.items()}
+                           for method, by_net in self.thresholds.items()},
+            "tree": export_trees(self.tree),
+        }
 
     def save(self, path: Path) -> None:
-        import joblib
-
         path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self, path)
+        path.write_text(json.dumps(self.document()))
 
-    @staticmethod
-    def load(path: Path | str) -> TriagePolicy:
-        """Load a policy written by ``vigil minview calibrate`` (a trusted local file)."""
-        import joblib
 
-        policy = joblib.load(path)
-        if not isinstance(policy, TriagePolicy):
-            raise TypeError(f"{path} holds a {type(policy).__name__}, not a TriagePolicy")
-        return policy
+def export_trees(classifier: Any) -> dict[str, Any]:
+    """A fitted binary ``HistGradientBoostingClassifier`` (numeric features) as arrays."""
+    if getattr(classifier, "n_trees_per_iteration_", 1) != 1:
+        raise ValueError("only a binary classifier's trees can be exported")
+    trees = []
+    for (predictor,) in classifier._predictors:
+        nodes = predictor.nodes
+        trees.append({"feature": nodes["feature_idx"].tolist(),
+                      "threshold": nodes["num_threshold"].tolist(),
+                      "left": nodes["left"].tolist(), "right": nodes["right"].tolist(),
+                      "value": nodes["value"].tolist(),
+                      "leaf": nodes["is_leaf"].astype(bool).tolist(),
+                      "missing_left": nodes["missing_go_to_left"].astype(bool).tolist()})
+    return {"baseline": float(np.ravel(classifier._baseline_prediction)[0]), "trees": trees}

@@ -1,138 +1,160 @@
-"""Livestream audio moderation: source -> parse -> batcher -> TorchServe (fan-out) -> sinks.
+"""Livestream audio moderation, a clip's whole path:
 
-Each consumed message ends in exactly one of two places before its offset may be stored:
-a verdict (row upserted and event acknowledged) or a dead letter with its reason.
+    livestream.audio → parse_clip (validate, route to the language's model)
+        → batch of ≤ 8 → ClipScorer (fetch each clip; the batch's clips to their models
+          concurrently, one request per clip or one per model)
+        → audio_verdicts (upsert) and moderation.verdicts (acknowledged event)
+        → acknowledge; or the dead-letter topic, with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from orchestrator import answers
-from orchestrator.config import RoutingConfig
-from orchestrator.errors import InvalidField, MissingField, UnknownLanguage, VigilError
-from orchestrator.pipelines.base import ModelPipeline, parse_json_object, parse_time
-from orchestrator.source import Envelope
-from orchestrator.stores import iso_utc
+from orchestrator.catalogue import Catalogue, Router
+from orchestrator.clock import iso_utc
+from orchestrator.config import AppConfig
+from orchestrator.flow import Stages
+from orchestrator.media import MediaFetcher
+from orchestrator.messages import ClipMessage, parse_clip
+from orchestrator.metrics import Metrics
+from orchestrator.outcomes import Failure, gather_outcomes
+from orchestrator.retry import Health
+from orchestrator.sinks import EventProducer, TableSink, TopicSink
+from orchestrator.stores import Store
+from orchestrator.torchserve import TorchServeClient
 
-REQUIRED_FIELDS = ("clip_id", "stream_id", "language")
-LABELS = ("safe", "nsfw")
+NAME = "audio"
 
 
-@dataclass(frozen=True)
-class ClipRequest:
-    """A valid clip message, routed to its model."""
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A clip's score from its model, checked: finite, in [0, 1], a label the model has."""
 
-    envelope: Envelope
-    message: dict[str, Any]
+    clip: ClipMessage
     model: str
-    created_at: float  # epoch seconds
-    received_at: float  # monotonic seconds
+    model_version: str
+    engine: str
+    precision: str
+    score: float
+    label: str
+    threshold: float
+    latency_ms: int
+    scored_at: str
+
+    @classmethod
+    def from_answer(cls, clip: ClipMessage, answer: Any) -> Verdict:
+        """Raises :class:`~orchestrator.errors.BadModelResponse` for an answer that is not
+        a finite score in [0, 1] with one of the model's labels."""
+        model = clip.model
+        answered = answer if isinstance(answer, dict) else {}
+        return cls(clip, model.name, model.version,
+                   str(answered.get("engine", model.engine)),
+                   str(answered.get("precision", model.precision)),
+                   answers.probability(answer, "score", model.name),
+                   answers.label(answer, "label", model.labels, model.name),
+                   answers.probability(answer, "threshold", model.name),
+                   round((time.monotonic() - clip.received_at) * 1000), iso_utc())
+
+    def row(self) -> dict[str, Any]:
+        """The ``audio_verdicts`` row."""
+        return {"clip_id": self.clip.clip_id, "stream_id": self.clip.stream_id,
+                "language": self.clip.language, "model": self.model,
+                "model_version": self.model_version, "score": self.score, "label": self.label,
+                "threshold": self.threshold, "scored_at": self.scored_at}
+
+    def event(self) -> dict[str, Any]:
+        """The ``moderation.verdicts`` event: the clip's own fields, less its audio."""
+        kept = {k: v for k, v in self.clip.fields.items() if k != "audio_b64"}
+        return {**kept, **self.row(), "engine": self.engine, "precision": self.precision,
+                "latency_ms": self.latency_ms}
+
+    def key(self) -> bytes | None:
+        return self.clip.envelope.key
 
 
-def route(language: str, routing: RoutingConfig) -> str:
-    """The model for ``language``, the fallback, or :class:`UnknownLanguage`."""
-    if language in routing.languages:
-        return f"{routing.model_prefix}{language}"
-    if routing.fallback_model:
-        return routing.fallback_model
-    raise UnknownLanguage(f"no model for language {language!r} and no fallback configured")
+class ClipScorer:
+    """Scores each clip of a batch with its language's model, all concurrently."""
 
+    def __init__(self, client: TorchServeClient, fetcher: MediaFetcher, *,
+                 batch_requests: bool) -> None:
+        self.client = client
+        self.fetcher = fetcher
+        self.batch_requests = batch_requests
 
-def parse(envelope: Envelope, routing: RoutingConfig) -> ClipRequest:
-    """Validate one message; raises a :class:`BadMessage` naming what is wrong."""
-    message = parse_json_object(envelope)
-    for name in REQUIRED_FIELDS:
-        if name not in message or message[name] in (None, ""):
-            raise MissingField(f"missing field {name!r}")
-        if not isinstance(message[name], str):
-            raise InvalidField(f"field {name!r} must be a string")
-    media = [name for name in ("audio_url", "audio_b64") if message.get(name)]
-    if not media:
-        raise MissingField("one of 'audio_url' or 'audio_b64' is required")
-    if any(not isinstance(message[name], str) for name in media):
-        raise InvalidField("audio_url and audio_b64 must be strings")
-    return ClipRequest(envelope, message, route(message["language"], routing),
-                       parse_time(message.get("created_at"), "created_at", envelope),
-                       time.monotonic())
+    async def score(self, clips: Sequence[ClipMessage]) -> list[Verdict | Failure]:
+        if self.batch_requests:
+            return await self._score_by_model(clips)
+        return await gather_outcomes(self._score_one(clip) for clip in clips)
 
+    async def _score_one(self, clip: ClipMessage) -> Verdict:
+        body = await self._fetch(clip)
+        return Verdict.from_answer(clip, await self.client.predict(clip.model, body))
 
-class AudioPipeline(ModelPipeline[ClipRequest]):
-    """Scores each clip with its language's model: one request per clip, or one multipart
-    request per model and batch (``torchserve.batch_requests: true``)."""
-
-    name = "audio"
-
-    def parse(self, envelope: Envelope) -> ClipRequest:
-        return parse(envelope, self.config.routing)
-
-    async def process_batch(self, items: list[ClipRequest]) -> None:
-        if self.config.torchserve.batch_requests:
-            scored = await self._score_by_model(items)
-        else:
-            scored = await self.score_each(items, self._score)
-        if scored:
-            rows = {"audio_verdicts": [verdict for _, verdict in scored]}
-            await self.spawn(self.write_results(scored, rows, self._account, "verdicts"),
-                             "verdicts")
-
-    async def _score(self, request: ClipRequest) -> dict[str, Any]:
-        body = await self._fetch(request)
-        return self._verdict(request, await self.predict(self.client, request.model, body))
-
-    async def _score_by_model(self, items: list[ClipRequest]
-                              ) -> list[tuple[ClipRequest, dict[str, Any]]]:
-        """Fetch every clip, then send each model its clips in one request, all concurrently."""
-        outcomes: list[Any] = await asyncio.gather(*(self._fetch(item) for item in items),
-                                                   return_exceptions=True)
+    async def _score_by_model(self, clips: Sequence[ClipMessage]) -> list[Verdict | Failure]:
+        """Fetch every clip, then send each model its clips in one request, concurrently."""
+        outcomes: list[Any] = await gather_outcomes(self._fetch(clip) for clip in clips)
         by_model: dict[str, list[int]] = {}
-        for index, (item, body) in enumerate(zip(items, outcomes)):
-            if not isinstance(body, BaseException):
-                by_model.setdefault(item.model, []).append(index)
+        for index, (clip, body) in enumerate(zip(clips, outcomes)):
+            if not isinstance(body, Failure):
+                by_model.setdefault(clip.model.path, []).append(index)
 
-        async def score(model: str, indices: list[int]) -> None:
+        async def score(indices: list[int]) -> None:
+            model = clips[indices[0]].model
             try:
-                results = await self.predict_batch(self.client, model,
-                                                   [outcomes[i] for i in indices])
-            except Exception as error:  # noqa: BLE001 - a failed request fails each of its items
-                results = [error] * len(indices)
-            for index, result in zip(indices, results, strict=True):
-                outcomes[index] = (result if isinstance(result, BaseException)
-                                   else self._try_verdict(items[index], result))
+                answered = await self.client.predict_batch(model, [outcomes[i] for i in indices])
+            except Exception as error:  # noqa: BLE001 - a failed request fails its clips
+                answered = [error] * len(indices)
+            for index, answer in zip(indices, answered, strict=True):
+                outcomes[index] = _verdict_or_failure(clips[index], answer)
 
-        await asyncio.gather(*(score(model, indices) for model, indices in by_model.items()))
-        return await self.settle(items, outcomes)
+        await asyncio.gather(*(score(indices) for indices in by_model.values()))
+        return outcomes
 
-    async def _fetch(self, request: ClipRequest) -> bytes:
-        message = request.message
-        if message.get("audio_b64"):
-            return self.fetcher.decode_inline(message["audio_b64"])
-        return await self.fetcher.fetch(message["audio_url"])
+    async def _fetch(self, clip: ClipMessage) -> bytes:
+        if clip.audio_b64 is not None:
+            return self.fetcher.decode_inline(clip.audio_b64)
+        return await self.fetcher.fetch(clip.audio_url)
 
-    def _try_verdict(self, request: ClipRequest, result: dict[str, Any]
-                     ) -> dict[str, Any] | VigilError:
-        try:
-            return self._verdict(request, result)
-        except VigilError as error:
-            return error
 
-    def _verdict(self, request: ClipRequest, result: dict[str, Any]) -> dict[str, Any]:
-        """The verdict row for ``request`` from its model's answer."""
-        model = request.model
-        return {
-            **{k: v for k, v in request.message.items() if k != "audio_b64"},
-            "model": str(result.get("model", model)),
-            "model_version": str(result.get("model_version", "")),
-            "score": answers.probability(result, "score", model),
-            "label": answers.label(result, "label", LABELS, model),
-            "threshold": answers.probability(result, "threshold", model),
-            "latency_ms": round((time.monotonic() - request.received_at) * 1000),
-            "scored_at": iso_utc(),
-        }
+def _verdict_or_failure(clip: ClipMessage, answer: Any) -> Verdict | Failure:
+    if isinstance(answer, BaseException):
+        return Failure(answer)
+    try:
+        return Verdict.from_answer(clip, answer)
+    except Exception as error:  # noqa: BLE001 - this clip's answer is bad, not its batch's
+        return Failure(error)
 
-    def _account(self, request: ClipRequest, verdict: dict[str, Any]) -> None:
-        self.metrics.verdicts.labels(self.name, verdict["label"]).inc()
-        self.metrics.end_to_end.labels(self.name).observe(max(0.0, time.time() - request.created_at))
+
+def account(metrics: Metrics, clip: ClipMessage, verdict: Verdict) -> None:
+    metrics.verdicts.labels(NAME, verdict.label).inc()
+    metrics.end_to_end.labels(NAME).observe(max(0.0, time.time() - clip.created_at))
+
+
+async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, store: Store,
+                      producer: EventProducer, metrics: Metrics,
+                      health: Callable[[str], Health]) -> Stages[ClipMessage, Verdict]:
+    """The audio stages, their clients opened on ``stack``; raises
+    :class:`~orchestrator.errors.ConfigError` when a routed model is not served."""
+    router = Router.for_audio(Catalogue.load(config.torchserve.catalogue), config.routing)
+    retries = metrics.retries.labels(NAME)
+    client = await stack.enter_async_context(TorchServeClient(
+        config.torchserve, on_retry=lambda error: retries.inc(), health=health("torchserve"),
+        inference=metrics.inference))
+    await client.check_served(router.models)
+    fetcher = await stack.enter_async_context(
+        MediaFetcher(config.media, on_retry=lambda error: retries.inc()))
+    return Stages(
+        name=NAME,
+        parse=partial(parse_clip, route=router.route),
+        scorer=ClipScorer(client, fetcher, batch_requests=config.torchserve.batch_requests),
+        sinks=[TableSink(store, "audio_verdicts", Verdict.row),
+               TopicSink(producer, config.kafka.output_topic, Verdict.event, Verdict.key)],
+        account=partial(account, metrics))

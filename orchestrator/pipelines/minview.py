@@ -1,8 +1,14 @@
-"""Min-view triage: posts.views -> per net crossed, review or skip -> review_queue, review.queue.
+"""Min-view triage, a views event's whole path:
 
-Once per post per net, whatever is redelivered: the decision is recorded in
-``triage_decisions`` (first write wins) before anything is published, and an enqueue
-decision is published (``review_queue`` row, ``review.queue`` event) until it is marked
+    posts.views → parse_views (validate)
+        → batch of ≤ 8 → CaseScorer (the post's user and first-line score from the
+          database, the user's 6-month history, the policy's risk)
+        → TriageBook, once per post and net: decide (review or skip), record the decision
+          in triage_decisions, then publish a review: review_queue and review.queue
+        → acknowledge; or the dead-letter topic (unknown_post, ...), with the reason.
+
+Once per post and net, whatever is redelivered: the decision is recorded (first write
+wins) before anything is published, and a review is published until it is marked
 published. A crash between those steps re-publishes on redelivery; it never decides twice.
 """
 
@@ -10,200 +16,175 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-import numpy as np
+import orjson
 
 from orchestrator import history_api
-from orchestrator.errors import InvalidField, MissingField, UnknownPost
+from orchestrator.clock import iso_utc
+from orchestrator.config import AppConfig, TriageConfig
+from orchestrator.errors import UnknownPost
+from orchestrator.flow import Stages
 from orchestrator.history import HistoryRepository
 from orchestrator.locks import KeyedLocks
-from orchestrator.pipelines.base import Pipeline, Runtime, parse_json_object, parse_time
-from orchestrator.sinks import encode_event
-from orchestrator.source import Envelope
-from orchestrator.stores import TABLES, iso_utc, upsert
+from orchestrator.messages import ViewsMessage, parse_views
+from orchestrator.metrics import Metrics
+from orchestrator.outcomes import Failure
+from orchestrator.retry import Health
+from orchestrator.sinks import EventProducer
+from orchestrator.stores import TABLES, Store, upsert
+from orchestrator.triage import TriagePolicy
 
+NAME = "minview"
 ENQUEUE, SKIP = "enqueue", "skip"
 
 
-@dataclass(frozen=True)
-class ViewsEvent:
-    envelope: Envelope
-    post_id: str
-    views: int
-    at: float  # epoch seconds
+@dataclass(frozen=True, slots=True)
+class TriageCase:
+    """What the triage knows about a viewed post: its user, score and risk (None while the
+    post has no first-line score yet)."""
 
-
-def parse(envelope: Envelope) -> ViewsEvent:
-    """Validate one ``posts.views`` event; raises a :class:`BadMessage` naming what is wrong."""
-    message = parse_json_object(envelope)
-    post_id, views = message.get("post_id"), message.get("views")
-    if not post_id:
-        raise MissingField("missing field 'post_id'")
-    if not isinstance(post_id, str):
-        raise InvalidField("field 'post_id' must be a string")
-    if views is None:
-        raise MissingField("missing field 'views'")
-    if isinstance(views, bool) or not isinstance(views, int):
-        raise InvalidField(f"views must be an integer, not {views!r:.50}")
-    if views < 0:
-        raise InvalidField(f"views must not be negative: {views}")
-    return ViewsEvent(envelope, post_id, views, parse_time(message.get("at"), "at", envelope))
+    views: ViewsMessage
+    user_id: str
+    score: float | None
+    risk: float | None
 
 
 def _placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class MinviewPipeline(Pipeline[ViewsEvent]):
-    """Applies the calibrated :class:`~modelzoo.triage.policy.TriagePolicy` at each views net."""
+class CaseScorer:
+    """Looks up each viewed post and computes its risk under the policy."""
 
-    name = "minview"
-
-    def __init__(self, runtime: Runtime, policy: Any, history: HistoryRepository) -> None:
-        super().__init__(runtime)
-        self.settings = runtime.config.triage
-        self.policy = policy
+    def __init__(self, store: Store, history: HistoryRepository, policy: TriagePolicy,
+                 method: str) -> None:
+        self.store = store
         self.history = history
-        self._publishing = KeyedLocks()
-        for net in self.settings.nets:
-            self.metrics.review_enqueued.labels(str(net))
-            self.metrics.review_skipped.labels(str(net))
-        for net in self.settings.nets:
-            policy.threshold(self.settings.method, net)  # fail at start, not per message
+        self.policy = policy
+        self.method = method
 
-    @classmethod
-    async def open(cls, runtime: Runtime, stack: contextlib.AsyncExitStack) -> MinviewPipeline:
-        from modelzoo.triage.policy import TriagePolicy
-
-        settings = runtime.config.triage
-        policy = TriagePolicy.load(settings.policy_path)
-        history = HistoryRepository(runtime.store, window_days=settings.history_days,
-                                    ttl_s=settings.cache_ttl_s, max_users=settings.cache_size)
-        if settings.history_port:
-            runner = await history_api.start(history, settings.history_addr,
-                                             settings.history_port)
-            stack.push_async_callback(runner.cleanup)
-        return cls(runtime, policy, history)
-
-    def parse(self, envelope: Envelope) -> ViewsEvent:
-        return parse(envelope)
-
-    async def process_batch(self, items: list[ViewsEvent]) -> None:
+    async def score(self, items: Sequence[ViewsMessage]) -> list[TriageCase | Failure]:
         post_ids = sorted({item.post_id for item in items})
-        posts, scores = await self._lookup(post_ids)
-        risks = await self._risks([p for p in post_ids if p in posts and p in scores],
-                                  posts, scores)
-        known = []
-        for item in items:
-            if item.post_id in posts:
-                known.append(item)
-            else:
-                await self.spawn(self.dead_letter(
-                    item.envelope, UnknownPost(f"no post {item.post_id!r} in posts")),
-                    "dead_letter")
-        if known:
-            await self.spawn(self._record(known, posts, scores, risks), "review")
-
-    async def _lookup(self, post_ids: list[str]):
         marks = _placeholders(len(post_ids))
-        store = self.runtime.store
-        post_rows = await store.fetch_all(
-            f"SELECT post_id, user_id FROM posts WHERE post_id IN ({marks})", post_ids)
-        score_rows = await store.fetch_all(
+        users = dict(await self.store.fetch_all(
+            f"SELECT post_id, user_id FROM posts WHERE post_id IN ({marks})", post_ids))
+        scores = dict(await self.store.fetch_all(
             f"SELECT post_id, score FROM post_scores WHERE post_id IN ({marks}) "
-            "AND score IS NOT NULL", post_ids)
-        return dict(post_rows), dict(score_rows)
+            "AND score IS NOT NULL", post_ids))
+        scored = [p for p in post_ids if p in users and p in scores]
+        histories = await asyncio.gather(*(self.history.get(users[p]) for p in scored))
+        risks = {p: self.policy.risk(self.method, scores[p], h.posts, h.discards)
+                 for p, h in zip(scored, histories)}
+        return [TriageCase(item, users[item.post_id], scores.get(item.post_id),
+                           risks.get(item.post_id)) if item.post_id in users
+                else Failure(UnknownPost(f"no post {item.post_id!r} in posts"))
+                for item in items]
 
-    async def _decided(self, post_ids: list[str]) -> dict[tuple[str, int], dict[str, Any]]:
-        columns = TABLES["triage_decisions"].columns
-        rows = await self.runtime.store.fetch_all(
-            f"SELECT {', '.join(columns)} FROM triage_decisions "
-            f"WHERE post_id IN ({_placeholders(len(post_ids))})", post_ids)
-        return {(row[0], int(row[1])): dict(zip(columns, row)) for row in rows}
 
-    async def _risks(self, post_ids: list[str], posts: dict[str, str],
-                     scores: dict[str, float]) -> dict[str, float]:
-        if not post_ids:
-            return {}
-        histories = await asyncio.gather(*(self.history.get(posts[p]) for p in post_ids))
-        features = [(scores[p], h.posts, h.discards) for p, h in zip(post_ids, histories)]
-        risk = self.policy.risk(self.settings.method, np.array(features))
-        return dict(zip(post_ids, (float(r) for r in risk)))
+class TriageBook:
+    """The sink: decides each net a post crossed for the first time, records it, publishes
+    the reviews. Batches run concurrently and one post's events can sit in several of them;
+    holding the posts' locks makes "read, decide, record, publish, mark" happen once."""
 
-    def _decide(self, post_id: str, net: int, decisions: dict, scores: dict[str, float],
-                risks: dict[str, float]) -> dict[str, Any]:
-        earlier = [n for n in self.settings.nets if n < net
-                   and decisions.get((post_id, n), {}).get("decision") == ENQUEUE]
-        score = scores.get(post_id)
-        if earlier:
-            enqueue, risk, reason = False, risks.get(post_id), f"reviewed at net {earlier[0]}"
-        elif score is None:
-            enqueue, risk, reason = True, None, "no first-line score yet: reviewed by default"
-        else:
-            decision = self.policy.decide(self.settings.method, net, risks[post_id])
-            enqueue, risk, reason = decision.enqueue, decision.risk, decision.reason
-        return {"post_id": post_id, "net": net, "decision": ENQUEUE if enqueue else SKIP,
-                "score": score, "risk": risk, "reason": reason, "decided_at": iso_utc(),
-                "published": 0}
+    def __init__(self, store: Store, producer: EventProducer, topic: str,
+                 policy: TriagePolicy, settings: TriageConfig, metrics: Metrics) -> None:
+        self.store = store
+        self.producer = producer
+        self.topic = topic
+        self.policy = policy
+        self.settings = settings
+        self.metrics = metrics
+        self._locks = KeyedLocks()
 
-    async def _record(self, items: list[ViewsEvent], posts: dict[str, str],
-                      scores: dict[str, float],
-                      risks: dict[str, float]) -> None:
-        """Decide each net crossed for the first time, publish unpublished enqueues, finish.
-
-        Batches run concurrently and one post's events can sit in several of them; holding
-        the posts' locks makes "read, decide, record, publish, mark" happen once per decision.
-        """
-        post_ids = sorted({i.post_id for i in items})
-        try:
-            async with self._publishing.hold(post_ids):
-                decisions = await self.with_retries(self._decided, post_ids)
-                new = []
-                for item in items:
-                    for net in (n for n in self.settings.nets if item.views >= n):
-                        if (item.post_id, net) not in decisions:
-                            decision = self._decide(item.post_id, net, decisions, scores, risks)
-                            decisions[(item.post_id, net)] = decision
-                            new.append(decision)
-                if new:
-                    await self.with_retries(upsert, self.runtime.store, "triage_decisions", new,
-                                            keep_existing=True)
-                for decision in decisions.values():
-                    if decision["decision"] == ENQUEUE and not decision["published"]:
-                        await self._publish(decision, posts[decision["post_id"]])
-        except Exception as error:  # noqa: BLE001 - any failure dead-letters, never drops
-            self.metrics.side_effect_errors.labels("review").inc()
-            for item in items:
-                await self.dead_letter(item.envelope, error)
-            return
+    async def write(self, cases: Sequence[TriageCase]) -> None:
+        post_ids = sorted({case.views.post_id for case in cases})
+        async with self._locks.hold(post_ids):
+            decisions = await self._decided(post_ids)
+            new = []
+            for case in cases:
+                for net in (n for n in self.settings.nets if case.views.views >= n):
+                    if (case.views.post_id, net) not in decisions:
+                        decision = self._decide(case, net, decisions)
+                        decisions[(case.views.post_id, net)] = decision
+                        new.append(decision)
+            if new:
+                await upsert(self.store, "triage_decisions", new, keep_existing=True)
+            users = {case.views.post_id: case.user_id for case in cases}
+            for decision in decisions.values():
+                if decision["decision"] == ENQUEUE and not decision["published"]:
+                    await self._publish(decision, users[decision["post_id"]])
         for decision in new:
             counter = (self.metrics.review_enqueued if decision["decision"] == ENQUEUE
                        else self.metrics.review_skipped)
             counter.labels(str(decision["net"])).inc()
-        now = time.time()
-        for item in items:
-            self.metrics.verdicts.labels(self.name, "decided").inc()
-            self.metrics.end_to_end.labels(self.name).observe(max(0.0, now - item.at))
-            self.finish(item.envelope)
+
+    async def _decided(self, post_ids: list[str]) -> dict[tuple[str, int], dict[str, Any]]:
+        columns = TABLES["triage_decisions"].columns
+        rows = await self.store.fetch_all(
+            f"SELECT {', '.join(columns)} FROM triage_decisions "
+            f"WHERE post_id IN ({_placeholders(len(post_ids))})", post_ids)
+        return {(row[0], int(row[1])): dict(zip(columns, row)) for row in rows}
+
+    def _decide(self, case: TriageCase, net: int, decisions: dict) -> dict[str, Any]:
+        post_id = case.views.post_id
+        earlier = [n for n in self.settings.nets if n < net
+                   and decisions.get((post_id, n), {}).get("decision") == ENQUEUE]
+        if earlier:
+            enqueue, risk, reason = False, case.risk, f"reviewed at net {earlier[0]}"
+        elif case.risk is None:
+            enqueue, risk, reason = True, None, "no first-line score yet: reviewed by default"
+        else:
+            decision = self.policy.decide(self.settings.method, net, case.risk)
+            enqueue, risk, reason = decision.enqueue, decision.risk, decision.reason
+        return {"post_id": post_id, "net": net, "decision": ENQUEUE if enqueue else SKIP,
+                "score": case.score, "risk": risk, "reason": reason, "decided_at": iso_utc(),
+                "published": 0}
 
     async def _publish(self, decision: dict[str, Any], user_id: str) -> None:
-        store = self.runtime.store
         row = {**decision, "enqueued_at": decision["decided_at"]}
-        await self.with_retries(upsert, store, "review_queue", [row], keep_existing=True)
+        await upsert(self.store, "review_queue", [row], keep_existing=True)
         event = {"post_id": decision["post_id"], "user_id": user_id, "net": decision["net"],
-                 "score": decision["score"], "risk": _finite(decision["risk"]),
+                 "score": decision["score"], "risk": decision["risk"],
                  "reason": decision["reason"], "enqueued_at": decision["decided_at"]}
-        await self.with_retries(self.runtime.producer.produce, self.config.kafka.output_topic,
-                                encode_event(event), decision["post_id"].encode())
-        await self.with_retries(
-            store.execute_many,
+        await self.producer.produce(self.topic, orjson.dumps(event),
+                                    decision["post_id"].encode())
+        await self.store.execute_many(
             "UPDATE triage_decisions SET published = 1 WHERE post_id = ? AND net = ?",
             [(decision["post_id"], decision["net"])])
 
 
-def _finite(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else value
+def account(metrics: Metrics, views: ViewsMessage, case: TriageCase) -> None:
+    metrics.verdicts.labels(NAME, "decided").inc()
+    metrics.end_to_end.labels(NAME).observe(max(0.0, time.time() - views.at))
+
+
+async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, store: Store,
+                      producer: EventProducer, metrics: Metrics,
+                      health: Callable[[str], Health]) -> Stages[ViewsMessage, TriageCase]:
+    """The triage stages, and the history endpoint on ``stack``; raises
+    :class:`~orchestrator.errors.ConfigError` for a policy that does not cover the nets."""
+    settings = config.triage
+    settings.require_history_token()
+    policy = TriagePolicy.load(settings.policy_path)
+    for net in settings.nets:
+        policy.threshold(settings.method, net)  # fail at start, not per message
+        metrics.review_enqueued.labels(str(net))
+        metrics.review_skipped.labels(str(net))
+    history = HistoryRepository(store, window_days=settings.history_days,
+                                ttl_s=settings.cache_ttl_s, max_users=settings.cache_size)
+    if settings.history_port:
+        runner = await history_api.start(history, settings.history_addr, settings.history_port,
+                                         settings.history_token)
+        stack.push_async_callback(runner.cleanup)
+    return Stages(
+        name=NAME,
+        parse=parse_views,
+        scorer=CaseScorer(store, history, policy, settings.method),
+        sinks=[TriageBook(store, producer, config.kafka.output_topic, policy, settings,
+                          metrics)],
+        account=partial(account, metrics))

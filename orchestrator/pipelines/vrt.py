@@ -1,136 +1,150 @@
-"""VRT: posts.created -> fetch media -> extractors (fan-out) -> fusion (fan-in) -> post_scores.
+"""VRT, first-line scoring of every new post within 10 minutes, a post's whole path:
 
-Per post, the three extractor archives run concurrently: the visual one on the video or
-image, the audio one on the video (its audio track), the text one on the caption. Their
-embeddings go to the fusion archive in one request; a missing modality is sent as ``null``.
+    posts.created → parse_post (validate)
+        → batch of ≤ 8 → PostScorer, per post concurrently: fetch the media (allow-list,
+          limits) → the extractors at once (visual frames, audio track, text) → the fusion
+          head (7 categories, score = 1 - p(safe))
+        → posts and post_scores (upserts) and posts.scored (acknowledged event)
+        → acknowledge; or the dead-letter topic, with the reason.
+
 A post scored more than ``vrt.sla_s`` after its ``created_at`` counts as an SLA miss.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
+import orjson
+
 from orchestrator import answers
-from orchestrator.errors import BadModelResponse, InvalidField, MissingField
+from orchestrator.catalogue import Catalogue
+from orchestrator.clock import iso_from_epoch, iso_utc
+from orchestrator.config import AppConfig
+from orchestrator.errors import BadModelResponse, InvalidField
 from orchestrator.extractors import Extractors
+from orchestrator.flow import Stages
 from orchestrator.media import MediaFetcher
-from orchestrator.pipelines.base import (ModelPipeline, Runtime, parse_json_object,
-                                         parse_time)
-from orchestrator.source import Envelope
-from orchestrator.stores import iso_utc
+from orchestrator.messages import PostMessage, parse_post
+from orchestrator.metrics import Metrics
+from orchestrator.outcomes import Failure, gather_outcomes
+from orchestrator.retry import Health
+from orchestrator.sinks import EventProducer, TableSink, TopicSink
+from orchestrator.stores import Store
 from orchestrator.torchserve import TorchServeClient
 
-MEDIA_FIELDS = ("video_url", "image_url")
+NAME = "vrt"
 
 
-@dataclass(frozen=True)
-class PostRequest:
-    envelope: Envelope
-    message: dict[str, Any]
-    created_at: float  # epoch seconds
-    received_at: float  # monotonic seconds
+@dataclass(frozen=True, slots=True)
+class PostScore:
+    """A post's fused categories, checked: finite probabilities of the head's labels."""
 
-    @property
-    def media_url(self) -> str | None:
-        return self.message.get("video_url") or self.message.get("image_url")
+    post: PostMessage
+    score: float
+    categories: dict[str, float]
+    top_category: str
+    model_version: str
+    modalities: list[str]
+    latency_ms: int
+    scored_at: str
 
-    @property
-    def is_video(self) -> bool:
-        return bool(self.message.get("video_url"))
+    @classmethod
+    def from_answer(cls, post: PostMessage, answer: Any, labels: Sequence[str],
+                    modalities: list[str], model: str) -> PostScore:
+        """Raises :class:`BadModelResponse` unless every label has a probability in [0, 1],
+        the score is one and the top category is a label."""
+        categories = answer.get("categories") if isinstance(answer, dict) else None
+        if not isinstance(categories, dict) or set(categories) != set(labels):
+            raise BadModelResponse(f"{model}: categories are not the labels {list(labels)}: "
+                                   f"{str(answer)[:200]}")
+        return cls(post, answers.probability(answer, "score", model),
+                   {label: answers.probability(categories, label, model) for label in labels},
+                   answers.label(answer, "top_category", labels, model),
+                   str(answer.get("model_version", "")), modalities,
+                   round((time.monotonic() - post.received_at) * 1000), iso_utc())
 
-    @property
-    def text(self) -> str | None:
-        text = self.message.get("text")
-        return text if text and text.strip() else None
+    def post_row(self) -> dict[str, Any]:
+        """The ``posts`` row: the triage's user history grows from here."""
+        return {"post_id": self.post.post_id, "user_id": self.post.user_id,
+                "created_at": iso_from_epoch(self.post.created_at)}
+
+    def score_row(self) -> dict[str, Any]:
+        """The ``post_scores`` row."""
+        return {**self.post_row(), "score": self.score, "top_category": self.top_category,
+                "categories": orjson.dumps(self.categories).decode(),
+                "model_version": self.model_version, "scored_at": self.scored_at}
+
+    def event(self) -> dict[str, Any]:
+        """The ``posts.scored`` event: the post's own fields and its scores."""
+        return {**self.post.fields, **self.post_row(), "score": self.score,
+                "categories": self.categories, "top_category": self.top_category,
+                "model_version": self.model_version, "modalities": self.modalities,
+                "scored_at": self.scored_at, "latency_ms": self.latency_ms}
+
+    def key(self) -> bytes | None:
+        return self.post.envelope.key
 
 
-def parse(envelope: Envelope) -> PostRequest:
-    """Validate one ``posts.created`` message; raises a :class:`BadMessage` naming the problem."""
-    message = parse_json_object(envelope)
-    for name in ("post_id", "user_id"):
-        if not message.get(name):
-            raise MissingField(f"missing field {name!r}")
-        if not isinstance(message[name], str):
-            raise InvalidField(f"field {name!r} must be a string")
-    for name in (*MEDIA_FIELDS, "text"):
-        if message.get(name) is not None and not isinstance(message[name], str):
-            raise InvalidField(f"field {name!r} must be a string")
-    request = PostRequest(envelope, message,
-                          parse_time(message.get("created_at"), "created_at", envelope),
-                          time.monotonic())
-    if request.media_url is None and request.text is None:
-        raise MissingField("a post needs video_url, image_url or text")
-    return request
+class PostScorer:
+    """Scores each post of a batch: media, extractors, fusion."""
 
+    def __init__(self, fetcher: MediaFetcher, extractors: Extractors, metrics: Metrics) -> None:
+        self.fetcher = fetcher
+        self.extractors = extractors
+        self.media_fetch = metrics.media_fetch.labels(NAME)
 
-class VrtPipeline(ModelPipeline[PostRequest]):
-    """First-line multimodal scoring of every new post."""
+    async def score(self, posts: Sequence[PostMessage]) -> list[PostScore | Failure]:
+        return await gather_outcomes(self._score_one(post) for post in posts)
 
-    name = "vrt"
-
-    def __init__(self, runtime: Runtime, client: TorchServeClient, fetcher: MediaFetcher) -> None:
-        super().__init__(runtime, client, fetcher)
-        self.models = runtime.config.vrt
-        self.extractors = Extractors(lambda model, body: self.predict(client, model, body),
-                                     self.models)
-
-    def parse(self, envelope: Envelope) -> PostRequest:
-        return parse(envelope)
-
-    async def process_batch(self, items: list[PostRequest]) -> None:
-        scored = await self.score_each(items, self._score)
-        if scored:
-            rows = {"posts": [_post_row(event) for _, event in scored],
-                    "post_scores": [_score_row(event) for _, event in scored]}
-            await self.spawn(self.write_results(scored, rows, self._account, "scores"), "scores")
+    async def _score_one(self, post: PostMessage) -> PostScore:
+        media = await self._fetch(post.media_url) if post.media_url else None
+        kind = "video" if post.video_url else "image"
+        embeddings = await self.extractors.embed(media, kind, post.text)
+        fusion = self.extractors.fusion
+        answer = await self.extractors.fuse(embeddings)
+        present = sorted(m for m, e in embeddings.items() if e is not None)
+        return PostScore.from_answer(post, answer, fusion.labels, present, fusion.name)
 
     async def _fetch(self, url: str) -> bytes:
-        started = time.monotonic()
-        media = await self.fetcher.fetch(url)
-        self.metrics.media_fetch.labels(self.name).observe(time.monotonic() - started)
+        with self.media_fetch.time():
+            media = await self.fetcher.fetch(url)
         if not media:
             raise InvalidField(f"media is empty (0 bytes): {url[:200]}")
         return media
 
-    async def _score(self, request: PostRequest) -> dict[str, Any]:
-        media = await self._fetch(request.media_url) if request.media_url else None
-        embeddings = await self.extractors.embed(media, request.is_video, request.text)
-        fused = await self.extractors.fuse(embeddings)
-        model = self.models.fusion_model
-        categories = fused.get("categories") if isinstance(fused, dict) else None
-        if not isinstance(categories, dict) or not categories:
-            raise BadModelResponse(f"{model}: no categories in {str(fused)[:200]}")
-        return {
-            **request.message,
-            "score": answers.probability(fused, "score", model),
-            "categories": {str(k): answers.probability(categories, k, model)
-                           for k in categories},
-            "top_category": answers.label(fused, "top_category", categories, model),
-            "model_version": str(fused.get("model_version", "")),
-            "modalities": sorted(m for m, e in embeddings.items() if e is not None),
-            "created_at": iso_utc(datetime.fromtimestamp(request.created_at, timezone.utc)),
-            "scored_at": iso_utc(),
-            "latency_ms": round((time.monotonic() - request.received_at) * 1000),
-        }
 
-    def _account(self, request: PostRequest, event: dict[str, Any]) -> None:
-        age = max(0.0, time.time() - request.created_at)
-        self.metrics.verdicts.labels(self.name, event["top_category"]).inc()
-        self.metrics.end_to_end.labels(self.name).observe(age)
-        if age > self.models.sla_s:
-            self.metrics.vrt_sla_missed.inc()
+def account(metrics: Metrics, sla_s: float, post: PostMessage, result: PostScore) -> None:
+    age = max(0.0, time.time() - post.created_at)
+    metrics.verdicts.labels(NAME, result.top_category).inc()
+    metrics.end_to_end.labels(NAME).observe(age)
+    if age > sla_s:
+        metrics.vrt_sla_missed.inc()
 
 
-def _post_row(event: dict[str, Any]) -> dict[str, Any]:
-    return {"post_id": event["post_id"], "user_id": event["user_id"],
-            "created_at": event["created_at"]}
-
-
-def _score_row(event: dict[str, Any]) -> dict[str, Any]:
-    return {**_post_row(event), "score": event["score"], "top_category": event["top_category"],
-            "categories": json.dumps(event["categories"]),
-            "model_version": event["model_version"], "scored_at": event["scored_at"]}
+async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, store: Store,
+                      producer: EventProducer, metrics: Metrics,
+                      health: Callable[[str], Health]) -> Stages[PostMessage, PostScore]:
+    """The VRT stages; raises :class:`~orchestrator.errors.ConfigError` when the fusion
+    archive or one of its extractors is not served."""
+    retries = metrics.retries.labels(NAME)
+    client = await stack.enter_async_context(TorchServeClient(
+        config.torchserve, on_retry=lambda error: retries.inc(), health=health("torchserve"),
+        inference=metrics.inference))
+    extractors = Extractors.from_catalogue(
+        client.predict, Catalogue.load(config.torchserve.catalogue), config.vrt.fusion_model)
+    await client.check_served(extractors.models)
+    fetcher = await stack.enter_async_context(
+        MediaFetcher(config.media, on_retry=lambda error: retries.inc()))
+    return Stages(
+        name=NAME,
+        parse=parse_post,
+        scorer=PostScorer(fetcher, extractors, metrics),
+        sinks=[TableSink(store, "posts", PostScore.post_row),
+               TableSink(store, "post_scores", PostScore.score_row),
+               TopicSink(producer, config.kafka.output_topic, PostScore.event, PostScore.key)],
+        account=partial(account, metrics, config.vrt.sla_s))

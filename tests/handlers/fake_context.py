@@ -12,11 +12,13 @@ import yaml
 class FakeContext:
     """Holds what a handler reads from the Context and records per-request statuses."""
 
-    def __init__(self, model_dir: Path, batch_size: int = 8) -> None:
+    def __init__(self, model_dir: Path | None = None, batch_size: int = 8) -> None:
+        """``model_dir``: an unpacked archive; None for a handler built by hand in a test."""
         self.system_properties = {"model_dir": str(model_dir), "gpu_id": None,
                                   "batch_size": batch_size}
-        self.manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
-        self.model_yaml_config = yaml.safe_load((model_dir / "model-config.yaml").read_text())
+        if model_dir is not None:
+            self.manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
+            self.model_yaml_config = yaml.safe_load((model_dir / "model-config.yaml").read_text())
         self.statuses: dict[int, tuple[int, str]] = {}
 
     def set_response_status(self, code: int = 200, phrase: str = "", idx: int = 0) -> None:

@@ -1,13 +1,19 @@
+"""The audio handler inside built archives, driven as TorchServe drives it (a fake context)."""
+
 import pytest
 
 from handlers.audio_handler import AudioNsfwHandler
+from modelzoo import catalogue
 from scripts import clips
 from tests.handlers.fake_context import FakeContext, extract_archive
+
+pytestmark = pytest.mark.integration  # builds archives
 
 
 @pytest.fixture(scope="module")
 def model_dir(model_store, tmp_path_factory):
-    return extract_archive(model_store / "audio_nsfw_mr.mar", tmp_path_factory.mktemp("mr"))
+    return extract_archive(catalogue.archive_path(model_store, "audio_nsfw_mr"),
+                           tmp_path_factory.mktemp("mr"))
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +87,9 @@ def test_an_aotinductor_archive_is_built_checked_and_served_by_the_same_handler(
     from handlers.audio_io import ClipDecoder
     from modelzoo.build import BuildOptions, package_model
     from modelzoo.manifest import ArchiveSpec
-    from scripts.bench.trivial import TrivialScorer
+    from benchmarks.trivial import TrivialScorer
 
-    spec = ArchiveSpec(name="audio_aoti", family="audio_nsfw", language="xx",
+    spec = ArchiveSpec(name="audio_aoti", family="audio_nsfw", languages=("*",),
                        engine="aotinductor")
     with tqdm([spec], disable=True) as progress:
         built = package_model(spec, TrivialScorer().eval(),

@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from modelzoo import catalogue
 from orchestrator.stores import TABLES
-from scripts.services import Postgres, Tansu, TorchServe, free_port
+from scripts.services.postgres import Postgres
+from scripts.services.process import free_port
+from scripts.services.tansu import Tansu
+from scripts.services.torchserve import TorchServe
 from scripts.harness import Daemon, Topics
 
 PIPELINE_MODELS = ("audio_nsfw_hi", "audio_nsfw_ta", "audio_nsfw_multi")
@@ -42,7 +46,8 @@ def pipeline_server(tmp_path_factory: pytest.TempPathFactory, model_store: Path
     """TorchServe with just the models the pipeline tests route to (faster restarts)."""
     store = tmp_path_factory.mktemp("pipeline_store")
     for name in PIPELINE_MODELS:
-        shutil.copy(model_store / f"{name}.mar", store / f"{name}.mar")
+        shutil.copy(catalogue.archive_path(model_store, name), store)
+    shutil.copy(model_store / catalogue.FILE_NAME, store)
     server = TorchServe(workdir=tmp_path_factory.mktemp("pipeline_ts"), model_store=store,
                         ports=(free_port(), free_port(), free_port()))
     try:
@@ -82,8 +87,7 @@ def daemon(tmp_path: Path, tansu: Tansu, pipeline_server: TorchServe, topics: To
         "VIGIL_KAFKA_GROUP_ID": f"{topics.input}-group",
         "VIGIL_KAFKA_INPUT_TOPIC": topics.input,
         "VIGIL_KAFKA_OUTPUT_TOPIC": topics.output,
-        "VIGIL_TORCHSERVE_URL": pipeline_server.inference_url,
-        "VIGIL_TORCHSERVE_KEY_FILE": str(pipeline_server.key_file),
+        **pipeline_server.client_env(),
         "VIGIL_ROUTING_LANGUAGES": "hi,ta",
         "VIGIL_MEDIA_ALLOWED_SCHEMES": "https,file",
         "VIGIL_MEDIA_ALLOWED_HOSTS": "media.example.com",

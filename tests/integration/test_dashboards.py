@@ -14,9 +14,10 @@ import pytest
 
 from modelzoo.triage.calibrate import calibrate, write_outputs
 from modelzoo.triage.data import generate_history
-from orchestrator.stores import iso_utc
+from orchestrator.clock import iso_utc
 from scripts import harness, posts
-from scripts.services import REPO_ROOT, Prometheus, free_port
+from scripts.services.process import REPO_ROOT, free_port
+from scripts.services.prometheus import Prometheus
 from scripts.triage_world import encoded, make_world, views_events
 
 pytestmark = pytest.mark.integration
@@ -45,16 +46,16 @@ def live_stack(tmp_path, tansu, torchserve, request):
     media.mkdir()
     policy, report = calibrate(generate_history(20_000, seed=5))
     write_outputs(policy, report, tmp_path / "triage")
-    serving = {"VIGIL_TORCHSERVE_URL": torchserve.inference_url,
-               "VIGIL_TORCHSERVE_KEY_FILE": str(torchserve.key_file),
+    serving = {**torchserve.client_env(),
                "VIGIL_MEDIA_ALLOWED_SCHEMES": "https,file", "VIGIL_MEDIA_ALLOWED_DIRS": str(media),
                "VIGIL_ROUTING_LANGUAGES": "hi,ta"}
     daemons = {
         "audio": start_daemon(tmp_path, "audio", prefix, tansu, serving),
         "vrt": start_daemon(tmp_path, "vrt", prefix, tansu, serving),
         "minview": start_daemon(tmp_path, "minview", prefix, tansu, {
-            "VIGIL_TRIAGE_POLICY_PATH": str(tmp_path / "triage" / "policy.joblib"),
-            "VIGIL_TRIAGE_HISTORY_PORT": str(free_port())}),
+            "VIGIL_TRIAGE_POLICY_PATH": str(tmp_path / "triage" / "policy.json"),
+            "VIGIL_TRIAGE_HISTORY_PORT": str(free_port()),
+            "VIGIL_TRIAGE_HISTORY_TOKEN": "dashboard-test-token"}),
     }
     config_dir = tmp_path / "prometheus"
     shutil.copytree(REPO_ROOT / "deploy" / "prometheus", config_dir)

@@ -7,21 +7,21 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 
 from modelzoo.triage.calibrate import calibrate, write_outputs
 from modelzoo.triage.data import generate_history
-from modelzoo.triage.policy import TriagePolicy
 from orchestrator import history_api
 from orchestrator.history import HistoryRepository
 from orchestrator.stores import open_store
+from orchestrator.triage import TriagePolicy
 from scripts import harness
-from scripts.services import free_port
+from scripts.services.process import free_port
 from scripts.triage_world import encoded, make_world, views_events
 
 pytestmark = pytest.mark.integration
 NETS = (1000, 2000)
+TOKEN = "history-token-for-the-tests"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def policy_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     policy, report = calibrate(generate_history(20_000, seed=3))
     out = tmp_path_factory.mktemp("triage")
     write_outputs(policy, report, out)
-    return out / "policy.joblib"
+    return out / "policy.json"
 
 
 def expected_reviews(world, policy: TriagePolicy, reached: dict[str, int]) -> set[tuple[str, int]]:
@@ -37,7 +37,7 @@ def expected_reviews(world, policy: TriagePolicy, reached: dict[str, int]) -> se
     selected = set()
     for post_id, views in reached.items():
         score, posts, discards = world.features(post_id)
-        risk = None if score is None else policy.risk("tree", np.array([[score, posts, discards]]))[0]
+        risk = None if score is None else policy.risk("tree", score, posts, discards)
         for net in (n for n in NETS if views >= n):
             if any((post_id, earlier) in selected for earlier in NETS if earlier < net):
                 continue
@@ -52,9 +52,18 @@ async def test_history_counts_only_the_window_and_is_served_over_http(database_u
     async with open_store(database_url) as store:
         await world.write(store)
         repository = HistoryRepository(store, window_days=182, ttl_s=3600)
-        runner = await history_api.start(repository, "127.0.0.1", port)
+        runner = await history_api.start(repository, "127.0.0.1", port, TOKEN)
         try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            base = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(base_url=base) as anonymous:
+                for headers in ({}, {"Authorization": "Bearer wrong"},
+                                {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"}):
+                    refused = await anonymous.get("/users/user-1/history", headers=headers)
+                    assert refused.status_code == 401 and "Bearer" in refused.headers[
+                        "WWW-Authenticate"]
+                    assert "posts" not in refused.text
+            async with httpx.AsyncClient(base_url=base, headers={
+                    "Authorization": f"Bearer {TOKEN}"}) as client:
                 for user, (posts, discards) in world.history.items():
                     body = (await client.get(f"/users/{user}/history")).json()
                     assert (body["posts"], body["discards"]) == (posts, discards), user
@@ -85,6 +94,7 @@ def minview(tmp_path, tansu, database_url, policy_path, request):
         "VIGIL_KAFKA_OUTPUT_TOPIC": topics.output,
         "VIGIL_TRIAGE_POLICY_PATH": str(policy_path),
         "VIGIL_TRIAGE_HISTORY_PORT": str(free_port()),
+        "VIGIL_TRIAGE_HISTORY_TOKEN": TOKEN,
         "DATABASE_URL": database_url,
     })
     try:
@@ -147,5 +157,5 @@ def test_enqueues_exactly_the_selected_posts_once_per_net_across_a_restart(
     assert decided == crossings
     assert enqueued + enqueued_total(metrics) == len(expected)  # counted once, not per run
     dead = harness.read_topic(tansu.bootstrap, topics.dlq, expect=3)
-    reasons = {m.key(): dict(m.headers())["vigil-error-reason"].decode() for m in dead}
+    reasons = {m.key(): dict(m.headers())["vigil-reason"].decode() for m in dead}
     assert reasons == {b"nope": "unknown_post", b"neg": "invalid_field", b"junk": "invalid_json"}

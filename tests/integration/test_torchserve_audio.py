@@ -16,9 +16,12 @@ import pytest
 from modelzoo.archiver import tool_path
 from orchestrator.config import TorchServeConfig
 from orchestrator.errors import MediaTooLarge, UndecodableMedia
+from orchestrator.catalogue import Catalogue, ModelEntry
+from orchestrator.errors import ConfigError
 from orchestrator.torchserve import TorchServeClient
 from scripts import clips
-from scripts.services import FRONTEND_MARKER, REPO_ROOT, WORKER_MARKER, TorchServe
+from scripts.services.process import REPO_ROOT
+from scripts.services.torchserve import FRONTEND_MARKER, TorchServe, WORKER_MARKER
 
 pytestmark = pytest.mark.integration
 
@@ -98,15 +101,32 @@ async def test_one_multipart_request_scores_a_batch_and_refuses_bad_parts_alone(
     # A limit of three clips per request: the batch needs several requests, stitched in order.
     config = TorchServeConfig(url=torchserve.inference_url, key_file=str(torchserve.key_file),
                               max_request_bytes=3 * (len(good[0]) + 256), retry_budget_s=10)
+    model = Catalogue.load(torchserve.client_env()["VIGIL_TORCHSERVE_CATALOGUE"]).live(MODEL)
     async with TorchServeClient(config) as client:
-        results = await client.predict_batch(MODEL, bodies)
-        alone = [await client.predict(MODEL, body) for body in good]
+        results = await client.predict_batch(model, bodies)
+        alone = [await client.predict(model, body) for body in good]
     assert len(results) == len(bodies)
     assert isinstance(results[1], UndecodableMedia) and "undecodable audio" in str(results[1])
     assert isinstance(results[4], MediaTooLarge)
     scored = [results[i] for i in (0, 2, 3, 5, 6)]
     assert [r["score"] for r in scored] == pytest.approx([r["score"] for r in alone], abs=1e-5)
     assert all(r["model"] == MODEL for r in scored)
+
+
+async def test_start_up_finds_a_routed_model_or_version_torchserve_does_not_serve(torchserve):
+    catalogue = Catalogue.load(torchserve.client_env()["VIGIL_TORCHSERVE_CATALOGUE"])
+    served = catalogue.live(MODEL)
+    config = TorchServeConfig(url=torchserve.inference_url, key_file=str(torchserve.key_file),
+                              startup_timeout_s=30)
+    async with TorchServeClient(config) as client:
+        await client.check_served([served])
+        missing = [ModelEntry(name=MODEL, version="9.9", family="audio_nsfw", file="x.mar"),
+                   ModelEntry(name="audio_nsfw_xx", version="1.0", family="audio_nsfw",
+                              file="y.mar")]
+        with pytest.raises(ConfigError, match="does not serve") as caught:
+            await client.check_served([served, *missing])
+    assert "audio_nsfw_hi 9.9" in str(caught.value) and "audio_nsfw_xx 1.0" in str(caught.value)
+    assert f"{MODEL} {served.version}'" not in str(caught.value)
 
 
 def _assert_refused(response: httpx.Response) -> None:
@@ -157,9 +177,9 @@ async def test_killed_worker_is_replaced_and_requests_succeed(torchserve):
 def test_repo_config_serves_from_repo_root_and_stops_cleanly(tmp_path, model_store, manifest):
     """`torchserve --start --ts-config config.properties` from the repo root, as documented."""
     store = REPO_ROOT / "archives"
-    missing = [s.name for s in manifest if not (store / f"{s.name}.mar").exists()]
+    missing = [s.file_name for s in manifest if not (store / s.file_name).exists()]
     for name in missing:
-        shutil.copy(model_store / f"{name}.mar", store / f"{name}.mar")
+        shutil.copy(model_store / name, store / name)
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     before = _serving_pids()
     server = TorchServe(workdir=REPO_ROOT, model_store=store, ports=(8080, 8081, 8082))
@@ -176,6 +196,6 @@ def test_repo_config_serves_from_repo_root_and_stops_cleanly(tmp_path, model_sto
         subprocess.run([tool_path("torchserve"), "--stop", "--foreground"], cwd=REPO_ROOT, env=env,
                        check=False, capture_output=True)
         for name in missing:
-            (store / f"{name}.mar").unlink()
+            (store / name).unlink()
     assert _serving_pids() - before == set()
     assert not (REPO_ROOT / "key_file.json").exists()

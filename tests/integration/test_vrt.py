@@ -16,7 +16,7 @@ import torch
 
 from handlers.clip_handler import mean_embedding
 from handlers.visual_io import FramePreparer
-from modelzoo import archiver, families
+from modelzoo import archiver, catalogue, families
 from modelzoo.build import seed_for
 from modelzoo.embeddings_table import read_table
 from modelzoo.vrt_training import table_dims
@@ -36,7 +36,7 @@ def test_a_video_of_n_seconds_gives_n_frames_and_their_mean_embedding(torchserve
     assert answer["frames"] == 6 and answer["kind"] == "video"
 
     spec = next(s for s in manifest if s.name == "clip_visual")
-    settings = archiver.handler_settings(model_store / "clip_visual.mar")
+    settings = archiver.handler_settings(catalogue.archive_path(model_store, "clip_visual"))
     frames, _ = FramePreparer(image_size=settings["image_size"], mean=settings["mean"],
                               std=settings["std"])(body)
     eager = families.load(spec, "tiny", seed_for(spec.name), model_store).eval()
@@ -52,7 +52,7 @@ def test_each_extractor_embeds_what_it_is_given(torchserve, model_store):
     image = predict(torchserve, "clip_visual", posts.image(1)).json()
     assert (image["frames"], image["kind"]) == (1, "image")
     text = predict(torchserve, "xlmr_text", json.dumps({"text": "नमस्ते video"}).encode()).json()
-    dims = archiver.handler_settings(model_store / "vrt_fusion.mar")["dims"]
+    dims = catalogue.entry(model_store, "vrt_fusion")["inputs"]
     assert len(text["embedding"]) == dims["text"]
     audio = predict(torchserve, "vggish_audio", posts.video(3, seed=2)).json()
     assert len(audio["embedding"]) == dims["audio"] and audio["examples"] == 3
@@ -71,7 +71,7 @@ def test_bad_media_and_missing_modalities_at_the_archives(torchserve, model_stor
     assert fused["score"] == pytest.approx(1 - fused["categories"]["safe"])
     wrong = predict(torchserve, "vrt_fusion", json.dumps({"visual": [0.1, 0.2]}).encode())
     assert wrong.status_code == 400 and "expected" in wrong.text
-    dims = archiver.handler_settings(model_store / "vrt_fusion.mar")["dims"]
+    dims = catalogue.entry(model_store, "vrt_fusion")["inputs"]
     for value in ("NaN", "Infinity"):
         audio = "[" + ", ".join([value] + ["0.1"] * (dims["audio"] - 1)) + "]"
         poisoned = predict(torchserve, "vrt_fusion", f'{{"audio": {audio}}}'.encode())
@@ -89,8 +89,7 @@ def test_fifty_posts_end_to_end(tmp_path, tansu, torchserve, database_url, reque
         "VIGIL_KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap,
         "VIGIL_KAFKA_GROUP_ID": f"{prefix}-group",
         "VIGIL_KAFKA_INPUT_TOPIC": topics.input, "VIGIL_KAFKA_OUTPUT_TOPIC": topics.output,
-        "VIGIL_TORCHSERVE_URL": torchserve.inference_url,
-        "VIGIL_TORCHSERVE_KEY_FILE": str(torchserve.key_file),
+        **torchserve.client_env(),
         "VIGIL_MEDIA_ALLOWED_SCHEMES": "https,file", "VIGIL_MEDIA_ALLOWED_DIRS": str(media_dir),
         "DATABASE_URL": database_url})
     values = [(p["post_id"].encode(), json.dumps({k: v for k, v in p.items() if k != "reason"})
@@ -129,7 +128,7 @@ def test_fifty_posts_end_to_end(tmp_path, tansu, torchserve, database_url, reque
     assert events["post-3"]["modalities"] == ["text", "visual"]  # no audio track
 
     letters = harness.read_topic(tansu.bootstrap, topics.dlq, expect=len(bad))
-    reasons = {m.key().decode(): dict(m.headers())["vigil-error-reason"].decode()
+    reasons = {m.key().decode(): dict(m.headers())["vigil-reason"].decode()
                for m in letters}
     assert reasons == {p["post_id"]: p["reason"] for p in bad}
     # created_at is hours in the past: every post misses the 10-minute SLA and says so.
@@ -148,13 +147,12 @@ def test_vigil_embed_builds_a_training_table_through_the_archives(tmp_path, torc
              {"post_id": "c", "label": "safe", "video": "c.mp4"},
              {"post_id": "d", "label": "hate", "text": "words"}]
     (folder / "posts.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
-    out = tmp_path / "embeddings.parquet"
-    env = {**os.environ, "VIGIL_TORCHSERVE_URL": torchserve.inference_url,
-           "VIGIL_TORCHSERVE_KEY_FILE": str(torchserve.key_file)}
+    out = tmp_path / "embeddings.jsonl"
+    env = {**os.environ, **torchserve.client_env()}
     subprocess.run([sys.executable, "-m", "orchestrator.cli", "embed", "--posts", str(folder),
                     "--out", str(out)], env=env, check=True, capture_output=True)
     table = read_table(out).set_index("post_id")
-    dims = archiver.handler_settings(model_store / "vrt_fusion.mar")["dims"]
+    dims = catalogue.entry(model_store, "vrt_fusion")["inputs"]
     assert table_dims(table) == dims
     present = {p: [m for m in ("visual", "text", "audio") if table.loc[p, m] is not None]
                for p in table.index}

@@ -13,8 +13,8 @@ def test_defaults_merge_under_each_entry(tmp_path):
     specs = load_manifest(_write(tmp_path, """
 defaults: {workers: 3, threshold: 0.4}
 archives:
-  - {name: audio_nsfw_xx, family: audio_nsfw, language: xx}
-  - {name: audio_nsfw_yy, family: audio_nsfw, language: yy, threshold: 0.7}
+  - {name: audio_nsfw_xx, family: audio_nsfw, languages: [xx]}
+  - {name: audio_nsfw_yy, family: audio_nsfw, languages: [yy], threshold: 0.7}
 """))
     assert [s.workers for s in specs] == [3, 3]
     assert [s.threshold for s in specs] == [0.4, 0.7]
@@ -23,11 +23,11 @@ archives:
 
 
 @pytest.mark.parametrize("entry, message", [
-    ("{name: a, family: audio_nsfw, language: x, colour: red}", "unknown keys"),
-    ("{name: a, family: video, language: x}", "unknown family"),
-    ("{name: a, family: audio_nsfw, language: x, threshold: 1.5}", "outside"),
-    ("{name: a, family: audio_nsfw, language: x, engine: onnx}", "unknown engine"),
-    ("{name: a, family: audio_nsfw}", "language"),
+    ("{name: a, family: audio_nsfw, languages: [x], colour: red}", "unknown keys"),
+    ("{name: a, family: video, languages: [x]}", "unknown family"),
+    ("{name: a, family: audio_nsfw, languages: [x], threshold: 1.5}", "outside"),
+    ("{name: a, family: audio_nsfw, languages: [x], engine: onnx}", "unknown engine"),
+    ("{name: a, family: audio_nsfw}", "languages"),
 ])
 def test_bad_entries_are_refused_with_a_reason(tmp_path, entry, message):
     with pytest.raises(ManifestError, match=message):
@@ -35,11 +35,11 @@ def test_bad_entries_are_refused_with_a_reason(tmp_path, entry, message):
 
 
 def test_duplicate_names_are_refused(tmp_path):
-    entry = "{name: a, family: audio_nsfw, language: x}"
+    entry = "{name: a, family: audio_nsfw, languages: [x]}"
     with pytest.raises(ManifestError, match="duplicate"):
         load_manifest(_write(tmp_path, f"archives:\n  - {entry}\n  - {entry}\n"))
 
 
 def test_repo_manifest_has_a_fallback_and_several_languages(manifest):
-    languages = {spec.language for spec in manifest}
-    assert {"hi", "ta", "multi"} <= languages and len(languages) >= 5
+    languages = {lang for spec in manifest for lang in spec.languages}
+    assert {"hi", "ta", "*"} <= languages and len(languages) >= 5

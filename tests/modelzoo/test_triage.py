@@ -10,7 +10,8 @@ import pytest
 from modelzoo.triage.calibrate import (CalibrationOptions, calibrate, evaluate,
                                        threshold_at_recall, write_outputs)
 from modelzoo.triage.data import COLUMNS, generate_history, read_history
-from modelzoo.triage.policy import TriagePolicy
+from orchestrator.errors import ConfigError
+from orchestrator.triage import TriagePolicy
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +58,35 @@ def test_outputs_round_trip_and_the_policy_decides_by_its_thresholds(calibrated_
     paths = write_outputs(policy, report, tmp_path)
     assert all(p.stat().st_size > 0 for p in paths)
     assert "| reviews avoided at the first net |" in (tmp_path / "report.md").read_text()
-    loaded = TriagePolicy.load(tmp_path / "policy.joblib")
+    loaded = TriagePolicy.load(tmp_path / "policy.json")
     threshold = loaded.threshold("tree", 1000)
     assert loaded.decide("tree", 1000, threshold).enqueue
     assert not loaded.decide("tree", 1000, threshold * 0.99).enqueue
-    features = np.array([[0.9, 40, 20], [0.01, 40, 0]])
-    high, low = loaded.risk("tree", features)
-    assert high > low
-    with pytest.raises(KeyError, match="no 'tree' threshold for net 5000"):
+    assert loaded.risk("tree", 0.9, 40, 20) > loaded.risk("tree", 0.01, 40, 0)
+    with pytest.raises(ConfigError, match="no 'tree' threshold for net 5000"):
         loaded.threshold("tree", 5000)
+
+
+def test_the_portable_policy_scores_exactly_as_the_fitted_trees(calibrated_100k, tmp_path):
+    """The daemon evaluates the exported arrays without scikit-learn: the oracle is
+    scikit-learn's own predict_proba on the same rows."""
+    policy, report = calibrated_100k
+    write_outputs(policy, report, tmp_path)
+    loaded = TriagePolicy.load(tmp_path / "policy.json")
+    rows = generate_history(2_000, seed=11)[["score", "user_posts_6m", "user_discards_6m"]]
+    rows = rows.to_numpy(dtype=float)
+    expected = policy.tree.predict_proba(rows)[:, 1]
+    ours = np.array([loaded.risk("tree", *row) for row in rows])
+    assert np.abs(ours - expected).max() < 1e-9
+    assert loaded.risk("score", 0.42, 3, 1) == 0.42
+
+
+def test_a_policy_file_that_is_not_a_policy_is_refused_with_a_reason(tmp_path):
+    (tmp_path / "pickle.json").write_bytes(b"\x80\x04\x95 not json")
+    (tmp_path / "other.json").write_text('{"format": "something-else/1"}')
+    for name in ("pickle.json", "other.json", "missing.json"):
+        with pytest.raises(ConfigError, match="cannot read the triage policy"):
+            TriagePolicy.load(tmp_path / name)
 
 
 def test_histories_missing_a_column_are_refused(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from handlers.fusion_input import MissingModality, fusion_row
+from handlers.fusion_input import EmbeddingSizeMismatch, fusion_row
 from modelzoo import clip_visual, engines, families, fusion, vggish, xlmr_text
 
 
@@ -23,7 +23,8 @@ def test_traced_equals_eager_at_several_batch_sizes(make):
     assert engines.max_abs_difference(model, traced, inputs) < 1e-4
 
 
-def test_fusion_sizes_are_read_from_the_built_extractor_archives(manifest, model_store):
+@pytest.mark.integration  # builds every archive
+def test_fusion_sizes_are_read_from_the_catalogue_of_built_extractors(manifest, model_store):
     spec = next(s for s in manifest if s.family == "vrt_fusion")
     dims = families.extractor_dims(spec, model_store)
     assert dims == {"visual": clip_visual.from_size("tiny").embedding_dim,
@@ -35,7 +36,7 @@ def test_a_missing_modality_is_zeros_with_its_flag_down():
     dims = {"visual": 3, "text": 2, "audio": 2}
     row = fusion_row({"visual": [1.0, 2.0, 3.0], "text": None}, dims)
     assert row.tolist() == [1.0, 2.0, 3.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]
-    with pytest.raises(MissingModality, match="expected \\(2,\\)"):
+    with pytest.raises(EmbeddingSizeMismatch, match="expected \\(2,\\)"):
         fusion_row({"text": [1.0, 2.0, 3.0]}, dims)
 
 

@@ -14,7 +14,7 @@ import yaml
 
 from modelzoo.archiver import tool_path
 from orchestrator.config import PIPELINE_DEFAULTS, AppConfig, options
-from scripts.services import REPO_ROOT
+from scripts.services.process import REPO_ROOT
 
 K8S = REPO_ROOT / "deploy" / "k8s"
 PROMETHEUS = REPO_ROOT / "deploy" / "prometheus"
@@ -68,17 +68,56 @@ def properties(text: str) -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
-def test_hadolint_passes_on_the_dockerfile():
-    result = subprocess.run([tool_path("hadolint"), "--failure-threshold", "error",
-                             str(REPO_ROOT / "Dockerfile")], capture_output=True, text=True)
+def test_hadolint_passes_on_both_image_targets():
+    dockerfile = REPO_ROOT / "Dockerfile"
+    result = subprocess.run([tool_path("hadolint"), "--failure-threshold", "warning",
+                             str(dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+    targets = re.findall(r"^FROM \S+ AS (\S+)$", dockerfile.read_text(), re.M)
+    assert targets == ["orchestrator", "model-server"]
+
+
+def test_each_container_runs_the_image_of_its_part():
+    for container in _containers():
+        image = container["image"].rsplit(":", 1)[0]
+        wanted = "model-server" if container["name"] == "torchserve" else "orchestrator"
+        assert image.endswith(f"/{wanted}"), (container["name"], image)
+
+
+def test_model_servers_load_archives_the_manifest_builds():
+    from modelzoo.manifest import load_manifest
+
+    files = {spec.name: spec.file_name
+             for spec in load_manifest(REPO_ROOT / "archives" / "manifest.yaml")}
+    for container in (c for c in _containers() if c["name"] == "torchserve"):
+        models = container["args"][container["args"].index("--models") + 1:]
+        assert models and all(files[name] == file for name, file in
+                              (model.split("=") for model in models)), models
+
+
+def test_network_policies_admit_only_prometheus_to_metrics_and_callers_to_history():
+    policies = {d["metadata"]["name"]: d["spec"] for d in of_kind("NetworkPolicy")}
+    metrics = policies["vigil-metrics-from-prometheus"]
+    assert metrics["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "vigil"}
+    (rule,) = metrics["ingress"]
+    assert {p["port"] for p in rule["ports"]} == {"metrics", "ts-metrics"}
+    assert all(peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+               for peer in rule["from"])
+    history = policies["vigil-history-from-its-callers"]
+    assert history["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "minview"
+    (rule,) = history["ingress"]
+    assert [p["port"] for p in rule["ports"]] == ["history"]
+    assert all("podSelector" in peer for peer in rule["from"])  # never "from anywhere"
+    minview = next(c for c in _containers() if c["args"][:2] == ["run", "minview"])
+    token = next(e for e in minview["env"] if e["name"] == "VIGIL_TRIAGE_HISTORY_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"]["name"] == "vigil-secrets"
 
 
 def test_the_image_runs_as_non_root_and_uses_the_repo_config():
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     users = re.findall(r"^USER (\S+)", dockerfile, re.M)
-    assert users and users[-1].split(":")[0] not in ("root", "0")
-    assert "COPY config.properties" in dockerfile and "HEALTHCHECK" in dockerfile
+    assert len(users) == 2 and all(u.split(":")[0] not in ("root", "0") for u in users)
+    assert "COPY config.properties" in dockerfile and dockerfile.count("HEALTHCHECK") == 2
     entrypoint = (REPO_ROOT / "deploy" / "docker" / "entrypoint.sh").read_text()
     assert "--ts-config" in entrypoint and "disable-token" not in entrypoint
 
@@ -128,7 +167,7 @@ def _env(container: dict) -> dict[str, str]:
 
 
 def test_env_names_are_real_settings_and_ports_match_the_config():
-    known = {env for _, env, _ in options()} | {"VIGIL_ROLE", "TS_CONFIG_FILE"}
+    known = {env for _, env, _ in options()} | {"TS_CONFIG_FILE"}
     pod_config = _pod_config()
     for container in _containers():
         env = _env(container)

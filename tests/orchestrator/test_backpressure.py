@@ -1,24 +1,20 @@
-"""Intake flow control: wait for room while full, pause only when it stays full."""
+"""Intake flow control: wait for room while full, pause only when it stays full or a
+dependency is down, resume once drained and healthy."""
 
 import asyncio
 
-from orchestrator import app
-from orchestrator.app import Backpressure
+from orchestrator import backpressure as module
+from orchestrator.backpressure import Backpressure
 from orchestrator.metrics import Metrics
 from orchestrator.offsets import OffsetTracker
+from tests.orchestrator.fakes import RecordingSource
 
 PARTITION = ("clips", 0)
+POLL = 64
 
 
-class RecordingSource:
-    """Stands in for KafkaSource: records pause (True) and resume (False) calls."""
-
-    def __init__(self) -> None:
-        self.calls: list[bool] = []
-
-    async def set_paused(self, paused: bool) -> int:
-        self.calls.append(paused)
-        return 3 if paused else 0
+def make(source, tracker, metrics=None) -> Backpressure:
+    return Backpressure("audio", source, tracker, 256, metrics or Metrics(), poll_size=POLL)
 
 
 def in_flight(count: int) -> OffsetTracker:
@@ -36,7 +32,7 @@ def finish(tracker: OffsetTracker, offsets: range) -> None:
 
 async def test_a_full_window_that_drains_in_time_waits_without_pausing():
     tracker, source = in_flight(256), RecordingSource()
-    backpressure = Backpressure("audio", source, tracker, 256, Metrics())
+    backpressure = make(source, tracker)
 
     async def drain_soon() -> None:
         await asyncio.sleep(0.05)
@@ -50,10 +46,10 @@ async def test_a_full_window_that_drains_in_time_waits_without_pausing():
 
 
 async def test_a_window_that_stays_full_pauses_then_resumes_once_drained(monkeypatch):
-    monkeypatch.setattr(app, "FULL_GRACE_S", 0.05)
+    monkeypatch.setattr(module, "FULL_GRACE_S", 0.05)
     tracker, source = in_flight(256), RecordingSource()
     metrics = Metrics()
-    backpressure = Backpressure("audio", source, tracker, 256, metrics)
+    backpressure = make(source, tracker, metrics)
     await backpressure.update()
     assert source.calls == [True]
     assert metrics.paused_partitions.labels("audio")._value.get() == 3
@@ -62,9 +58,17 @@ async def test_a_window_that_stays_full_pauses_then_resumes_once_drained(monkeyp
     assert source.calls == [True, False]
 
 
-async def test_an_overloaded_model_server_pauses_intake_at_once():
+async def test_a_dependency_in_trouble_pauses_intake_at_once_until_every_one_recovers():
     tracker, source = in_flight(10), RecordingSource()
-    backpressure = Backpressure("audio", source, tracker, 256, Metrics())
-    backpressure.set_overloaded(True)
-    await asyncio.wait_for(backpressure.update(), timeout=app.FULL_GRACE_S / 2)
+    backpressure = make(source, tracker)
+    torchserve, store = backpressure.reporter("torchserve"), backpressure.reporter("store")
+    torchserve(False)
+    store(False)
+    await asyncio.wait_for(backpressure.update(), timeout=module.FULL_GRACE_S / 2)
     assert source.calls == [True]
+    torchserve(True)
+    await backpressure.update()
+    assert source.calls == [True, True]  # the store is still down
+    store(True)
+    await backpressure.update()
+    assert source.calls == [True, True, False] and backpressure.unhealthy == frozenset()

@@ -1,6 +1,7 @@
 import pytest
 
-from orchestrator.config import ConfigError, load_config, options
+from orchestrator.config import load_config, options
+from orchestrator.errors import ConfigError
 
 
 def test_file_then_environment_override_defaults(tmp_path):
@@ -56,3 +57,39 @@ def test_triage_nets_are_read_as_increasing_integers():
     assert config.triage.nets == (1000, 5000)
     with pytest.raises(ConfigError, match="increasing"):
         load_config(environ={"VIGIL_TRIAGE_NETS": "2000,1000"})
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"VIGIL_TORCHSERVE_TIMEOUT_S": "0"}, "torchserve.timeout_s must be positive"),
+    ({"VIGIL_MEDIA_TIMEOUT_S": "-1"}, "media.timeout_s must be positive"),
+    ({"VIGIL_RUNTIME_DRAIN_TIMEOUT_S": "0"}, "runtime.drain_timeout_s must be positive"),
+    ({"VIGIL_RUNTIME_MAX_IN_FLIGHT": "0"}, "runtime.max_in_flight must be positive"),
+    ({"VIGIL_TORCHSERVE_BACKOFF_S": "2", "VIGIL_TORCHSERVE_BACKOFF_MAX_S": "1"},
+     "backoff_max_s \\(1.0\\) must not be below torchserve.backoff_s \\(2.0\\)"),
+    ({"VIGIL_TORCHSERVE_BATCH_REQUESTS": "ture"}, "'ture' is not a boolean"),
+    ({"VIGIL_ROUTING_FALLBACK": "maybe"}, "routing.fallback: 'maybe' is not a boolean"),
+    ({"VIGIL_RUNTIME_METRICS_PORT": "70000"}, "metrics_port must be a port"),
+    ({"VIGIL_KAFKA_INPUT_TOPIC": ""}, "kafka.input_topic must not be empty"),
+])
+def test_start_up_refuses_settings_that_cannot_work(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(environ=env)
+
+
+@pytest.mark.parametrize("word, value", [("true", True), ("Yes", True), ("1", True),
+                                         ("false", False), ("NO", False), ("0", False)])
+def test_booleans_read_only_the_usual_words(word, value):
+    assert load_config(environ={"VIGIL_TORCHSERVE_BATCH_REQUESTS": word}).torchserve \
+        .batch_requests is value
+
+
+def test_the_history_endpoint_needs_a_token_but_other_daemons_do_not():
+    assert load_config(environ={}).triage.history_port == 8091  # audio: never serves it
+    with pytest.raises(ConfigError, match="history_token"):
+        load_config(environ={}, pipeline="minview").triage.require_history_token()
+    load_config(environ={"VIGIL_TRIAGE_HISTORY_PORT": "0"},
+                pipeline="minview").triage.require_history_token()
+    config = load_config(environ={"VIGIL_TRIAGE_HISTORY_TOKEN": "s3cret-s3cret-s3cret"},
+                         pipeline="minview")
+    config.triage.require_history_token()
+    assert "s3cret" not in repr(config)  # a secret never reaches a log line

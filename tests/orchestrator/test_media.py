@@ -1,6 +1,8 @@
-"""The media fetcher against a real HTTP server on 127.0.0.1."""
+"""The media fetcher against a real HTTP server on 127.0.0.1: limits, the allow-list, and
+addresses a name may resolve to (SSRF, DNS rebinding)."""
 
 import base64
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -9,6 +11,7 @@ import pytest
 from orchestrator.config import MediaConfig
 from orchestrator.errors import (InvalidField, MediaNotAllowed, MediaTooLarge,
                                  MediaUnavailable)
+from orchestrator import media as media_module
 from orchestrator.media import MediaFetcher
 
 BODY = b"x" * 1000
@@ -45,12 +48,36 @@ def server():
     httpd.server_close()
 
 
+def config(tmp_path, **changes) -> MediaConfig:
+    settings = {"allowed_schemes": ("http", "file"), "allowed_hosts": ("127.0.0.1",),
+                "allowed_networks": ("127.0.0.0/8",), "allowed_dirs": (str(tmp_path),),
+                "max_bytes": 2000, "timeout_s": 5, "retry_budget_s": 0.5}
+    return MediaConfig(**{**settings, **changes})
+
+
 @pytest.fixture
 async def fetcher(tmp_path):
-    config = MediaConfig(allowed_schemes=("http", "file"), allowed_hosts=("127.0.0.1",),
-                         allowed_dirs=(str(tmp_path),), max_bytes=2000, timeout_s=5)
-    async with MediaFetcher(config) as media:
+    async with MediaFetcher(config(tmp_path)) as media:
         yield media
+
+
+class FakeDns:
+    """Stands in for the system resolver: every name resolves to ``addresses``."""
+
+    addresses: list[str] = []
+
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        return [{"hostname": host, "host": address, "port": port, "family": socket.AF_INET,
+                 "proto": 0, "flags": 0} for address in self.addresses]
+
+    async def close(self):
+        pass
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    monkeypatch.setattr(media_module, "SystemResolver", FakeDns)
+    return FakeDns
 
 
 async def test_allowed_url_and_redirect_inside_the_allow_list(fetcher, server):
@@ -91,3 +118,61 @@ def test_inline_media(fetcher):
         fetcher.decode_inline("not base64!")
     with pytest.raises(MediaTooLarge):
         fetcher.decode_inline(base64.b64encode(b"q" * 4000).decode())
+
+
+def port_of(server: str) -> int:
+    return int(server.rsplit(":", 1)[1])
+
+
+async def test_a_name_that_resolves_to_a_private_address_is_refused(tmp_path, server):
+    settings = config(tmp_path, allowed_hosts=("localhost",), allowed_networks=())
+    async with MediaFetcher(settings) as media:
+        with pytest.raises(MediaNotAllowed, match="resolves to"):
+            await media.fetch(f"http://localhost:{port_of(server)}/clip.wav")
+    # The same host is fine once its network is allowed on purpose.
+    async with MediaFetcher(config(tmp_path, allowed_hosts=("localhost",))) as media:
+        assert await media.fetch(f"http://localhost:{port_of(server)}/clip.wav") == BODY
+
+
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/latest/meta-data/",  # the cloud metadata service
+    "http://10.0.0.7/clip.wav", "http://192.168.1.1/clip.wav", "http://[::1]/clip.wav",
+    "http://[::ffff:127.0.0.1]/clip.wav", "http://100.100.100.200/clip.wav",
+])
+async def test_addresses_in_the_url_are_checked_even_when_the_host_is_listed(tmp_path, url):
+    host = url.split("/")[2]
+    async with MediaFetcher(config(tmp_path, allowed_hosts=(host,),
+                                   allowed_networks=())) as media:
+        with pytest.raises(MediaNotAllowed):
+            await media.fetch(url)
+
+
+async def test_a_listed_port_admits_only_that_port(tmp_path, server):
+    port = port_of(server)
+    async with MediaFetcher(config(tmp_path, allowed_hosts=(f"127.0.0.1:{port}",))) as media:
+        assert await media.fetch(f"{server}/clip.wav") == BODY
+        with pytest.raises(MediaNotAllowed, match="port"):
+            await media.fetch(f"http://127.0.0.1:{port + 1}/clip.wav")
+
+
+async def test_the_connection_goes_to_the_checked_address_and_no_other(tmp_path, server, dns):
+    """DNS rebinding: the name resolves once, in the connection's own resolver, and only the
+    addresses that passed the check are dialled ("media.test" exists in no real DNS)."""
+    port = port_of(server)
+    settings = config(tmp_path, allowed_hosts=("media.test",))
+    dns.addresses = ["10.9.8.7", "127.0.0.1"]  # one private, one explicitly allowed
+    async with MediaFetcher(settings) as media:
+        assert await media.fetch(f"http://media.test:{port}/clip.wav") == BODY
+    dns.addresses = ["10.9.8.7", "169.254.169.254"]
+    async with MediaFetcher(settings) as media:
+        with pytest.raises(MediaNotAllowed, match="outside the allowed networks"):
+            await media.fetch(f"http://media.test:{port}/clip.wav")
+
+
+async def test_a_redirect_to_a_listed_name_that_resolves_privately_is_refused(tmp_path, server,
+                                                                             dns):
+    dns.addresses = ["10.0.0.1"]  # /escape redirects to evil.invalid, listed by name
+    settings = config(tmp_path, allowed_hosts=("127.0.0.1", "evil.invalid"))
+    async with MediaFetcher(settings) as media:
+        with pytest.raises(MediaNotAllowed, match="evil.invalid"):
+            await media.fetch(f"{server}/escape")

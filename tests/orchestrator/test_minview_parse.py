@@ -3,8 +3,8 @@ import json
 import pytest
 
 from orchestrator.errors import InvalidField, InvalidJson, MissingField
-from orchestrator.pipelines.minview import parse
-from orchestrator.source import Envelope
+from orchestrator.messages import Envelope
+from orchestrator.messages import parse_views as parse
 
 
 def envelope(value) -> Envelope:

@@ -15,8 +15,8 @@ import psutil
 import torch
 
 from scripts import clips, harness
-from scripts.bench import cost, e2e, engines, load, overhead, report, stack
-from scripts.bench.gpu import UtilisationSampler
+from benchmarks import cost, e2e, engines, load, overhead, report, stack
+from benchmarks.gpu import UtilisationSampler
 
 PARTS = ("engines", "e2e", "overhead", "load", "cost")
 

@@ -1,7 +1,7 @@
 """The system Vigil replaces, faithfully naive: one consumer, one message at a time, the model
 run eagerly in-process at batch 1, and the database upsert and the event push done inline.
 
-    python -m scripts.baseline --bootstrap HOST:PORT --topic livestream.audio --count N
+    python -m benchmarks.baseline --bootstrap HOST:PORT --topic livestream.audio --count N
 
 Same message format, same decoding (``handlers.audio_io``), same verdict row and event as
 ``vigil run audio``, so the two can be compared on identical inputs.
@@ -21,7 +21,8 @@ from confluent_kafka import Consumer, Producer
 
 from handlers.audio_io import ClipDecoder
 from modelzoo import audio_classifier
-from orchestrator.stores import SCHEMA, iso_utc, upsert_sql
+from orchestrator.clock import iso_utc
+from orchestrator.stores import SCHEMA, upsert_sql
 
 COLUMNS = ("clip_id", "stream_id", "language", "model", "model_version", "score", "label",
            "threshold", "scored_at")

@@ -1,6 +1,6 @@
 """VRT throughput end to end (posts per minute) and where a post's time goes.
 
-    python -m scripts.bench_vrt [--posts 200] [--out results/bench_vrt.json]
+    python -m benchmarks.vrt [--posts 200] [--out results/bench_vrt.json]
 
 Starts Tansu, TorchServe with the tiny VRT archives and ``vigil run vrt`` with SQLite,
 preloads the input topic with generated posts (video with audio and caption, image, text
@@ -18,11 +18,17 @@ from pathlib import Path
 
 import psutil
 
-from orchestrator.stores import iso_utc
+from modelzoo.families import extractor_names
+from modelzoo.manifest import load_manifest
+from orchestrator.clock import iso_utc
 from scripts import harness, posts
-from scripts.services import REPO_ROOT, Tansu, TorchServe, free_port
+from scripts.services.process import REPO_ROOT, free_port
+from scripts.services.tansu import Tansu
+from scripts.services.torchserve import TorchServe
 
-MODELS = ["clip_visual", "xlmr_text", "vggish_audio", "vrt_fusion"]
+FUSION = next(spec for spec in load_manifest(REPO_ROOT / "archives" / "manifest.yaml")
+              if spec.family == "vrt_fusion")
+MODELS = [*extractor_names(FUSION).values(), FUSION.name]
 
 
 def mean_seconds(metrics: str, name: str, labels: str) -> dict[str, float]:
@@ -55,8 +61,7 @@ def main() -> None:
         harness.produce(broker.bootstrap, topics.input,
                         [(m["post_id"].encode(), json.dumps(m).encode()) for m in messages])
         daemon.env = {"VIGIL_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-                      "VIGIL_TORCHSERVE_URL": server.inference_url,
-                      "VIGIL_TORCHSERVE_KEY_FILE": str(server.key_file),
+                      **server.client_env(),
                       "VIGIL_MEDIA_ALLOWED_SCHEMES": "file",
                       "VIGIL_MEDIA_ALLOWED_DIRS": str(media),
                       "DATABASE_URL": f"sqlite:///{workdir / 'vigil.db'}"}

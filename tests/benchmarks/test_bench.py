@@ -4,8 +4,8 @@ import argparse
 
 import pytest
 
-from scripts.bench import cost, e2e, load, report
-from scripts.bench.runner import chosen_precision
+from benchmarks import cost, e2e, load, report
+from benchmarks.runner import chosen_precision
 
 
 def test_cost_projection_rounds_machines_up_and_prices_a_month():
@@ -86,3 +86,11 @@ def test_report_states_whether_the_latency_target_was_met(tmp_path):
     assert "NOT met" not in report.markdown(results)
     assert [p.name for p in report.plots(results, tmp_path)] == ["latency.png"]
     assert (tmp_path / "latency.png").stat().st_size > 0
+
+
+def test_the_benchmark_command_answers_help():
+    from benchmarks.__main__ import make_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        make_parser().parse_args(["--help"])
+    assert exit_info.value.code == 0

@@ -1,21 +1,24 @@
-"""`vigil bench` end to end on the tiny model: both paths score the same clips alike."""
+"""`make bench` (python -m benchmarks, from the checkout) end to end on the tiny model:
+both paths score the same clips alike."""
 
 import json
 import subprocess
+import sys
 
 import pytest
 
-from modelzoo.archiver import tool_path
+from scripts.services.process import REPO_ROOT
 
 pytestmark = pytest.mark.integration
+BENCH = [sys.executable, "-m", "benchmarks"]
 
 
 def test_bench_runs_baseline_and_vigil_on_the_same_clips_and_reports_them(tmp_path):
     out = tmp_path / "bench"
     completed = subprocess.run(
-        [tool_path("vigil"), "bench", "--parts", "e2e", "cost", "--size", "tiny", "--clips", "4",
+        [*BENCH, "--parts", "e2e", "cost", "--size", "tiny", "--clips", "4",
          "--precision", "fp32", "--streams", "100", "--out", str(out)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     e2e = results["e2e"]
@@ -30,9 +33,9 @@ def test_bench_runs_baseline_and_vigil_on_the_same_clips_and_reports_them(tmp_pa
 def test_overhead_part_measures_both_request_modes_on_every_clip(tmp_path):
     out = tmp_path / "bench"
     completed = subprocess.run(
-        [tool_path("vigil"), "bench", "--parts", "overhead", "--overhead-messages", "400",
+        [*BENCH, "--parts", "overhead", "--overhead-messages", "400",
          "--overhead-warmup", "100", "--out", str(out)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
     modes = json.loads((out / "results.json").read_text())["overhead"]["modes"]
     assert [row["requests"] for row in modes] == ["one per batch", "one per clip"]
@@ -49,10 +52,10 @@ def test_sigterm_stops_the_bench_and_every_service_it_started(tmp_path):
 
     import psutil
 
-    bench = psutil.Popen([tool_path("vigil"), "bench", "--parts", "overhead",
+    bench = psutil.Popen([*BENCH, "--parts", "overhead",
                           "--overhead-messages", "100", "--overhead-warmup", "0",
                           "--out", str(tmp_path)],
-                         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     def serving(processes: list[psutil.Process]) -> bool:
         try:
             return any("torchserve" in " ".join(p.cmdline()) for p in processes)

@@ -12,20 +12,21 @@ from tqdm import tqdm
 
 from modelzoo.build import BuildOptions, package_model
 from modelzoo.manifest import ArchiveSpec
-from orchestrator.stores import iso_utc
+from orchestrator.clock import iso_utc
 from scripts import clips
-from scripts.bench import stack
-from scripts.bench.trivial import CLIP_SECONDS, SAMPLE_RATE_HZ, TrivialScorer
+from benchmarks import stack
+from benchmarks.trivial import CLIP_SECONDS, SAMPLE_RATE_HZ, TrivialScorer
 
 MODEL = "audio_trivial"
 DISTINCT_CLIPS = 16
 
 
 def build_trivial(store: Path, *, workers: int, batch_delay_ms: int) -> ArchiveSpec:
-    spec = ArchiveSpec(name=MODEL, family="audio_nsfw", language="xx", workers=workers,
+    spec = ArchiveSpec(name=MODEL, family="audio_nsfw", languages=("*",), workers=workers,
                        max_batch_delay_ms=batch_delay_ms, intra_op_threads=1)
     with tqdm([spec], desc="building the trivial archive", leave=False) as progress:
-        package_model(spec, TrivialScorer().eval(), BuildOptions(export_dir=store), progress)
+        package_model(spec, TrivialScorer().eval(),
+                      BuildOptions(export_dir=store, release=False), progress)
     return spec
 
 

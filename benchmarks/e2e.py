@@ -1,7 +1,7 @@
 """End to end, side by side: the naive baseline vs Vigil on the same clips, broker and model.
 
 The same 20 s FLAC clips go to each path's own topic on one broker, stamped ``created_at``
-when produced. The baseline (``scripts/baseline.py``) takes one message at a time with the
+when produced. The baseline (``benchmarks/baseline.py``) takes one message at a time with the
 eager model in-process; Vigil runs ``vigil run audio`` against TorchServe with the traced
 archive (batches of 8). Same architecture and weights (the archive's seed). CPU is user +
 system time of every process of the path, from ready to done.
@@ -21,10 +21,10 @@ from tqdm import tqdm
 
 from modelzoo.build import BuildOptions, build_one, seed_for
 from modelzoo.manifest import ArchiveSpec
-from orchestrator.stores import iso_utc
+from orchestrator.clock import iso_utc
 from scripts import clips, harness
-from scripts.bench import stack
-from scripts.bench.load import latencies
+from benchmarks import stack
+from benchmarks.load import latencies
 
 MODEL = "audio_nsfw_bench"
 
@@ -54,7 +54,7 @@ def run_baseline(workdir: Path, bootstrap: str, messages: list[dict], *, size: s
     topics = harness.Topics(input="baseline.audio", output="baseline.verdicts", partitions=1)
     topics.create(bootstrap)
     harness.step(f"baseline: one message at a time, eager wav2vec2-{size} in-process")
-    command = [sys.executable, "-m", "scripts.baseline", "--bootstrap", bootstrap,
+    command = [sys.executable, "-m", "benchmarks.baseline", "--bootstrap", bootstrap,
                "--topic", topics.input, "--output-topic", topics.output,
                "--database", str(workdir / "baseline.db"), "--size", size,
                "--seed", str(seed_for(MODEL)), "--model-name", MODEL,
@@ -80,7 +80,7 @@ def run_baseline(workdir: Path, bootstrap: str, messages: list[dict], *, size: s
 
 def build_archive(store: Path, *, size: str, workers: int, threads: int, batch_delay_ms: int,
                   precision: str) -> ArchiveSpec:
-    spec = ArchiveSpec(name=MODEL, family="audio_nsfw", language="xx", workers=workers,
+    spec = ArchiveSpec(name=MODEL, family="audio_nsfw", languages=("*",), workers=workers,
                        batch_size=8, max_batch_delay_ms=batch_delay_ms, response_timeout_s=600,
                        intra_op_threads=threads, precision=precision)
     with tqdm([spec], desc=f"building the traced {precision} archive", leave=False) as progress:

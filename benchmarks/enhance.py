@@ -1,6 +1,6 @@
 """What the optional frame enhancement costs per frame, at CLIP ViT-L/14's 224x224.
 
-    python -m scripts.bench_enhance [--frames 60] [--out results/bench_enhance.json]
+    python -m benchmarks.enhance [--frames 60] [--out results/bench_enhance.json]
 """
 
 from __future__ import annotations

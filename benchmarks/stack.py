@@ -12,7 +12,9 @@ import psutil
 from tqdm import tqdm
 
 from scripts import harness
-from scripts.services import Tansu, TorchServe, free_port
+from scripts.services.process import free_port
+from scripts.services.tansu import Tansu
+from scripts.services.torchserve import TorchServe
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> float:
@@ -100,10 +102,9 @@ def served(workdir: Path, bootstrap: str, *, store: Path, model: str, topic_pref
         daemon.env = {"VIGIL_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                       "VIGIL_KAFKA_INPUT_TOPIC": topics.input,
                       "VIGIL_KAFKA_OUTPUT_TOPIC": topics.output,
-                      "VIGIL_TORCHSERVE_URL": server.inference_url,
-                      "VIGIL_TORCHSERVE_KEY_FILE": str(server.key_file),
+                      # The store holds just this archive, serving every language ("*").
+                      **server.client_env(),
                       "VIGIL_TORCHSERVE_TIMEOUT_S": str(int(timeout_s)),
-                      "VIGIL_ROUTING_LANGUAGES": "", "VIGIL_ROUTING_FALLBACK_MODEL": model,
                       "DATABASE_URL": f"sqlite:///{daemon_dir / 'vigil.db'}",
                       **(env or {})}
         daemon.start()

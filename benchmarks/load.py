@@ -14,9 +14,9 @@ import httpx
 from confluent_kafka import Producer
 from tqdm import tqdm
 
-from orchestrator.stores import iso_utc
+from orchestrator.clock import iso_utc
 from scripts import harness
-from scripts.bench.stack import Served
+from benchmarks.stack import Served
 
 FRACTIONS = (0.25, 0.5, 0.9)
 

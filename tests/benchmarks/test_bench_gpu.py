@@ -2,12 +2,13 @@
 
 import os
 import subprocess
+import sys
 import time
 
 import pytest
 
-from modelzoo.archiver import tool_path
-from scripts.bench.gpu import UtilisationSampler
+from benchmarks.gpu import UtilisationSampler
+from scripts.services.process import REPO_ROOT
 
 
 def test_sampler_summarises_what_nvidia_smi_reports(tmp_path, monkeypatch):
@@ -29,8 +30,8 @@ def test_sampler_summarises_what_nvidia_smi_reports(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_bench_on_cuda_without_cuda_says_so(tmp_path):
-    completed = subprocess.run([tool_path("vigil"), "bench", "--device", "cuda",
-                                "--parts", "engines", "--out", str(tmp_path)],
+    completed = subprocess.run([sys.executable, "-m", "benchmarks", "--device", "cuda",
+                                "--parts", "engines", "--out", str(tmp_path)], cwd=REPO_ROOT,
                                capture_output=True, text=True, timeout=120, check=False)
     assert completed.returncode != 0
     assert "CUDA is not available" in completed.stderr

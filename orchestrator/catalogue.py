@@ -1,0 +1,152 @@
+"""The model catalogue: what `vigil build` built, read by the daemons at start-up.
+
+The manifest (``archives/manifest.yaml``) is the one source of truth for each model; the
+build writes ``catalogue.json`` beside the archives with what it produced: name, version,
+family, languages, labels, what a request may carry, input and output sizes, the
+extractors a fusion head reads, engine, precision and threshold. The daemons take routing, names, labels and sizes from
+here, so none of them restates a model fact. ``live`` names the version each model serves
+verdicts with.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.config import RoutingConfig
+from orchestrator.errors import ConfigError, UnknownLanguage
+
+FORMAT = 1
+ANY_LANGUAGE = "*"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One built archive version."""
+
+    name: str
+    version: str
+    family: str
+    file: str
+    languages: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    accepts: tuple[str, ...] = ()  # what a request may carry: audio, image, video, text, ...
+    inputs: Mapping[str, int] = field(default_factory=dict)
+    outputs: Mapping[str, int] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)  # fusion: modality -> extractor
+    engine: str = "torchscript"
+    precision: str = "fp32"
+    threshold: float | None = None
+
+    @classmethod
+    def from_json(cls, entry: Mapping[str, Any]) -> ModelEntry:
+        known = {name: entry[name] for name in cls.__dataclass_fields__ if name in entry}
+        for name in ("languages", "labels", "accepts"):
+            known[name] = tuple(known.get(name, ()))
+        return cls(**known)
+
+    @property
+    def path(self) -> str:
+        """The versioned inference path, ``/predictions/<name>/<version>``."""
+        return f"/predictions/{self.name}/{self.version}"
+
+
+class Catalogue:
+    """The built archives, and which version of each is live."""
+
+    def __init__(self, entries: Iterable[ModelEntry], live: Mapping[str, str]) -> None:
+        self._entries = {(e.name, e.version): e for e in entries}
+        self._live = dict(live)
+        for name, version in self._live.items():
+            if (name, version) not in self._entries:
+                raise ConfigError(f"catalogue: live {name} {version} was never built")
+
+    @classmethod
+    def load(cls, path: Path | str) -> Catalogue:
+        """Read ``catalogue.json``; raise :class:`ConfigError` when it is missing or wrong."""
+        try:
+            document = json.loads(Path(path).read_text())
+            if document.get("format") != FORMAT:
+                raise ValueError(f"format {document.get('format')!r}, expected {FORMAT}")
+            entries = [ModelEntry.from_json(entry) for entry in document["models"]]
+            return cls(entries, document["live"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"cannot read the model catalogue {path}: {exc}; build the "
+                              "archives first (`vigil build`)") from exc
+
+    def live(self, name: str) -> ModelEntry:
+        """The live version of model ``name``; raises :class:`ConfigError` if there is none."""
+        if name not in self._live:
+            raise ConfigError(f"no model {name!r} in the catalogue; built: {sorted(self._live)}")
+        return self._entries[(name, self._live[name])]
+
+    def version(self, name: str, version: str) -> ModelEntry:
+        """A built version of ``name``; raises :class:`ConfigError` if it was never built."""
+        try:
+            return self._entries[(name, version)]
+        except KeyError:
+            raise ConfigError(f"{name} {version} is not in the catalogue") from None
+
+    def family(self, family: str) -> list[ModelEntry]:
+        """The live model of every archive of ``family``, by name."""
+        return [self.live(name) for name in sorted(self._live)
+                if self._entries[(name, self._live[name])].family == family]
+
+    def only(self, family: str, name: str = "") -> ModelEntry:
+        """The live model called ``name``, or the family's single live model when empty."""
+        if name:
+            return self.live(name)
+        found = self.family(family)
+        if len(found) != 1:
+            raise ConfigError(f"expected one {family} archive in the catalogue, found "
+                              f"{[e.name for e in found]}: name the one to use")
+        return found[0]
+
+
+class Router:
+    """A clip's language to the model that scores it."""
+
+    def __init__(self, by_language: Mapping[str, ModelEntry],
+                 fallback: ModelEntry | None) -> None:
+        self.by_language = dict(by_language)
+        self.fallback = fallback
+
+    @classmethod
+    def for_audio(cls, catalogue: Catalogue, routing: RoutingConfig,
+                  family: str = "audio_nsfw") -> Router:
+        """Route to every live archive of ``family`` (or only ``routing.languages``); the
+        archive serving ``*`` takes other languages when ``routing.fallback`` is on.
+        Raises :class:`ConfigError` for a configured language no archive serves."""
+        by_language: dict[str, ModelEntry] = {}
+        fallback = None
+        for entry in catalogue.family(family):
+            for language in entry.languages:
+                if language == ANY_LANGUAGE:
+                    fallback = entry
+                else:
+                    by_language[language] = entry
+        if routing.languages:
+            missing = set(routing.languages) - set(by_language)
+            if missing:
+                raise ConfigError(f"routing.languages {sorted(missing)}: no {family} archive "
+                                  f"serves them; the catalogue has {sorted(by_language)}")
+            by_language = {lang: by_language[lang] for lang in routing.languages}
+        return cls(by_language, fallback if routing.fallback else None)
+
+    @property
+    def models(self) -> list[ModelEntry]:
+        """Every model a clip can be routed to."""
+        routed = {(e.name, e.version): e for e in self.by_language.values()}
+        if self.fallback is not None:
+            routed[(self.fallback.name, self.fallback.version)] = self.fallback
+        return list(routed.values())
+
+    def route(self, language: str) -> ModelEntry:
+        """The model for ``language``, the fallback, or :class:`UnknownLanguage`."""
+        entry = self.by_language.get(language, self.fallback)
+        if entry is None:
+            raise UnknownLanguage(f"no model for language {language[:50]!r} and no fallback")
+        return entry

@@ -1,0 +1,1 @@
+"""The real local services Vigil's tests, demo and benchmarks start: one module each."""

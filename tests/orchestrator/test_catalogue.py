@@ -1,0 +1,54 @@
+"""The catalogue the daemons route by: languages, fallback, versions, and what is refused."""
+
+import json
+
+import pytest
+
+from orchestrator.catalogue import Catalogue, ModelEntry, Router
+from orchestrator.config import RoutingConfig
+from orchestrator.errors import ConfigError, UnknownLanguage
+from tests.orchestrator.fakes import CATALOGUE
+
+
+def test_routing_follows_the_catalogue_languages_and_its_wildcard_archive():
+    router = Router.for_audio(CATALOGUE, RoutingConfig())
+    assert router.route("hi").name == "audio_nsfw_hi"
+    assert router.route("sw").name == "audio_nsfw_multi"
+    assert sorted(m.name for m in router.models) == ["audio_nsfw_hi", "audio_nsfw_multi",
+                                                     "audio_nsfw_ta"]
+    assert router.route("hi").path == "/predictions/audio_nsfw_hi/1.0"
+
+
+def test_a_configured_language_no_archive_serves_fails_at_start_up():
+    with pytest.raises(ConfigError, match="'te'"):
+        Router.for_audio(CATALOGUE, RoutingConfig(languages=("hi", "te")))
+
+
+def test_without_the_fallback_an_unknown_language_is_a_dead_letter():
+    router = Router.for_audio(CATALOGUE, RoutingConfig(languages=("hi",), fallback=False))
+    assert [m.name for m in router.models] == ["audio_nsfw_hi"]
+    with pytest.raises(UnknownLanguage):
+        router.route("ta")
+
+
+def test_the_live_version_is_the_one_served(tmp_path):
+    old = ModelEntry(name="m", version="1.0", family="audio_nsfw", file="m-1.0.mar")
+    new = ModelEntry(name="m", version="1.1", family="audio_nsfw", file="m-1.1.mar")
+    catalogue = Catalogue([old, new], {"m": "1.1"})
+    assert catalogue.live("m") is new and catalogue.version("m", "1.0") is old
+    with pytest.raises(ConfigError, match="never built"):
+        Catalogue([old], {"m": "2.0"})
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read the model catalogue"),
+    ("{not json", "cannot read"),
+    (json.dumps({"format": 99, "models": [], "live": {}}), "format 99"),
+    (json.dumps({"format": 1, "models": [{"name": "m"}], "live": {}}), "cannot read"),
+])
+def test_a_missing_or_broken_catalogue_is_a_clear_start_up_error(tmp_path, content, message):
+    path = tmp_path / "catalogue.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        Catalogue.load(path)

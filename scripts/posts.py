@@ -113,8 +113,9 @@ CAPTIONS = ("dance challenge at night", "नमस्ते दोस्तो�
 
 def good_posts(count: int, media_dir: Path, created_at: str = "2026-11-28T10:00:00Z"
                ) -> list[dict]:
-    """``count`` posts.created messages of four kinds, their media written to ``media_dir``:
-    video with audio and a caption, image, text only, video without an audio track."""
+    """``count`` posts.created messages of five kinds, their media written to ``media_dir``:
+    video with audio and a caption, image, text only, video without an audio track, and
+    (from the fifth post on, every fifth) an animated GIF."""
     good = []
     for index in range(count):
         kind = index % 4
@@ -134,6 +135,11 @@ def good_posts(count: int, media_dir: Path, created_at: str = "2026-11-28T10:00:
             path = media_dir / f"s{index}.mp4"
             path.write_bytes(video(2, audio=False, seed=index))
             post |= {"video_url": f"file://{path}", "text": "silent video"}
+        if index % 5 == 4:
+            path = media_dir / f"g{index}.gif"
+            path.write_bytes(animated_gif(2, seed=index))
+            post = {k: v for k, v in post.items() if k not in ("video_url", "image_url")}
+            post |= {"image_url": f"file://{path}"}
         good.append(post)
     return good
 
@@ -143,6 +149,7 @@ def bad_posts(media_dir: Path) -> list[dict]:
     (media_dir / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"junk" * 200)
     (media_dir / "empty.mp4").write_bytes(b"")
     (media_dir / "long.mp4").write_bytes(long_video(7200))
+    (media_dir / "bomb.png").write_bytes(bomb_png())
     bad = [
         {"post_id": "bad-corrupt", "video_url": f"file://{media_dir / 'corrupt.mp4'}",
          "reason": "undecodable_media"},
@@ -153,6 +160,9 @@ def bad_posts(media_dir: Path) -> list[dict]:
         {"post_id": "bad-host", "image_url": "https://elsewhere.example.org/x.png",
          "reason": "media_not_allowed"},
         {"post_id": "bad-nothing", "reason": "missing_field"},
+        # 900 Mpx in 110 KB: once held a worker for minutes and starved good posts.
+        {"post_id": "bad-bomb", "image_url": f"file://{media_dir / 'bomb.png'}",
+         "reason": "media_too_large"},
     ]
     for post in bad:
         post |= {"user_id": "user-x", "created_at": "2026-11-28T10:00:00Z"}

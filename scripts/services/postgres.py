@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -38,13 +40,14 @@ class Postgres:
         return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
     def start(self, timeout_s: float = 60.0) -> None:
-        """initdb, start, and block until it accepts connections."""
+        """initdb (the first time), start, and block until it accepts connections."""
         data = self.workdir / "data"
-        if os.geteuid() == 0:
-            shutil.chown(self.workdir, "postgres")
-        subprocess.run(self._as_owner([_postgres_bin("initdb"), "-D", str(data), "-U", "postgres",
-                                       "--auth=trust", "-E", "UTF8"]),
-                       check=True, capture_output=True)
+        if not data.exists():
+            if os.geteuid() == 0:
+                shutil.chown(self.workdir, "postgres")
+            subprocess.run(self._as_owner([_postgres_bin("initdb"), "-D", str(data), "-U",
+                                           "postgres", "--auth=trust", "-E", "UTF8"]),
+                           check=True, capture_output=True)
         with open(self.workdir / "postgres.out", "ab") as log:
             self.process = subprocess.Popen(
                 self._as_owner([_postgres_bin("postgres"), "-D", str(data), "-p", str(self.port),
@@ -55,8 +58,20 @@ class Postgres:
                    failed=lambda: self.process.poll() is not None,
                    log=self.workdir / "postgres.out", what="postgres", timeout_s=timeout_s)
 
-    def stop(self) -> None:
+    def pause(self) -> None:
+        """Stop the server, keeping its data: :meth:`start` brings it back (an outage).
+
+        SIGINT is PostgreSQL's fast shutdown: clients are disconnected, not waited for.
+        """
         if self.process is not None:
-            stop_group(self.process, grace_s=10.0)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=20)
+            stop_group(self.process, grace_s=5.0)
             self.process = None
+
+    def stop(self) -> None:
+        """Stop the server and remove the cluster."""
+        self.pause()
         shutil.rmtree(self.workdir, ignore_errors=True)

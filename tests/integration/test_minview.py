@@ -16,7 +16,7 @@ from orchestrator.history import HistoryRepository
 from orchestrator.stores import open_store
 from orchestrator.triage import TriagePolicy
 from scripts import harness
-from scripts.services.process import free_port
+from scripts.services.process import accepts_connections, free_port
 from scripts.triage_world import encoded, make_world, views_events
 
 pytestmark = pytest.mark.integration
@@ -112,6 +112,14 @@ def wait_handled(daemon: harness.Daemon, count: int, timeout_s: float = 90) -> N
     pytest.fail(f"handled fewer than {count}\n{daemon.log()}")
 
 
+def wait_listening(port: int, daemon: harness.Daemon, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not accepts_connections(port):
+        if time.monotonic() > deadline:
+            pytest.fail(f"nothing listens on {port}\n{daemon.log()}")
+        time.sleep(0.2)
+
+
 def enqueued_total(metrics: str) -> float:
     return sum(harness.metric_value(metrics, "vigil_review_enqueued_total", f'net="{n}"')
                for n in NETS)
@@ -131,6 +139,11 @@ def test_enqueues_exactly_the_selected_posts_once_per_net_across_a_restart(
     harness.produce(tansu.bootstrap, topics.input, encoded(first))
     daemon.start()
     daemon.wait_ready()
+    history = f"http://127.0.0.1:{daemon.env['VIGIL_TRIAGE_HISTORY_PORT']}/users/user-1/history"
+    wait_listening(int(daemon.env["VIGIL_TRIAGE_HISTORY_PORT"]), daemon)
+    assert httpx.get(history, timeout=5).status_code == 401  # the live endpoint, no token
+    answer = httpx.get(history, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+    assert answer.status_code == 200 and answer.json()["user_id"] == "user-1"
     wait_handled(daemon, len(first))
     enqueued = enqueued_total(daemon.metrics())
     assert daemon.terminate() == 0

@@ -126,6 +126,7 @@ def test_fifty_posts_end_to_end(tmp_path, tansu, torchserve, database_url, reque
     assert events["post-1"]["modalities"] == ["visual"]
     assert events["post-2"]["modalities"] == ["text"]
     assert events["post-3"]["modalities"] == ["text", "visual"]  # no audio track
+    assert events["post-4"]["modalities"] == ["text", "visual"]  # an animated GIF
 
     letters = harness.read_topic(tansu.bootstrap, topics.dlq, expect=len(bad))
     reasons = {m.key().decode(): dict(m.headers())["vigil-reason"].decode()

@@ -1,0 +1,42 @@
+"""The machine a figure was measured on: CPU model, cores and the flags that decide which
+engine and precision win (AVX2, AVX-512, AVX-512 BF16, AMX), printed with every result."""
+
+from __future__ import annotations
+
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+
+# The instruction-set flags that change which engine x precision is fastest.
+FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def cpu_model() -> str:
+    for line in _cpuinfo():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """Which of :data:`FLAGS` this CPU has."""
+    for line in _cpuinfo():
+        if line.startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            return [flag for flag in FLAGS if flag in present]
+    return []
+
+
+def describe(device: str) -> dict:
+    """Date, CPU, cores, flags and device, for a results file."""
+    return {"date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "cpu": cpu_model(),
+            "cores": psutil.cpu_count(), "cpu_flags": cpu_flags(), "device": device}

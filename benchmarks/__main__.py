@@ -31,9 +31,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", default="base", choices=("tiny", "base"),
                         help="e2e: wav2vec2 size (random weights)")
     parser.add_argument("--clips", type=int, default=24, help="e2e: 20 s clips per path")
+    parser.add_argument("--engine", default="torchscript",
+                        choices=("torchscript", "aotinductor", "openvino", "onnxruntime"),
+                        help="e2e: Vigil's engine when --precision is not auto")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"),
-                        help="e2e: Vigil's precision; auto: the fastest that passed the "
-                        "accuracy check in the engines part")
+                        help="e2e: Vigil's precision; auto: the fastest engine x precision "
+                        "that passed the accuracy check in the engines part")
     parser.add_argument("--tolerance", type=float, default=1e-3,
                         help="e2e: max |score difference| between the paths at fp32")
     parser.add_argument("--workers", type=int, default=0,

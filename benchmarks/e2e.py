@@ -79,11 +79,12 @@ def run_baseline(workdir: Path, bootstrap: str, messages: list[dict], *, size: s
 
 
 def build_archive(store: Path, *, size: str, workers: int, threads: int, batch_delay_ms: int,
-                  precision: str) -> ArchiveSpec:
+                  engine: str, precision: str) -> ArchiveSpec:
     spec = ArchiveSpec(name=MODEL, family="audio_nsfw", languages=("*",), workers=workers,
                        batch_size=8, max_batch_delay_ms=batch_delay_ms, response_timeout_s=600,
-                       intra_op_threads=threads, precision=precision)
-    with tqdm([spec], desc=f"building the traced {precision} archive", leave=False) as progress:
+                       intra_op_threads=threads, engine=engine, precision=precision)
+    with tqdm([spec], desc=f"building the {engine} {precision} archive",
+              leave=False) as progress:
         build_one(spec, BuildOptions(export_dir=store, size=size, check_batch_sizes=(2,),
                                      tolerance=1e-4 if precision == "fp32" else 0.05),
                   progress)

@@ -1,5 +1,6 @@
-"""Model engines side by side: eager vs TorchScript vs ``torch.export``/AOTInductor at
-batch 1, 2, 4 and 8, then fp32 vs bf16 vs int8 per engine with the accuracy check."""
+"""Model engines side by side on the audio classifier: eager and every engine x precision
+the build offers (TorchScript, AOTInductor, OpenVINO, ONNX Runtime at fp32, bf16, int8)
+at batch 1, 2, 4 and 8, each checked against fp32 eager with the build's accuracy check."""
 
 from __future__ import annotations
 
@@ -10,15 +11,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from handlers.audio_io import ClipDecoder
-from modelzoo import audio_classifier, engines
+from handlers.runtime import cpu_has_native_bf16
+from modelzoo import accuracy, audio_classifier, engines, families
 from scripts import clips
 
 BATCH_SIZES = (1, 2, 4, 8)
-ENGINES = ("eager", "torchscript", "aotinductor")
 
 
 def time_batches(module: Callable, clips_: torch.Tensor, sizes: Sequence[int], repeats: int,
@@ -43,28 +43,19 @@ def time_batches(module: Callable, clips_: torch.Tensor, sizes: Sequence[int], r
     return seconds, scores
 
 
-def build_engine(name: str, model: nn.Module, example: torch.Tensor, folder: Path) -> Callable:
-    """``eager`` as is, else the engine ``vigil build`` would package."""
-    return model if name == "eager" else engines.build(name, model, example, folder / name)
-
-
-def unsupported(precision: str, device: str) -> str | None:
-    """Why ``precision`` is not worth timing on ``device``, or None.
+def unsupported(engine: str, precision: str, device: str) -> str | None:
+    """Why the pair is not worth timing here, or None.
 
     Without AVX-512 BF16 or AMX, bf16 matmuls are emulated on the CPU and run several times
-    slower than fp32 (wav2vec2-base: minutes per point), so they are reported, not timed."""
-    if precision == "bf16" and device == "cpu":
-        capability = torch.backends.cpu.get_cpu_capability()
-        if capability not in ("AVX512_BF16", "AMX") and not _cpu_flag("avx512_bf16"):
-            return f"skipped: no native bf16 on this CPU ({capability})"
+    slower than fp32 (wav2vec2-base: minutes per point), so they are reported, not timed;
+    the serving runtime would fall back to fp32 there anyway."""
+    if precision not in engines.SUPPORTED[engine]:
+        return f"{engine} offers no {precision}"
+    if engine in ("openvino", "onnxruntime") and device != "cpu":
+        return "measured on the CPU only"
+    if precision == "bf16" and device == "cpu" and not cpu_has_native_bf16():
+        return f"skipped: no native bf16 on this CPU ({torch.backends.cpu.get_cpu_capability()})"
     return None
-
-
-def _cpu_flag(flag: str) -> bool:
-    try:
-        return flag in Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
 
 
 def benchmark_clips(count: int) -> torch.Tensor:
@@ -76,47 +67,53 @@ def benchmark_clips(count: int) -> torch.Tensor:
 
 
 def run(*, size: str, batch_sizes: Sequence[int] = BATCH_SIZES, repeats: int = 1,
-        precision_batch: int = 2, threshold: float = 0.5, device: str = "cpu") -> dict:
-    """ms per batch for every engine x batch size at fp32, and every precision x engine at
-    ``precision_batch``; each checked against fp32 eager on the largest batch's clips."""
+        threshold: float = 0.5, device: str = "cpu") -> dict:
+    """ms per batch for eager and every engine x precision at every batch size, each with
+    the accuracy check against fp32 eager on the largest batch's clips."""
     model = audio_classifier.from_size(size, seed=0).eval().to(device)
     largest = max(batch_sizes)
     benchmark = benchmark_clips(largest).to(device)
+    calibration = [batch.to(device) for batch in families.calibration("audio_nsfw", model)]
     results: dict = {"size": size, "device": device, "threads": torch.get_num_threads(),
-                     "repeats": repeats, "accuracy_clips": largest, "engines": {},
-                     "precision": {}, "errors": {}}
-    reference = None
-    steps = [(engine, precision) for precision in engines.PRECISIONS for engine in ENGINES]
+                     "repeats": repeats, "accuracy_clips": largest, "rows": [], "errors": {}}
+    reference_seconds, reference = time_batches(model, benchmark, batch_sizes, repeats, 1)
+    results["rows"].append(_row("eager", "fp32", reference_seconds,
+                                {"max_difference": 0.0, "agreement": 1.0, "passed": True}))
+    steps = [(e, p) for e in engines.ENGINES for p in engines.PRECISIONS]
     with tempfile.TemporaryDirectory(prefix="vigil-engines-") as scratch, \
-            tqdm(steps, desc="engines", unit="engine") as progress:
+            tqdm(steps, desc="engines", unit="pair") as progress:
         for engine, precision in progress:
-            name = f"{precision}/{engine}"
-            reason = unsupported(precision, device)
+            name = f"{engine} {precision}"
+            reason = unsupported(engine, precision, device)
             if reason:
                 results["errors"][name] = reason
                 continue
             progress.set_postfix_str(f"{name}: building")
-            lowered = engines.with_precision(model, precision)
             try:
-                module = build_engine(engine, lowered, benchmark[:precision_batch],
-                                      Path(scratch) / precision)
-            except Exception as error:  # noqa: BLE001 - an engine that does not compile is a result
-                results["errors"][name] = f"{type(error).__name__}: {error}"[:300]
+                built = engines.build(engine, precision, model, benchmark[:2],
+                                      Path(scratch) / engine / precision, calibration)
+            except engines.EngineError as error:  # an engine that does not build is a result
+                results["errors"][name] = str(error)[:300]
                 continue
             progress.set_postfix_str(f"{name}: timing")
-            # Every engine at fp32 over all batch sizes; lower precisions at one batch size,
-            # then once over the largest batch for the accuracy check.
-            sizes = batch_sizes if precision == "fp32" else (precision_batch, largest)
             # TorchScript's profiling executor optimises the graph on its second run.
-            seconds, scores = time_batches(module, benchmark, sizes, repeats,
+            seconds, scores = time_batches(built, benchmark, batch_sizes, repeats,
                                            warmups=2 if engine == "torchscript" else 1)
-            if reference is None:
-                reference = scores[largest]  # fp32 eager comes first
-            if precision == "fp32":
-                results["engines"][engine] = {
-                    str(b): {"ms_per_batch": 1000 * s, "clips_per_s": b / s}
-                    for b, s in seconds.items()}
-            results["precision"][name] = {
-                "ms_per_batch": 1000 * seconds[precision_batch], "batch": precision_batch,
-                **engines.accuracy_check(reference, scores[largest], threshold)}
+            check = accuracy.compare("score", reference[largest], scores[largest], threshold)
+            results["rows"].append(_row(engine, precision, seconds, check))
+    results["auto"] = fastest_passing(results["rows"], largest)
     return results
+
+
+def fastest_passing(rows: list[dict], batch: int) -> dict:
+    """What the build's ``precision: auto`` would pick from these rows: the engine x
+    precision (eager aside) fastest at ``batch`` among those whose check passed."""
+    passing = [r for r in rows if r["passed"] and r["engine"] != "eager"]
+    best = min(passing, key=lambda r: r["batches"][str(batch)]["ms_per_batch"])
+    return {"engine": best["engine"], "precision": best["precision"], "batch": batch}
+
+
+def _row(engine: str, precision: str, seconds: dict[int, float], check: dict) -> dict:
+    return {"engine": engine, "precision": precision, **check,
+            "batches": {str(b): {"ms_per_batch": 1000 * s, "clips_per_s": b / s}
+                        for b, s in seconds.items()}}

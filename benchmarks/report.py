@@ -21,7 +21,7 @@ def e2e_section(e2e: dict) -> str:
              f"{r['p50_s']:.1f} s", f"{r['p99_s']:.1f} s"] for r in e2e["rows"]]
     check = "match" if e2e["scores_match"] else "MISMATCH"
     return (f"### End to end: naive baseline vs Vigil ({e2e['clips']} clips of 20 s, "
-            f"wav2vec2-{e2e['size']}, Vigil at {e2e['precision']})\n\n"
+            f"wav2vec2-{e2e['size']}, Vigil at {e2e['engine']} {e2e['precision']})\n\n"
             + table(["path", "clips/s", "CPU-s per clip", "p50 latency", "p99 latency"], rows)
             + f"\n\nVigil vs baseline: **{e2e['speedup_clips_per_s']:.2f}x clips/s, "
             f"{e2e['cpu_per_clip_ratio']:.2f}x clips per CPU-second**; every clip scored by "
@@ -30,22 +30,21 @@ def e2e_section(e2e: dict) -> str:
 
 
 def engines_section(engines: dict) -> str:
-    sizes = sorted({int(b) for timings in engines["engines"].values() for b in timings})
-    rows = [[name, *(f"{timings[str(b)]['ms_per_batch']:,.0f} ms / "
-                     f"{timings[str(b)]['clips_per_s']:.2f}" for b in sizes)]
-            for name, timings in engines["engines"].items()]
-    precision = [[name, f"{p['ms_per_batch']:,.0f}", f"{p['max_difference']:.4f}",
-                  f"{p['label_agreement']:.0%}", "pass" if p["passed"] else "fail"]
-                 for name, p in engines["precision"].items()]
-    errors = "".join(f"\n- {name}: {error}"
-                     for name, error in engines["errors"].items())
+    sizes = sorted({int(b) for row in engines["rows"] for b in row["batches"]})
+    rows = [[f"{row['engine']} {row['precision']}",
+             *(f"{row['batches'][str(b)]['ms_per_batch']:,.0f} ms / "
+               f"{row['batches'][str(b)]['clips_per_s']:.2f}" for b in sizes),
+             f"{row['max_difference']:.4f}", f"{row['agreement']:.0%}",
+             "pass" if row["passed"] else "fail"] for row in engines["rows"]]
+    errors = "".join(f"\n- {name}: {error}" for name, error in engines["errors"].items())
+    auto = engines["auto"]
     return (f"### Model engines (wav2vec2-{engines['size']}, 20 s clips, {engines['device']}, "
-            f"{engines['threads']} threads): ms per batch / clips per s\n\n"
-            + table(["engine", *(f"batch {b}" for b in sizes)], rows)
-            + f"\n\n### Precision at batch {next(iter(engines['precision'].values()))['batch']}"
-            " (accuracy against fp32 eager: max |score diff| <= 0.01, labels >= 99%)\n\n"
-            + table(["precision / engine", "ms per batch", "max abs diff", "labels agree",
-                     "check"], precision) + "\n" + errors + "\n")
+            f"{engines['threads']} threads): ms per batch / clips per s, and the accuracy "
+            "check against fp32 eager (max |score diff| <= 0.01, labels >= 99%)\n\n"
+            + table(["engine precision", *(f"batch {b}" for b in sizes), "max abs diff",
+                     "labels agree", "check"], rows)
+            + f"\n\nauto (the fastest passing pair at batch {auto['batch']}): "
+            f"**{auto['engine']} {auto['precision']}**\n" + errors + "\n")
 
 
 def overhead_section(overhead: dict) -> str:
@@ -88,7 +87,8 @@ SECTIONS = {"e2e": e2e_section, "engines": engines_section, "overhead": overhead
 
 def markdown(results: dict) -> str:
     machine = results["machine"]
-    head = (f"## vigil bench, {machine['date']}: {machine['cpu']}, {machine['cores']} cores"
+    head = (f"## make bench, {machine['date']}: {machine['cpu']}, {machine['cores']} cores, "
+            f"CPU flags {' '.join(machine.get('cpu_flags', [])) or 'none of note'}"
             f"{', ' + machine['gpu'] if machine.get('gpu') else ''}, torch {machine['torch']}\n")
     return "\n".join([head, *(render(results[part]) for part, render in SECTIONS.items()
                               if part in results)])
@@ -99,10 +99,10 @@ def plots(results: dict, folder: Path) -> list[Path]:
     written = []
     if "engines" in results:
         figure, axis = plt.subplots(figsize=(6, 4))
-        for name, timings in results["engines"]["engines"].items():
-            sizes = sorted(int(b) for b in timings)
-            axis.plot(sizes, [timings[str(b)]["clips_per_s"] for b in sizes], marker="o",
-                      label=name)
+        for row in results["engines"]["rows"]:
+            sizes = sorted(int(b) for b in row["batches"])
+            axis.plot(sizes, [row["batches"][str(b)]["clips_per_s"] for b in sizes],
+                      marker="o", label=f"{row['engine']} {row['precision']}")
         axis.set(xlabel="batch size", ylabel="clips per second", xticks=[1, 2, 4, 8],
                  title=f"engines, wav2vec2-{results['engines']['size']}")
         axis.legend()

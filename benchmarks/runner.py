@@ -4,65 +4,53 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import platform
 import signal
 import sys
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
 import torch
 
 from scripts import clips, harness
-from benchmarks import cost, e2e, engines, load, overhead, report, stack
+from benchmarks import cost, e2e, engines, load, machine, overhead, report, stack
 from benchmarks.gpu import UtilisationSampler
 
 PARTS = ("engines", "e2e", "overhead", "load", "cost")
 
 
-def machine(device: str) -> dict:
-    info = {"date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-            "cpu": platform.processor() or _cpu_model(), "cores": psutil.cpu_count(),
-            "torch": torch.__version__, "device": device}
+def describe_machine(device: str) -> dict:
+    info = {**machine.describe(device), "torch": torch.__version__}
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
     return info
 
 
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
-def chosen_precision(args: argparse.Namespace, results: dict) -> str:
-    """``--precision``, or with ``auto`` the fastest TorchScript precision whose accuracy
-    check passed in the engines part (fp32 when that part did not run)."""
+def chosen_pair(args: argparse.Namespace, results: dict) -> tuple[str, str]:
+    """``--engine``/``--precision``; with ``--precision auto``, what the build's auto would
+    pick here: the fastest engine x precision whose accuracy check passed in the engines
+    part (TorchScript fp32 when that part did not run)."""
     if args.precision != "auto":
-        return args.precision
-    checked = {name.split("/")[0]: p for name, p in
-               results.get("engines", {}).get("precision", {}).items()
-               if name.endswith("/torchscript") and p["passed"]}
-    return min(checked, key=lambda name: checked[name]["ms_per_batch"], default="fp32")
+        return args.engine, args.precision
+    auto = results.get("engines", {}).get("auto")
+    return (auto["engine"], auto["precision"]) if auto else ("torchscript", "fp32")
 
 
 def run_e2e(args: argparse.Namespace, workdir: Path, bootstrap: str, results: dict) -> dict:
     messages = e2e.make_clips(args.clips)
     baseline = e2e.run_baseline(workdir, bootstrap, messages, size=args.size,
                                 threads=psutil.cpu_count(), device=args.device)
-    precision = chosen_precision(args, results)
+    engine, precision = chosen_pair(args, results)
     harness.step(f"Vigil: TorchServe ({args.workers} worker(s) x {args.threads} threads), "
-                 f"traced {precision}, batches of 8")
+                 f"{engine} {precision}, batches of 8")
     store = workdir / "store-e2e"
     e2e.build_archive(store, size=args.size, workers=args.workers, threads=args.threads,
-                      batch_delay_ms=args.batch_delay_ms, precision=precision)
+                      batch_delay_ms=args.batch_delay_ms, engine=engine, precision=precision)
     with stack.served(workdir, bootstrap, store=store, model=e2e.MODEL,
                       topic_prefix="vigil") as path:
         vigil = e2e.run_vigil(path, messages)
     tolerance = args.tolerance if precision == "fp32" else 0.01
-    return {"size": args.size, "clips": args.clips, "precision": precision,
+    return {"size": args.size, "clips": args.clips, "engine": engine, "precision": precision,
             "workers": args.workers, "threads": args.threads, "tolerance": tolerance,
             **e2e.compare(baseline, vigil, args.clips, tolerance)}
 
@@ -70,7 +58,8 @@ def run_e2e(args: argparse.Namespace, workdir: Path, bootstrap: str, results: di
 def run_load(args: argparse.Namespace, workdir: Path, bootstrap: str) -> dict:
     store = workdir / "store-load"
     e2e.build_archive(store, size=args.load_size, workers=args.workers, threads=args.threads,
-                      batch_delay_ms=args.batch_delay_ms, precision="fp32")
+                      batch_delay_ms=args.batch_delay_ms, engine="torchscript",
+                      precision="fp32")
     bodies = e2e.make_clips(16)
     with stack.served(workdir, bootstrap, store=store, model=e2e.MODEL,
                       topic_prefix="load") as path:
@@ -104,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     # SIGTERM unwinds like Ctrl-C, so the broker, TorchServe and daemon are stopped too.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     out = Path(args.out)
-    results: dict = {"machine": machine(args.device), "parts": parts}
+    results: dict = {"machine": describe_machine(args.device), "parts": parts}
     workdir = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
     sampler = UtilisationSampler() if args.device == "cuda" else contextlib.nullcontext()
     with sampler, stack.broker(workdir) as broker:

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     clip_messages(media, 0, "warm")
     store = workdir / "store"
     e2e.build_archive(store, size="tiny", workers=2, threads=1, batch_delay_ms=20,
-                      precision="fp32")
+                      engine="torchscript", precision="fp32")
     env = {"VIGIL_MEDIA_ALLOWED_SCHEMES": "file", "VIGIL_MEDIA_ALLOWED_DIRS": str(media)}
     with stack.broker(workdir) as broker, stack.served(
             workdir, broker.bootstrap, store=store, model=e2e.MODEL, topic_prefix="soak",

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from handlers import runtime
 from handlers.errors import BadInput
 
 logger = logging.getLogger(__name__)
@@ -88,14 +89,6 @@ def pick_device(properties: dict[str, Any]) -> torch.device:
     return torch.device("cpu")
 
 
-def load_engine(path: str, device: torch.device) -> Any:
-    """The archive's engine: an AOTInductor package (``.pt2``, compiled for the device it
-    was built on) or TorchScript (``.pt``)."""
-    if path.endswith(".pt2"):
-        return torch._inductor.aoti_load_package(path)
-    return torch.jit.load(path, map_location=device).eval()
-
-
 class BatchHandler:
     """Loads a traced model once, then scores whole batches of requests.
 
@@ -106,28 +99,32 @@ class BatchHandler:
 
     device: torch.device
     settings: dict[str, Any]
-    model: Any  # a TorchScript module or an AOTInductor runner: called on tensors
+    model: runtime.Run  # whichever engine the archive holds: tensors in, a tensor out
     max_rows: int = 64
 
     # -- lifecycle ------------------------------------------------------------------------
     def initialize(self, context: Any) -> None:
-        """Load the serialised model named in the archive manifest and warm it up."""
+        """Load the artifact named in the archive manifest and warm it up."""
         properties = context.system_properties
         self.device = pick_device(properties)
         self.settings = dict((context.model_yaml_config or {}).get("handler", {}))
         self.max_rows = int(self.settings.get("max_rows", self.max_rows))
-        self.identity = {"model": self.settings.get("model_name", type(self).__name__),
-                         "model_version": str(self.settings.get("model_version", "1.0"))}
-        threads = int(self.settings.get("intra_op_threads", 0))
-        if threads > 0:
-            # Several workers share the host's cores: without this each grabs all of them.
-            torch.set_num_threads(threads)
+        threads = int(self.settings.get("intra_op_threads") or 0) or runtime.worker_threads(
+            runtime.available_cores(), int(self.settings.get("workers_served_together", 1)))
+        # Several workers share the host's cores: without this each grabs all of them.
+        torch.set_num_threads(threads)
         serialized = context.manifest["model"]["serializedFile"]
-        path = os.path.join(properties["model_dir"], serialized)
-        self.model = load_engine(path, self.device)
+        loaded = runtime.load(os.path.join(properties["model_dir"], serialized),
+                              device=self.device, threads=threads,
+                              precision=str(self.settings.get("precision", "fp32")))
+        self.model = loaded.run
+        self.identity = {"model": self.settings.get("model_name", type(self).__name__),
+                         "model_version": str(self.settings.get("model_version", "1.0")),
+                         "engine": loaded.engine, "precision": loaded.precision}
         self.setup(properties["model_dir"])
         self.warm_up(int(properties.get("batch_size") or 1))
-        logger.info("loaded %s on %s", serialized, self.device)
+        logger.info("loaded %s (%s, %s) on %s with %d threads", serialized, loaded.engine,
+                    loaded.precision, self.device, threads)
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[Any]:
         """Score a batch: one response per request, bad requests answered with their 4xx."""

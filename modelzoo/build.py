@@ -1,5 +1,6 @@
-"""Build every archive in the manifest: load or create the model, trace, verify, package,
-and record it in the store's catalogue.
+"""Build every archive in the manifest: load or create the model, build its engine at its
+precision (or, with ``precision: auto``, the fastest pair that passes), check it against
+eager, package it, and record it in the store's catalogue.
 
 A released version is never overwritten: an archive built from real weights is a release,
 and building its name and version again is refused (bump the version in the manifest).
@@ -9,18 +10,20 @@ builds, which later dev builds may replace.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from modelzoo import archiver, audio_classifier, catalogue, engines, families
+from modelzoo import (accuracy, archiver, audio_classifier, catalogue, engine_choice, engines,
+                      families)
 from modelzoo.manifest import ArchiveSpec, ManifestError
 
 logger = logging.getLogger(__name__)
@@ -31,13 +34,19 @@ CHECK_BATCH_SIZES = (1, 3, 8)
 @dataclass(frozen=True, kw_only=True)
 class BuildOptions:
     """How to build: ``size`` builds random-weight models instead of loading checkpoints;
-    ``release`` says whether the result is a release (real weights) or a dev build."""
+    ``release`` says whether the result is a release (real weights) or a dev build;
+    ``workers_served_together`` counts, per archive, the workers of every archive one
+    TorchServe serves with it (the handler shares the machine's cores among them)."""
 
     export_dir: Path
     size: str | None = None
     release: bool | None = None  # None: a release unless built at a random-weight size
     check_batch_sizes: Sequence[int] = CHECK_BATCH_SIZES
-    tolerance: float = engines.DEFAULT_TOLERANCE
+    tolerance: float = accuracy.DEFAULT_TOLERANCE
+    workers_served_together: Mapping[str, int] = field(default_factory=dict)
+    # precision auto: what was chosen per (family, size), so archives of one architecture
+    # share the search (each is still checked against its own eager model).
+    choices: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.size is not None and self.size not in audio_classifier.SIZES:
@@ -48,9 +57,10 @@ class BuildOptions:
 
 @dataclass(frozen=True)
 class BuiltArchive:
-    spec: ArchiveSpec
+    spec: ArchiveSpec  # with the engine and precision actually packaged
     path: Path
     max_difference: float
+    trials: list[dict] = field(default_factory=list)  # precision auto: every candidate
 
 
 def seed_for(name: str) -> int:
@@ -59,35 +69,82 @@ def seed_for(name: str) -> int:
 
 
 def build_one(spec: ArchiveSpec, options: BuildOptions, progress: tqdm) -> BuiltArchive:
-    """Trace, verify against eager for each check batch size, then package the archive."""
+    """Load the model, then :func:`package_model`."""
     progress.set_postfix_str(f"{spec.name}: loading")
     model = families.load(spec, options.size, seed_for(spec.name), options.export_dir).eval()
-    return package_model(spec, engines.with_precision(model, spec.precision), options, progress)
+    return package_model(spec, model, options, progress)
+
+
+def _engine(spec: ArchiveSpec, model: nn.Module, options: BuildOptions, scratch: Path,
+            progress: tqdm) -> tuple[engines.Engine, dict, list[dict]]:
+    """The checked engine for ``spec``, its check, and (auto) every candidate's trial."""
+    kind = families.OUTPUT_KIND[spec.family]
+    generator = torch.Generator().manual_seed(0)
+    checks = [model.example(size, generator) for size in options.check_batch_sizes]
+    calibration = families.calibration(spec.family, model)
+    key = (spec.family, options.size or spec.checkpoint)
+    if spec.precision != "auto":
+        return (*_checked(spec.engine, spec.precision, model, spec, options, scratch,
+                          calibration, checks, progress), [])
+    if key in options.choices:  # the same architecture chose already: check this one
+        try:
+            return (*_checked(*options.choices[key], model, spec, options, scratch,
+                              calibration, checks, progress), [])
+        except accuracy.EngineMismatch:
+            logger.info("%s: %s fails its check here: searching again", spec.name,
+                        options.choices[key])
+
+    def show(trial: engine_choice.Trial) -> None:
+        progress.set_postfix_str(f"{spec.name}: tried {trial.engine} {trial.precision}")
+
+    engine, trials = engine_choice.choose(
+        model, kind=kind, threshold=spec.threshold, example=model.example(2), checks=checks,
+        calibration=calibration, timed=model.example(engine_choice.TIMED_BATCH, generator),
+        scratch=scratch, on_trial=show)
+    options.choices[key] = (engine.name, engine.precision)
+    chosen = next(t for t in trials if (t.engine, t.precision) == options.choices[key])
+    return engine, chosen.check, [t.row() for t in trials]
+
+
+def _checked(engine_name: str, precision: str, model: nn.Module, spec: ArchiveSpec,
+             options: BuildOptions, scratch: Path, calibration: Sequence, checks: Sequence,
+             progress: tqdm) -> tuple[engines.Engine, dict]:
+    progress.set_postfix_str(f"{spec.name}: building {engine_name} {precision}")
+    engine = engines.build(engine_name, precision, model, model.example(2),
+                           scratch / f"{engine_name}-{precision}", calibration)
+    progress.set_postfix_str(f"{spec.name}: checking against eager")
+    kind = families.OUTPUT_KIND[spec.family]
+    return engine, engine_choice.verify(engine, model, precision, kind, checks,
+                                        spec.threshold, options.tolerance)
 
 
 def package_model(spec: ArchiveSpec, model: nn.Module, options: BuildOptions,
                   progress: tqdm) -> BuiltArchive:
-    """Trace ``model`` with the spec's engine, check it against eager, archive it and
-    record it in the catalogue; raises :class:`ManifestError` rather than overwrite a
-    released version."""
+    """Build the spec's engine, check it against eager, archive it and record it in the
+    catalogue. Raises :class:`ManifestError` rather than overwrite a released version,
+    :class:`~modelzoo.accuracy.EngineMismatch` when the engine answers unlike eager, and
+    :class:`~modelzoo.engines.EngineError` when it cannot be built."""
     refuse_overwrite(spec, options)
     labels = model.labels() if hasattr(model, "labels") else []
     # Staged outside the model store: TorchServe would load a model directory found there.
     with tempfile.TemporaryDirectory(prefix=f"vigil-{spec.name}-") as staging:
-        progress.set_postfix_str(f"{spec.name}: building the {spec.engine} engine")
-        engine = engines.build(spec.engine, model, model.example(2), Path(staging) / "engine")
-        progress.set_postfix_str(f"{spec.name}: checking against eager")
-        generator = torch.Generator().manual_seed(0)
-        checks = [model.example(size, generator) for size in options.check_batch_sizes]
-        difference = engines.check_outputs(model, engine, checks, options.tolerance)
+        engine, check, trials = _engine(spec, model, options, Path(staging) / "scratch",
+                                        progress)
         progress.set_postfix_str(f"{spec.name}: packaging")
-        serialized = engines.save(engine, Path(staging) / "model.pt")
-        extra = model.extra_files(Path(staging) / "extra") if hasattr(model, "extra_files") else []
-        settings = model.handler_settings()
-        path = archiver.package(spec, serialized, labels, options.export_dir, settings, extra)
-    catalogue.record(options.export_dir, {**families.describe(spec, settings, labels),
-                                          "release": options.release})
-    return BuiltArchive(spec=spec, path=path, max_difference=difference)
+        folder = Path(staging) / "artifact"
+        folder.mkdir()
+        artifact = engine.save(folder)
+        chosen = dataclasses.replace(spec, engine=engine.name, precision=engine.precision)
+        settings = {**model.handler_settings(), "workers_served_together":
+                    options.workers_served_together.get(spec.name, spec.workers)}
+        extra = model.extra_files(Path(staging) / "extra") if hasattr(model, "extra_files") \
+            else []
+        path = archiver.package(chosen, artifact.serialized, labels, options.export_dir,
+                                settings, [*extra, *artifact.extra])
+    catalogue.record(options.export_dir, {**families.describe(chosen, settings, labels),
+                                          "release": options.release,
+                                          "accuracy": check, "engine_trials": trials})
+    return BuiltArchive(chosen, path, check.get("max_difference", 0.0), trials)
 
 
 def refuse_overwrite(spec: ArchiveSpec, options: BuildOptions) -> None:
@@ -105,8 +162,12 @@ def refuse_overwrite(spec: ArchiveSpec, options: BuildOptions) -> None:
                             "overwritten: bump its version in the manifest")
 
 
-def build_all(specs: Sequence[ArchiveSpec], options: BuildOptions) -> list[BuiltArchive]:
-    """Build ``specs`` in order with a progress bar; stops at the first failure."""
+def build_all(specs: Sequence[ArchiveSpec], options: BuildOptions,
+              manifest: Sequence[ArchiveSpec] | None = None) -> list[BuiltArchive]:
+    """Build ``specs`` in order with a progress bar; stops at the first failure. Workers
+    served together are counted over ``manifest`` (default: ``specs``)."""
+    served = families.workers_served_together(manifest or specs)
+    options = dataclasses.replace(options, workers_served_together=served)
     built = []
     with tqdm(specs, desc="building archives", unit="archive") as progress:
         for spec in progress:

@@ -6,7 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from modelzoo.accuracy import EngineMismatch
 from modelzoo.build import BuildOptions, build_all
+from modelzoo.engines import EngineError
 from modelzoo.manifest import ManifestError, load_manifest
 
 logger = logging.getLogger(__name__)
@@ -14,7 +16,8 @@ logger = logging.getLogger(__name__)
 
 def build(args: argparse.Namespace) -> int:
     """Build the manifest's archives (or those named) into the export directory."""
-    specs = load_manifest(Path(args.manifest))
+    manifest = load_manifest(Path(args.manifest))
+    specs = manifest
     if args.only:
         unknown = set(args.only) - {spec.name for spec in specs}
         if unknown:
@@ -22,9 +25,10 @@ def build(args: argparse.Namespace) -> int:
         specs = [spec for spec in specs if spec.name in args.only]
     options = BuildOptions(export_dir=Path(args.export_dir), size=args.size)
     try:
-        for built in build_all(specs, options):
-            print(f"{built.path}  (traced vs eager max |diff| {built.max_difference:.1e})")
-    except ManifestError as exc:
+        for built in build_all(specs, options, manifest):
+            print(f"{built.path}  ({built.spec.engine} {built.spec.precision}; vs eager max "
+                  f"|diff| {built.max_difference:.1e})")
+    except (ManifestError, EngineError, EngineMismatch) as exc:
         raise SystemExit(f"vigil build: {exc}") from exc
     return 0
 

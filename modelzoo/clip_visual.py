@@ -9,11 +9,14 @@ config with open_clip so the same factory builds it, with random weights.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from modelzoo import quiet
 
 TINY_NAME = "vigil-tiny-clip"
 TINY_CONFIG = {
@@ -75,4 +78,7 @@ def from_size(size: str, seed: int = 0) -> ClipVisualEncoder:
         (Path(folder) / f"{TINY_NAME}.json").write_text(json.dumps(TINY_CONFIG))
         open_clip.add_model_config(folder)
     torch.manual_seed(seed)
-    return _wrap(open_clip.create_model(TINY_NAME, pretrained=None))
+    # open_clip warns on the root logger that no pretrained weights were loaded: for a
+    # random-weight dev model that is the point.
+    with quiet.root_logger_at(logging.ERROR):
+        return _wrap(open_clip.create_model(TINY_NAME, pretrained=None))

@@ -1,36 +1,49 @@
-"""Turn an eager module into a serialised engine, and check it against eager.
+"""Turn an eager module into a serialised engine at a precision, and save it for the archive.
 
-Two engines: TorchScript (traced, frozen; ``model.pt``), the default, and AOTInductor
-(``torch.export`` with a dynamic batch dimension, compiled ahead of time by Inductor into a
-``model.pt2`` package for the build machine's device). ``vigil bench`` compares them.
+Four engines, each exported with a dynamic batch dimension (every Vigil input has a fixed
+length: the handlers pad clips, frames, texts and examples to one size):
+
+| engine | artifact | precisions |
+|---|---|---|
+| ``torchscript`` | traced, frozen ``model.pt`` | fp32; bf16 (autocast); int8 (dynamic, Linear) |
+| ``aotinductor`` | ``torch.export`` + AOT compile, ``model.pt2`` | fp32; bf16 (autocast) |
+| ``openvino`` | OpenVINO IR ``model.xml`` + ``.bin`` | fp32; bf16 (the runtime's precision hint on the fp32 IR); int8 (NNCF, calibrated) |
+| ``onnxruntime`` | ``model.onnx`` | fp32; int8 (static quantisation, calibrated) |
+
+A bf16 TorchScript or AOTInductor graph ships with its fp32 twin (``model.fp32.pt``), so a
+serving machine without native bf16 falls back instead of emulating (handlers/runtime.py).
+Every built engine is callable on tensors, so the build checks it against eager the same
+way whatever it is (modelzoo/accuracy.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
+import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-ENGINES = ("torchscript", "aotinductor")
-SUFFIXES = {"torchscript": ".pt", "aotinductor": ".pt2"}
+from modelzoo import quiet
+
+ENGINES = ("torchscript", "aotinductor", "openvino", "onnxruntime")
+PRECISIONS = ("fp32", "bf16", "int8")
+SUPPORTED = {"torchscript": ("fp32", "bf16", "int8"), "aotinductor": ("fp32", "bf16"),
+             "openvino": ("fp32", "bf16", "int8"), "onnxruntime": ("fp32", "int8")}
 # The largest batch an AOTInductor engine accepts: the handlers' row chunk (max_rows).
 AOTI_MAX_BATCH = 64
-PRECISIONS = ("fp32", "bf16", "int8")
-DEFAULT_TOLERANCE = 1e-4
-# A lower precision replaces fp32 only when it stays this close on the benchmark clips.
-MAX_SCORE_DIFFERENCE = 0.01
-MIN_LABEL_AGREEMENT = 0.99
-
-
-class EngineMismatch(AssertionError):
-    """The serialised engine disagrees with the eager module beyond tolerance."""
-
 
 Inputs = torch.Tensor | tuple[torch.Tensor, ...]
+
+
+class EngineError(RuntimeError):
+    """An engine cannot be built at this precision (unsupported, or the export failed)."""
 
 
 def as_args(inputs: Inputs) -> tuple[torch.Tensor, ...]:
@@ -38,91 +51,25 @@ def as_args(inputs: Inputs) -> tuple[torch.Tensor, ...]:
     return inputs if isinstance(inputs, tuple) else (inputs,)
 
 
-def trace(module: nn.Module, example: Inputs) -> torch.jit.ScriptModule:
-    """Trace ``module`` on ``example``; the result accepts other batch sizes too."""
-    module.eval()
-    with torch.no_grad(), warnings.catch_warnings():
-        # TorchScript is deprecated upstream; Vigil keeps it deliberately (see DESIGN.md),
-        # and the tracer's warnings about frozen Python-side shape checks are expected.
-        warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        # check_trace re-runs the module and compares; check_outputs does that explicitly.
-        traced = torch.jit.trace(module, as_args(example), check_trace=False)
-        return torch.jit.freeze(traced)
+@dataclass
+class Artifact:
+    """What goes into the archive: the serialised model, and files beside it."""
+
+    serialized: Path
+    extra: list[Path] = field(default_factory=list)
 
 
-def max_abs_difference(
-    eager: nn.Module, engine: nn.Module, inputs: Iterable[Inputs]
-) -> float:
-    """Largest absolute output difference between the two modules over ``inputs``."""
-    worst = 0.0
-    with torch.inference_mode():
-        for batch in inputs:
-            worst = max(worst, (eager(*as_args(batch)) - engine(*as_args(batch))).abs().max().item())
-    return worst
+@dataclass
+class Engine:
+    """A built engine: run a batch (tensors in, a tensor out), and save the artifact."""
 
-
-def check_outputs(
-    eager: nn.Module, engine: nn.Module, inputs: Iterable[Inputs],
-    tolerance: float = DEFAULT_TOLERANCE,
-) -> float:
-    """Return the max difference; raise :class:`EngineMismatch` when it exceeds ``tolerance``."""
-    worst = max_abs_difference(eager, engine, inputs)
-    if worst > tolerance:
-        raise EngineMismatch(f"engine differs from eager by {worst:.2e} > {tolerance:.0e}")
-    return worst
-
-
-class AotiEngine:
-    """An AOTInductor package (``.pt2``) and its loaded runner, callable like the module."""
-
-    def __init__(self, package: Path) -> None:
-        self.package = package
-        self.runner = torch._inductor.aoti_load_package(str(package))
+    name: str
+    precision: str
+    run: Callable[..., torch.Tensor]
+    save: Callable[[Path], Artifact]
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.runner(*inputs)
-
-
-def compile_aoti(module: nn.Module, example: Inputs, folder: Path,
-                 max_batch: int = AOTI_MAX_BATCH) -> AotiEngine:
-    """Export ``module`` with every input's batch dimension dynamic (1..``max_batch``),
-    other dimensions fixed at the example's, and compile it ahead of time to a package."""
-    module.eval()
-    folder.mkdir(parents=True, exist_ok=True)
-    args = as_args(example)
-    batch = torch.export.Dim("batch", min=1, max=max_batch)
-    with torch.no_grad(), warnings.catch_warnings():
-        # torch.export and Inductor warn about their own internals (deprecations, guards);
-        # the result is checked against eager after the build instead.
-        warnings.simplefilter("ignore")
-        program = torch.export.export(module, args, dynamic_shapes=tuple({0: batch} for _ in args),
-                                      strict=False)
-        package = torch._inductor.aoti_compile_and_package(
-            program, package_path=str(folder / "model.pt2"))
-    return AotiEngine(Path(package))
-
-
-def build(name: str, module: nn.Module, example: Inputs, scratch: Path):
-    """The engine called ``name`` (one of :data:`ENGINES`) for ``module``; AOTInductor
-    writes its package under ``scratch``."""
-    if name == "torchscript":
-        return trace(module, example)
-    if name == "aotinductor":
-        return compile_aoti(module, example, scratch)
-    raise ValueError(f"unknown engine {name!r}; known: {ENGINES}")
-
-
-def save(engine: torch.jit.ScriptModule | AotiEngine, path: Path) -> Path:
-    """Write the engine to ``path`` with its engine's suffix; returns the written path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(engine, AotiEngine):
-        target = path.with_suffix(SUFFIXES["aotinductor"])
-        shutil.copyfile(engine.package, target)
-        return target
-    torch.jit.save(engine, str(path))
-    return path
-
+        return self.run(*inputs)
 
 
 class Bf16Autocast(nn.Module):
@@ -133,41 +80,223 @@ class Bf16Autocast(nn.Module):
         super().__init__()
         self.inner = inner
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, *more: torch.Tensor) -> torch.Tensor:
         # The inputs' device picks the autocast: CPU autocast leaves CUDA matmuls in fp32.
-        with torch.autocast(inputs[0].device.type, dtype=torch.bfloat16):
-            return self.inner(*inputs).float()
-
-    def example(self, batch: int, generator: torch.Generator | None = None) -> Inputs:
-        return self.inner.example(batch, generator)
-
-    def handler_settings(self) -> dict:
-        return {**self.inner.handler_settings(), "precision": "bf16"}
-
-    def labels(self) -> list[str]:
-        return self.inner.labels()
+        with torch.autocast(inputs.device.type, dtype=torch.bfloat16):
+            return self.inner(inputs, *more).float()
 
 
-def with_precision(model: nn.Module, precision: str) -> nn.Module:
-    """``model`` at ``precision``: fp32 as is, bf16 autocast, or int8 dynamic quantisation of
-    the Linear layers (weights int8, activations quantised on the fly)."""
-    if precision == "fp32":
-        return model
-    if precision == "bf16":
-        return Bf16Autocast(model).eval()
+def dynamic_int8(model: nn.Module) -> nn.Module:
+    """Dynamic int8 quantisation of the Linear layers (weights int8, activations on the fly)."""
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated for torchao, but still the one dynamic int8
+        # path that traces to TorchScript; pinned torch 2.11 ships it.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+
+
+def trace(module: nn.Module, example: Inputs) -> torch.jit.ScriptModule:
+    """Trace ``module`` on ``example``; the result accepts other batch sizes too."""
+    module.eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        # TorchScript is deprecated upstream; Vigil keeps it deliberately (see DESIGN.md),
+        # and the tracer's warnings about frozen Python-side shape checks are expected.
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated",
+                                category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        # The tracer reads every attribute of every submodule, and reading transformers'
+        # deprecated `is_gradient_checkpointing` alias warns; nothing here uses it.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing",
+                                category=FutureWarning)
+        # check_trace re-runs the module and compares; the build's accuracy check does that.
+        traced = torch.jit.trace(module, as_args(example), check_trace=False)
+        return torch.jit.freeze(traced)
+
+
+def _torchscript(model: nn.Module, precision: str, example: Inputs) -> Engine:
+    lowered = {"fp32": model, "bf16": Bf16Autocast(model).eval(),
+               "int8": dynamic_int8(model)}[precision]
+    traced = trace(lowered, example)
+    twin = trace(model, example) if precision == "bf16" else None
+
+    def save(folder: Path) -> Artifact:
+        torch.jit.save(traced, str(folder / "model.pt"))
+        if twin is None:
+            return Artifact(folder / "model.pt")
+        torch.jit.save(twin, str(folder / "model.fp32.pt"))
+        return Artifact(folder / "model.pt", [folder / "model.fp32.pt"])
+    return Engine("torchscript", precision, traced, save)
+
+
+def _aoti_package(module: nn.Module, example: Inputs, path: Path) -> Path:
+    args = as_args(example)
+    batch = torch.export.Dim("batch", min=1, max=AOTI_MAX_BATCH)
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch.export and Inductor warn about their own internals (deprecations, guards);
+        # the result is checked against eager after the build instead.
+        warnings.simplefilter("ignore")
+        program = torch.export.export(module, args, strict=False,
+                                      dynamic_shapes=tuple({0: batch} for _ in args))
+        return Path(torch._inductor.aoti_compile_and_package(program,
+                                                             package_path=str(path)))
+
+
+def _aotinductor(model: nn.Module, precision: str, example: Inputs, scratch: Path) -> Engine:
+    lowered = Bf16Autocast(model).eval() if precision == "bf16" else model
+    package = _aoti_package(lowered, example, scratch / "model.pt2")
+    twin = _aoti_package(model, example, scratch / "model.fp32.pt2") if precision == "bf16" \
+        else None
+    runner = torch._inductor.aoti_load_package(str(package))
+
+    def save(folder: Path) -> Artifact:
+        shutil.copyfile(package, folder / "model.pt2")
+        if twin is None:
+            return Artifact(folder / "model.pt2")
+        shutil.copyfile(twin, folder / "model.fp32.pt2")
+        return Artifact(folder / "model.pt2", [folder / "model.fp32.pt2"])
+    return Engine("aotinductor", precision, runner, save)
+
+
+def _openvino_model(model: nn.Module, example: Inputs):
+    import openvino as ov
+
+    args = as_args(example)
+    shapes = [ov.PartialShape([-1, *part.shape[1:]]) for part in args]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing",
+                                category=FutureWarning)
+        return ov.convert_model(model, example_input=args, input=shapes)
+
+
+def _openvino(model: nn.Module, precision: str, example: Inputs,
+              calibration: Sequence[Inputs]) -> Engine:
+    import openvino as ov
+
+    converted = _openvino_model(model, example)
     if precision == "int8":
-        with warnings.catch_warnings():
-            # torch.ao.quantization is deprecated for torchao, but still the one dynamic
-            # int8 path that traces to TorchScript; pinned torch 2.11 ships it.
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
-    raise ValueError(f"unknown precision {precision!r}; known: {PRECISIONS}")
+        # NNCF imports torch.utils.cpp_extension, which warns on a CPU-only machine that it
+        # found no CUDA runtime: true, and irrelevant to an OpenVINO model.
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        import nncf
+
+        nncf.set_log_level(logging.ERROR)
+        with quiet.no_stdout():
+            # subset_size counts dataset items (batches), not samples: use them all.
+            converted = nncf.quantize(
+                converted, nncf.Dataset([tuple(p.numpy() for p in as_args(batch))
+                                         for batch in calibration]),
+                subset_size=len(calibration))
+    hint = "bf16" if precision == "bf16" else "f32"
+    compiled = ov.Core().compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+    output = compiled.output(0)
+
+    def run(*inputs: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(compiled([p.numpy() for p in inputs])[output].copy())
+
+    def save(folder: Path) -> Artifact:
+        # compress_to_fp16 would round the weights: the IR keeps them at fp32 and bf16 is
+        # the serving runtime's choice.
+        ov.save_model(converted, str(folder / "model.xml"), compress_to_fp16=False)
+        return Artifact(folder / "model.xml", [folder / "model.bin"])
+    return Engine("openvino", precision, run, save)
 
 
-def accuracy_check(reference: torch.Tensor, candidate: torch.Tensor, threshold: float) -> dict:
-    """Scores of a lower precision against fp32 on the same clips: passes when no score moves
-    more than :data:`MAX_SCORE_DIFFERENCE` and labels agree on :data:`MIN_LABEL_AGREEMENT`."""
-    difference = (reference - candidate).abs().max().item()
-    agreement = ((reference >= threshold) == (candidate >= threshold)).float().mean().item()
-    return {"max_difference": difference, "label_agreement": agreement,
-            "passed": difference <= MAX_SCORE_DIFFERENCE and agreement >= MIN_LABEL_AGREEMENT}
+def _onnx_export(model: nn.Module, example: Inputs, path: Path) -> Path:
+    args = as_args(example)
+    names = [f"input{i}" for i in range(len(args))]
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    # nn.MultiheadAttention's inference fast path is one fused operator ONNX has no
+    # counterpart for; the plain path exports (and computes the same thing).
+    torch.backends.mha.set_fastpath_enabled(False)
+    with torch.no_grad(), warnings.catch_warnings(), _restore_fastpath(fastpath):
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        # A caution about negative indices in advanced indexing: the accuracy check after
+        # the export is what tells whether the graph computes the same thing.
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator",
+                                category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing",
+                                category=FutureWarning)
+        torch.onnx.export(model, args, str(path), input_names=names, output_names=["output"],
+                          dynamic_axes={name: {0: "batch"} for name in [*names, "output"]},
+                          opset_version=17, dynamo=False)
+    return path
+
+
+@contextlib.contextmanager
+def _restore_fastpath(enabled: bool):
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
+
+
+class _Calibration:
+    """ONNX Runtime's CalibrationDataReader over calibration batches."""
+
+    def __init__(self, names: list[str], calibration: Sequence[Inputs]) -> None:
+        self._batches = iter([{n: p.numpy() for n, p in zip(names, as_args(batch))}
+                              for batch in calibration])
+
+    def get_next(self) -> dict | None:
+        return next(self._batches, None)
+
+
+def _onnxruntime(model: nn.Module, precision: str, example: Inputs, scratch: Path,
+                 calibration: Sequence[Inputs]) -> Engine:
+    import onnxruntime as ort
+
+    path = _onnx_export(model, example, scratch / "model.fp32.onnx")
+    if precision == "int8":
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        prepared = scratch / "model.prepared.onnx"
+        quantized = scratch / "model.int8.onnx"
+        names = [f"input{i}" for i in range(len(as_args(example)))]
+        with quiet.root_logger_at(logging.ERROR):
+            quant_pre_process(str(path), str(prepared))
+            quantize_static(str(prepared), str(quantized), _Calibration(names, calibration),
+                            quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                            weight_type=QuantType.QInt8, per_channel=True)
+        path = quantized
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [item.name for item in session.get_inputs()]
+
+    def run(*inputs: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {n: p.numpy()
+                                                   for n, p in zip(names, inputs)})[0])
+
+    def save(folder: Path) -> Artifact:
+        shutil.copyfile(path, folder / "model.onnx")
+        return Artifact(folder / "model.onnx")
+    return Engine("onnxruntime", precision, run, save)
+
+
+def build(engine: str, precision: str, model: nn.Module, example: Inputs, scratch: Path,
+          calibration: Sequence[Inputs] = ()) -> Engine:
+    """The ``engine`` at ``precision`` for ``model``; intermediate files go under
+    ``scratch``. ``calibration`` batches feed the int8 quantisers. Raises
+    :class:`EngineError` for a pair the engine does not offer or an export that fails."""
+    if precision not in SUPPORTED.get(engine, ()):
+        raise EngineError(f"{engine} has no {precision}; it offers {SUPPORTED.get(engine)}")
+    scratch.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    try:
+        if engine == "torchscript":
+            return _torchscript(model, precision, example)
+        if engine == "aotinductor":
+            return _aotinductor(model, precision, example, scratch)
+        if engine == "openvino":
+            return _openvino(model, precision, example, calibration)
+        return _onnxruntime(model, precision, example, scratch, calibration)
+    except EngineError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an exporter's failure, named for the build log
+        raise EngineError(f"{engine} {precision}: {type(exc).__name__}: {exc}"[:500]) from exc
+
+
+def scratch_dir(prefix: str) -> tempfile.TemporaryDirectory:
+    """A temporary folder for an engine's intermediate files."""
+    return tempfile.TemporaryDirectory(prefix=f"vigil-{prefix}-")

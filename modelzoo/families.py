@@ -7,8 +7,10 @@ Every loaded module offers ``example(batch, generator)`` (inputs for tracing and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from modelzoo import audio_classifier, catalogue, clip_visual, fusion, vggish, xlmr_text
@@ -16,6 +18,13 @@ from modelzoo.manifest import ArchiveSpec
 
 # The fusion head reads its input sizes from these archives, never from constants.
 DEFAULT_EXTRACTORS = {"visual": "clip_visual", "text": "xlmr_text", "audio": "vggish_audio"}
+# What each family's output means, for the accuracy check of lower precisions.
+OUTPUT_KIND = {"audio_nsfw": "score", "vrt_fusion": "distribution", "clip_visual": "embedding",
+               "xlmr_text": "embedding", "vggish_audio": "embedding"}
+# Which families one TorchServe serves together (one pod per pipeline, deploy/k8s/).
+SERVING_GROUP = {"audio_nsfw": "audio", "clip_visual": "vrt", "xlmr_text": "vrt",
+                 "vggish_audio": "vrt", "vrt_fusion": "vrt"}
+CALIBRATION_BATCHES = 4
 # What a request to each family's handler may carry: the daemons route by this.
 ACCEPTS = {"audio_nsfw": ("audio",), "clip_visual": ("image", "video"),
            "xlmr_text": ("text",), "vggish_audio": ("audio", "video"),
@@ -48,6 +57,25 @@ def extractor_dims(spec: ArchiveSpec, store: Path) -> dict[str, int]:
             raise FileNotFoundError(f"{spec.name} needs {name} built into {store} first "
                                     f"(its embedding size): {exc}") from exc
     return dims
+
+
+def workers_served_together(specs: Sequence[ArchiveSpec]) -> dict[str, int]:
+    """Per archive, the workers of every archive of its serving group."""
+    totals: dict[str, int] = {}
+    for spec in specs:
+        group = SERVING_GROUP[spec.family]
+        totals[group] = totals.get(group, 0) + spec.workers
+    return {spec.name: totals[SERVING_GROUP[spec.family]] for spec in specs}
+
+
+def calibration(family: str, model: nn.Module, seed: int = 0) -> list:
+    """Inputs for the int8 quantisers: generated clips for the audio classifiers (tones,
+    noise and silence, as speech-like as a generator gets), the model's examples else."""
+    generator = torch.Generator().manual_seed(seed)
+    if family == "audio_nsfw":
+        return [audio_classifier.generated_clips(8, generator)
+                for _ in range(CALIBRATION_BATCHES)]
+    return [model.example(8, generator) for _ in range(CALIBRATION_BATCHES)]
 
 
 def describe(spec: ArchiveSpec, settings: dict, labels: list[str]) -> dict:

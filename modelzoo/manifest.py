@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from modelzoo.engines import ENGINES, PRECISIONS
+from modelzoo.engines import ENGINES, PRECISIONS, SUPPORTED
 
 DEFAULT_MANIFEST = Path("archives/manifest.yaml")
 FAMILIES = ("audio_nsfw", "clip_visual", "xlmr_text", "vggish_audio", "vrt_fusion")
@@ -29,13 +29,17 @@ class ArchiveSpec:
     architecture: str | None = None  # e.g. the open_clip model name for clip_visual
     version: str = "1.0"
     engine: str = "torchscript"
-    precision: str = "fp32"  # bf16 / int8 only after the accuracy check (`vigil bench --parts engines`)
+    # fp32, bf16, int8, or auto: the fastest engine x precision that passes the accuracy
+    # check on the machine that builds (modelzoo/engine_choice.py).
+    precision: str = "fp32"
     workers: int = 2
     batch_size: int = 8
     max_batch_delay_ms: int = 20
     response_timeout_s: int = 120
     threshold: float = 0.5
-    intra_op_threads: int = 0  # 0: torch's default (all cores); set when workers share cores
+    # 0: the serving machine's cores divided by the workers of every archive served
+    # together (handlers/runtime.py); set a number to override.
+    intra_op_threads: int = 0
     options: dict[str, Any] = field(default_factory=dict)  # family-specific handler settings
 
     def __post_init__(self) -> None:
@@ -46,9 +50,12 @@ class ArchiveSpec:
             raise ManifestError(f"{self.name}: an audio_nsfw archive needs its languages")
         if self.engine not in ENGINES:
             raise ManifestError(f"{self.name}: unknown engine {self.engine!r}; known: {ENGINES}")
-        if self.precision not in PRECISIONS:
+        if self.precision not in (*PRECISIONS, "auto"):
             raise ManifestError(f"{self.name}: unknown precision {self.precision!r}; "
-                                f"known: {PRECISIONS}")
+                                f"known: {(*PRECISIONS, 'auto')}")
+        if self.precision != "auto" and self.precision not in SUPPORTED[self.engine]:
+            raise ManifestError(f"{self.name}: {self.engine} has no {self.precision}; it "
+                                f"offers {SUPPORTED[self.engine]}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ManifestError(f"{self.name}: threshold {self.threshold} is outside [0, 1]")
         if self.workers < 1 or self.batch_size < 1:

@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from modelzoo.hf import quiet_loss_lookup
+
 TINY_MAX_LENGTH = 32
 REAL_MAX_LENGTH = 128
 WORDS = ("video", "post", "funny", "music", "dance", "fight", "blood", "kiss", "hate", "love",
@@ -25,6 +27,7 @@ class XlmrTextEncoder(nn.Module):
 
     def __init__(self, encoder: nn.Module, tokenizer, *, max_length: int) -> None:
         super().__init__()
+        quiet_loss_lookup(encoder)
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.max_length = max_length

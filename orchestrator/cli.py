@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 DEFAULT_MANIFEST = "archives/manifest.yaml"
 DEFAULT_EXPORT_DIR = "archives"
+VIGIL_LOGGERS = ("orchestrator", "modelzoo", "handlers", "benchmarks")
 
 
 def _add_build(commands: argparse._SubParsersAction) -> None:
@@ -137,7 +138,7 @@ def _add_minview(commands: argparse._SubParsersAction) -> None:
         description="Write a labelled history with a known ground truth (skewed classes, "
         "user-level risk, scores correlated with labels): .parquet or .csv.")
     generate.add_argument("--posts", type=int, default=100_000, help="rows to generate")
-    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--seed", type=int, default=0, help="seed of the generated history")
     generate.add_argument("--out", default="data/history.parquet", help="output file")
     generate.set_defaults(entry="modelzoo.triage.cli:generate")
     calibrate = steps.add_parser(
@@ -146,12 +147,14 @@ def _add_minview(commands: argparse._SubParsersAction) -> None:
         "history) at the target recall on a held-out split. Input columns: post_id, user_id, "
         "score, user_posts_6m, user_discards_6m, views, decision (discard|approve).")
     calibrate.add_argument("--history", required=True, help="labelled history, Parquet or CSV")
-    calibrate.add_argument("--target-recall", type=float, default=0.95)
+    calibrate.add_argument("--target-recall", type=float, default=0.95,
+                           help="recall of violating posts the policy must keep")
     calibrate.add_argument("--second-net-recall", type=float, default=0.8,
                            help="recall target for later nets, over the NSFW posts they see")
-    calibrate.add_argument("--nets", type=int, nargs="+", default=[1000, 2000])
+    calibrate.add_argument("--nets", type=int, nargs="+", default=[1000, 2000],
+                           help="view counts at which triage decides")
     calibrate.add_argument("--test-size", type=float, default=0.5, help="held-out share")
-    calibrate.add_argument("--seed", type=int, default=0)
+    calibrate.add_argument("--seed", type=int, default=0, help="seed of the split")
     calibrate.add_argument("--out", default="models/triage",
                            help="folder for policy.json, report.md/json, pr_curve.png")
     calibrate.set_defaults(entry="modelzoo.triage.cli:run_calibration")
@@ -194,13 +197,19 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(verbose: bool) -> None:
+    # Vigil's own loggers speak at INFO; libraries only when something is wrong (their INFO
+    # lines, e.g. open_clip's model config dump, drown the daemon's), or everything with -v.
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in VIGIL_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; returns its exit status."""
     args = make_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(args.verbose)
     module_name, function_name = args.entry.split(":")
     command = getattr(importlib.import_module(module_name), function_name)
     return command(args)

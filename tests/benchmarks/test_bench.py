@@ -4,8 +4,8 @@ import argparse
 
 import pytest
 
-from benchmarks import cost, e2e, load, report
-from benchmarks.runner import chosen_precision
+from benchmarks import cost, e2e, engines, load, report
+from benchmarks.runner import chosen_pair
 
 
 def test_cost_projection_rounds_machines_up_and_prices_a_month():
@@ -59,20 +59,22 @@ def test_comparison_ratios_are_vigil_over_baseline():
     assert compared["cpu_per_clip_ratio"] == pytest.approx(4.0)
 
 
-def check(passed: bool, ms: float) -> dict:
-    return {"passed": passed, "ms_per_batch": ms, "batch": 2, "max_difference": 0.0,
-            "label_agreement": 1.0}
+def row(engine: str, precision: str, passed: bool, ms: float) -> dict:
+    return {"engine": engine, "precision": precision, "passed": passed,
+            "batches": {"8": {"ms_per_batch": ms, "clips_per_s": 8000 / ms}}}
 
 
-def test_auto_precision_takes_the_fastest_that_passed_the_accuracy_check():
-    results = {"engines": {"precision": {"fp32/torchscript": check(True, 100),
-                                         "bf16/torchscript": check(False, 40),
-                                         "int8/torchscript": check(True, 70),
-                                         "int8/eager": check(True, 10)}}}
-    auto = argparse.Namespace(precision="auto")
-    assert chosen_precision(auto, results) == "int8"
-    assert chosen_precision(auto, {}) == "fp32"
-    assert chosen_precision(argparse.Namespace(precision="bf16"), results) == "bf16"
+def test_auto_takes_the_fastest_pair_that_passed_the_accuracy_check():
+    rows = [row("eager", "fp32", True, 10), row("torchscript", "fp32", True, 100),
+            row("openvino", "bf16", False, 40), row("openvino", "int8", True, 70)]
+    auto = engines.fastest_passing(rows, 8)
+    assert (auto["engine"], auto["precision"]) == ("openvino", "int8")
+    results = {"engines": {"auto": auto}}
+    pick = argparse.Namespace(precision="auto", engine="torchscript")
+    assert chosen_pair(pick, results) == ("openvino", "int8")
+    assert chosen_pair(pick, {}) == ("torchscript", "fp32")
+    fixed = argparse.Namespace(precision="bf16", engine="openvino")
+    assert chosen_pair(fixed, results) == ("openvino", "bf16")
 
 
 def test_report_states_whether_the_latency_target_was_met(tmp_path):

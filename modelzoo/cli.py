@@ -70,6 +70,49 @@ def train_vrt(args: argparse.Namespace) -> int:
         except ManifestError as exc:
             raise SystemExit(f"vigil train vrt: {exc}") from exc
         progress.update()
-    print(f"{built.path}  (traced vs eager max |diff| {built.max_difference:.1e})")
+    print(f"{built.path}  ({built.spec.engine} {built.spec.precision}; vs eager max |diff| "
+          f"{built.max_difference:.1e})")
     print(vrt_training.summary_markdown(report))
+    return 0
+
+
+def generate_speech(args: argparse.Namespace) -> int:
+    """Synthesise a labelled speech set with espeak-ng."""
+    from tqdm import tqdm
+
+    from modelzoo import speech
+
+    words = {name: tuple(w.strip() for w in value.split(",") if w.strip())
+             for name, value in (("policy_words", args.policy_words),
+                                 ("near_misses", args.near_misses)) if value}
+    options = speech.SpeechSetOptions(language=args.language, clips=args.clips,
+                                      positive_share=args.positive_share, seed=args.seed,
+                                      **words)
+    try:
+        with tqdm(total=options.clips, desc=f"speaking {args.language} clips",
+                  unit="clip") as progress:
+            clips = speech.generate(options, Path(args.out), progress=progress)
+    except speech.GeneratorError as exc:
+        raise SystemExit(f"vigil audio generate: {exc}") from exc
+    positives = sum(c.label == speech.POSITIVE for c in clips)
+    print(f"{args.out}/manifest.jsonl: {len(clips)} clips, {positives} nsfw, "
+          f"{sum(c.kind == 'near_miss' for c in clips)} near misses")
+    return 0
+
+
+def train_audio(args: argparse.Namespace) -> int:
+    """Fine-tune, calibrate, report, and build the new archive version."""
+    from modelzoo.train_audio import TrainAudioRequest, train_and_build
+
+    request = TrainAudioRequest(
+        data=Path(args.data), language=args.language,
+        init=Path(args.init) if args.init else None, target=args.target,
+        epochs=args.epochs, learning_rate=args.learning_rate, version=args.version,
+        out=Path(args.out or f"models/audio/{args.language}"),
+        manifest=Path(args.manifest), export_dir=Path(args.export_dir), seed=args.seed)
+    try:
+        outcome = train_and_build(request)
+    except (ValueError, ManifestError, FileNotFoundError) as exc:
+        raise SystemExit(f"vigil train audio: {exc}") from exc
+    print(outcome.summary())
     return 0

@@ -59,9 +59,62 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     vrt.add_argument("--export-dir", default=DEFAULT_EXPORT_DIR,
                      help="model store holding the extractor archives; the head goes here")
     vrt.add_argument("--out", default="models/vrt", help="folder for fusion.pt and the report")
-    vrt.add_argument("--epochs", type=int, default=40)
-    vrt.add_argument("--seed", type=int, default=0)
+    vrt.add_argument("--epochs", type=int, default=40, help="training epochs")
+    vrt.add_argument("--seed", type=int, default=0, help="seed of the split and the init")
     vrt.set_defaults(entry="modelzoo.cli:train_vrt")
+    audio = models.add_parser(
+        "audio", help="a language's Wav2Vec2 NSFW-speech classifier, from labelled clips",
+        description="Fine-tune the audio_nsfw classifier of --language on labelled clips "
+        "(manifest.jsonl: path, label nsfw|safe; any format the handler decodes), from a "
+        "local Hugging Face checkpoint (--init) or a tiny config; early stopping on the "
+        "held-out loss; calibrate the threshold on the held-out split for --target; write "
+        "report.md, roc_pr.png and metrics.json to --out; build the new version of "
+        "audio_nsfw_<language> (engine, accuracy check, catalogue) with that threshold.")
+    audio.add_argument("--data", required=True,
+                       help="a folder holding manifest.jsonl, or the manifest itself")
+    audio.add_argument("--language", required=True, help="the archive's language, e.g. hi")
+    audio.add_argument("--init", metavar="CHECKPOINT_DIR",
+                       help="a local Hugging Face Wav2Vec2ForSequenceClassification folder "
+                       "(default: a tiny config with random weights)")
+    audio.add_argument("--target", default="fpr:0.01",
+                       help="fpr:<share> (highest recall at that false-positive rate; the "
+                       "default, 1%%) or recall:<share> (e.g. recall:0.95)")
+    audio.add_argument("--epochs", type=int, default=40, help="at most; early stopping")
+    audio.add_argument("--learning-rate", type=float, default=None,
+                       help="default 1e-3 from a tiny config, 3e-5 from a checkpoint")
+    audio.add_argument("--version", help="the new archive version (default: the manifest's "
+                       "version, one minor up)")
+    audio.add_argument("--out", help="checkpoint and report folder (default models/audio/LANG)")
+    audio.add_argument("--manifest", default=DEFAULT_MANIFEST, help="archive manifest (YAML)")
+    audio.add_argument("--export-dir", default=DEFAULT_EXPORT_DIR, help="the model store")
+    audio.add_argument("--seed", type=int, default=0,
+                       help="seed of the held-out split and the init")
+    audio.set_defaults(entry="modelzoo.cli:train_audio")
+
+
+def _add_audio(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "audio", help="labelled speech for training the audio classifiers",
+        description="Tools for the audio classifiers' training data.")
+    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+    generate = steps.add_parser(
+        "generate", help="synthesise a labelled set of spoken 20 s clips with espeak-ng",
+        description="Synthesise spoken 20 s clips offline with espeak-ng: positives say one "
+        "of the policy words (harmless stand-ins by default: fruit names), negatives do not, "
+        "some of them near misses; random offset, voice, speed, pitch, amplitude and "
+        "background. Writes OUT/clips/*.wav and OUT/manifest.jsonl for `vigil train "
+        "audio`. A stand-in for real labelled audio: the training code is the same.")
+    generate.add_argument("--language", required=True,
+                          help="an espeak-ng voice: hi, ta, te, bn, mr, en, ...")
+    generate.add_argument("--out", required=True, help="folder for clips/ and manifest.jsonl")
+    generate.add_argument("--clips", type=int, default=200, help="how many clips")
+    generate.add_argument("--positive-share", type=float, default=0.5,
+                          help="share of clips that say a policy word")
+    generate.add_argument("--policy-words", help="comma-separated words positives say")
+    generate.add_argument("--near-misses", help="comma-separated near misses (negatives)")
+    generate.add_argument("--seed", type=int, default=0,
+                          help="same seed, same clips (voices, offsets, noise)")
+    generate.set_defaults(entry="modelzoo.cli:generate_speech")
 
 
 def _add_embed(commands: argparse._SubParsersAction) -> None:
@@ -192,6 +245,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_run(commands)
     _add_minview(commands)
     _add_train(commands)
+    _add_audio(commands)
     _add_embed(commands)
     _add_health(commands)
     return parser

@@ -1,8 +1,10 @@
 """The demo: tiny models in TorchServe, a Tansu broker, and the Vigil daemons.
 
-Livestream audio: builds the tiny archives if they are missing, starts the broker,
-TorchServe and ``vigil run audio`` on 127.0.0.1, sends generated clips in several formats
-and languages plus a few bad messages, and prints the verdicts and dead letters as tables.
+Livestream audio: builds the tiny archives if they are missing, trains a tiny classifier per
+demo language on speech generated with espeak-ng (cached across runs), starts the broker,
+TorchServe and ``vigil run audio`` on 127.0.0.1, streams fresh spoken clips (positive and
+negative), clips in several formats and languages, and a few bad messages, and prints the
+verdicts (with the held-out precision and recall of each trained model) and dead letters.
 VRT: generated posts (videos, images, text) through ``vigil run vrt``, scores and dead
 letters as tables. Min-view triage: calibrates on a generated history, prints the report, and runs
 ``vigil run minview`` over a small known world. Then it stops everything.
@@ -25,7 +27,7 @@ import httpx
 
 from modelzoo import catalogue
 from modelzoo.manifest import load_manifest
-from scripts import clips, demo_triage, demo_vrt, harness
+from scripts import clips, demo_audio, demo_triage, demo_vrt, harness
 from scripts.services.process import REPO_ROOT, free_port
 from scripts.services.tansu import Tansu
 from scripts.services.torchserve import TorchServe
@@ -85,14 +87,28 @@ def wait_until_handled(daemon: harness.Daemon, expected: int, timeout_s: float) 
         time.sleep(1)
 
 
-def print_tables(messages: list) -> None:
+def print_tables(messages: list, trained: dict[str, dict]) -> None:
     verdicts = sorted((json.loads(m.value()) for m in messages if not m.topic().endswith(".dlq")),
                       key=lambda v: v["clip_id"])
     letters = [m for m in messages if m.topic().endswith(".dlq")]
-    harness.step(f"{len(verdicts)} verdicts (moderation.verdicts)")
+    spoken = [v for v in verdicts if "expected" in v]
+    harness.step(f"{len(spoken)} spoken clips scored by the trained classifiers "
+                 "(moderation.verdicts)")
+    print(f"{'clip_id':<12} {'says a policy word':<19} {'model':<18} {'version':<8} "
+          f"{'score':>6} {'label':<5}")
+    for v in sorted(spoken, key=lambda v: (v["language"], v["expected"], v["clip_id"])):
+        print(f"{v['clip_id']:<12} {'yes' if v['expected'] == 'nsfw' else 'no':<19} "
+              f"{v['model']:<18} {v['model_version']:<8} {v['score']:>6.3f} {v['label']:<5}")
+    for language, metrics in trained.items():
+        print(f"    audio_nsfw_{language} held out: precision {metrics['precision']:.2f}, recall "
+              f"{metrics['recall']:.2f}, false-positive rate {metrics['fpr']:.2f} at threshold "
+              f"{metrics['threshold']:.3f} (target {metrics['target']}), AUC {metrics['auc']:.2f}")
+    others = [v for v in verdicts if "expected" not in v]
+    harness.step(f"{len(others)} clips in other formats and languages (random-weight models "
+                 "where untrained: scores near 0.5)")
     print(f"{'clip_id':<10} {'lang':<5} {'format':<6} {'model':<18} {'score':>6} {'label':<5} "
           f"{'latency':>8}")
-    for v in verdicts:
+    for v in others:
         print(f"{v['clip_id']:<10} {v['language']:<5} {v.get('format', ''):<6} {v['model']:<18} "
               f"{v['score']:>6.3f} {v['label']:<5} {v['latency_ms']:>6}ms")
     harness.step(f"{len(letters)} dead letters (livestream.audio.dlq)")
@@ -105,13 +121,17 @@ def print_tables(messages: list) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", type=int, default=36, help="good clips to send")
+    parser.add_argument("--clips", type=int, default=12,
+                        help="clips in other formats and languages to send")
     parser.add_argument("--history-posts", type=int, default=100_000,
                         help="size of the generated history the triage is calibrated on")
     args = parser.parse_args(argv)
     store = REPO_ROOT / "archives"
     ensure_archives(store)
     workdir = Path(tempfile.mkdtemp(prefix="vigil-demo-"))
+    trained = {language: demo_audio.trained_archive(language, store, workdir)
+               for language in demo_audio.LANGUAGES}
+    media = workdir / "media"
     broker = Tansu(workdir=workdir / "tansu", port=free_port())
     server = TorchServe(workdir=workdir / "torchserve", model_store=store,
                         ports=(free_port(), free_port(), free_port()))
@@ -126,21 +146,24 @@ def main(argv: list[str] | None = None) -> int:
         server.start(models=MODELS)
         harness.step("starting `vigil run audio`")
         daemon.env = {"VIGIL_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-                      **server.client_env(),
+                      **server.client_env(), "VIGIL_MEDIA_ALLOWED_SCHEMES": "file",
+                      "VIGIL_MEDIA_ALLOWED_DIRS": str(media),
                       "DATABASE_URL": f"sqlite:///{workdir / 'vigil.db'}"}
         daemon.start()
         daemon.wait_ready()
-        messages = demo_messages(args.clips)
-        harness.step(f"producing {len(messages)} messages ({args.clips} clips in {len(FORMATS)} formats, "
-             f"{len(LANGUAGES)} languages, {len(messages) - args.clips} bad)")
+        spoken = [m for language in trained
+                  for m in demo_audio.streamed_clips(language, media)]
+        messages = [(m["clip_id"].encode(), json.dumps(m).encode()) for m in spoken]
+        messages += demo_messages(args.clips)
+        good = len(spoken) + args.clips
+        harness.step(f"producing {len(messages)} messages ({len(spoken)} fresh spoken clips, "
+                     f"{args.clips} clips in {len(FORMATS)} formats and {len(LANGUAGES)} "
+                     f"languages, {len(messages) - good} bad)")
         harness.produce(broker.bootstrap, topics.input, messages)
         wait_until_handled(daemon, len(messages), timeout_s=180)
-        results = harness.read_topic(broker.bootstrap, topics.output, expect=args.clips)
-        results += harness.read_topic(broker.bootstrap, topics.dlq,
-                                      expect=len(messages) - args.clips)
-        print_tables(results)
-        print("\n    (tiny random-weight models: scores near 0.5 are expected; labels follow "
-              "each language's threshold)")
+        results = harness.read_topic(broker.bootstrap, topics.output, expect=good)
+        results += harness.read_topic(broker.bootstrap, topics.dlq, expect=len(messages) - good)
+        print_tables(results, trained)
         harness.step(f"metrics: http://127.0.0.1:{daemon.metrics_port}/metrics (daemon), "
              f"{server.metrics_url} (TorchServe)")
         for line in daemon.metrics().splitlines():

@@ -18,12 +18,14 @@ from benchmarks.runner import PARTS, run
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Run the benchmark parts in order: engines (eager vs TorchScript vs "
-        "AOTInductor at batch 1/2/4/8, fp32/bf16/int8 with the accuracy check), e2e (the "
-        "naive baseline vs Vigil on the same clips, broker, database and weights), overhead "
-        "(a trivial model: the serving path's ceiling), load (p50/p99 at 25/50/90% of "
-        "capacity) and cost (machines and monthly cost). Writes results.json, results.md "
-        "and PNG plots to --out and prints the Markdown tables.")
+        description="Run the benchmark parts in order: engines (eager vs TorchScript, "
+        "AOTInductor, OpenVINO and ONNX Runtime at batch 1/2/4/8, fp32/bf16/int8, each with "
+        "the accuracy check), e2e (the naive baseline vs Vigil with the auto engine on the "
+        "same clips, broker, database and weights), overhead (a trivial model: the serving "
+        "path's ceiling, the daemon's CPU share, and TorchServe alone), load (p50/p99 at "
+        "25/50/90%% of capacity, and where the time goes) and cost (machines and monthly "
+        "cost). Writes results.json, results.md and PNG plots to --out and prints the "
+        "Markdown tables; every figure names the CPU's flags.")
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
     parser.add_argument("--out", default="results/bench", help="folder for JSON, MD and PNG")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
@@ -34,7 +36,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", default="torchscript",
                         choices=("torchscript", "aotinductor", "openvino", "onnxruntime"),
                         help="e2e: Vigil's engine when --precision is not auto")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"),
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),
                         help="e2e: Vigil's precision; auto: the fastest engine x precision "
                         "that passed the accuracy check in the engines part")
     parser.add_argument("--tolerance", type=float, default=1e-3,
@@ -55,6 +57,10 @@ def make_parser() -> argparse.ArgumentParser:
                         help="overhead: clips before the timing starts (JVM warm-up)")
     parser.add_argument("--overhead-workers", type=int, default=2,
                         help="overhead: TorchServe workers for the trivial model")
+    parser.add_argument("--profile", action="store_true",
+                        help="overhead: record the daemon with py-spy during each timed run "
+                        "(collapsed stacks under --out/profiles, hottest functions in the "
+                        "report)")
     parser.add_argument("--load-size", default="tiny", choices=("tiny", "base"),
                         help="load: wav2vec2 size")
     parser.add_argument("--load-burst", type=int, default=160,
@@ -73,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO: the progress bars' metric polls, ten a second.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.workers == 0:
         args.workers = os.cpu_count() or 1
     return run(args)

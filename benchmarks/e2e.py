@@ -19,12 +19,12 @@ from pathlib import Path
 import psutil
 from tqdm import tqdm
 
+from benchmarks import stack
+from benchmarks.load import latencies
 from modelzoo.build import BuildOptions, build_one, seed_for
 from modelzoo.manifest import ArchiveSpec
 from orchestrator.clock import iso_utc
 from scripts import clips, harness
-from benchmarks import stack
-from benchmarks.load import latencies
 
 MODEL = "audio_nsfw_bench"
 

@@ -53,6 +53,8 @@ def unsupported(engine: str, precision: str, device: str) -> str | None:
         return f"{engine} offers no {precision}"
     if engine in ("openvino", "onnxruntime") and device != "cpu":
         return "measured on the CPU only"
+    if precision == "fp16" and device == "cpu":
+        return "fp16 is a GPU precision: a CPU serves the fp32 twin"
     if precision == "bf16" and device == "cpu" and not cpu_has_native_bf16():
         return f"skipped: no native bf16 on this CPU ({torch.backends.cpu.get_cpu_capability()})"
     return None

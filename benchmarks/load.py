@@ -14,17 +14,13 @@ import httpx
 from confluent_kafka import Producer
 from tqdm import tqdm
 
+from benchmarks import trace
+from benchmarks.stack import Served
+from benchmarks.trace import percentile
 from orchestrator.clock import iso_utc
 from scripts import harness
-from benchmarks.stack import Served
 
 FRACTIONS = (0.25, 0.5, 0.9)
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """The nearest-rank percentile of ``values`` (``fraction`` in [0, 1])."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def latencies(events: list[dict]) -> dict[str, float]:
@@ -94,12 +90,13 @@ def run(path: Served, bodies: list[dict], *, capacity_clips_per_s: float, second
         count = max(8, round(rate * seconds))
         run_bodies = [{**bodies[i % len(bodies)], "clip_id": f"load{fraction}-{i}"}
                       for i in range(count)]
-        before = path.handled()
+        before, counters = path.handled(), trace.Counters.read(path)
         produce_at_rate(path.bootstrap, path.topics.input, run_bodies, rate,
                         f"{fraction:.0%} of capacity")
         path.wait_handled(before + count, f"{fraction:.0%}: draining")
         events = verdict_events(path.bootstrap, path.topics.output,
                                 {b["clip_id"] for b in run_bodies})
         rows.append({"fraction": fraction, "clips_per_s": rate, "clips": count,
-                     "scored": len(events), **latencies(events)})
+                     "scored": len(events), **latencies(events),
+                     "trace": trace.breakdown(events, counters, trace.Counters.read(path))})
     return rows

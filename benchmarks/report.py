@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only: benchmarks run headless
 import matplotlib.pyplot as plt  # noqa: E402
 
+from benchmarks import profile  # noqa: E402
+
 
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -50,10 +52,24 @@ def engines_section(engines: dict) -> str:
 def overhead_section(overhead: dict) -> str:
     rows = [[row["requests"], str(row["messages"]), f"{row['clips_per_s']:,.0f}",
              f"{row['daemon_cpu_ms_per_clip']:.2f} ms", f"{row['path_cpu_ms_per_clip']:.2f} ms",
-             f"{row['mean_batch']:.1f}"] for row in overhead["modes"]]
+             f"{row['daemon_cpu_share']:.0%}", f"{row['machine_busy']:.0%}",
+             f"{row['mean_batch']:.1f}",
+             f"{row['torchserve_alone']['clips_per_s']:,.0f}", f"{row['vs_alone']:.2f}x"]
+            for row in overhead["modes"]]
     return ("### Serving path with a trivial model (broker + daemon + TorchServe + SQLite)\n\n"
             + table(["TorchServe requests", "timed clips", "clips/s", "daemon CPU per clip",
-                     "whole path CPU per clip", "mean batch"], rows) + "\n")
+                     "whole path CPU per clip", "daemon share", "machine busy", "mean batch",
+                     "TorchServe alone, clips/s", "path / alone"], rows) + "\n"
+            + "".join(profile_table(row) for row in overhead["modes"] if "profile" in row))
+
+
+def profile_table(row: dict) -> str:
+    """The daemon's hottest functions in a profiled run (benchmarks/profile.py)."""
+    hottest = profile.hottest(Path(row["profile"]).read_text())
+    lines = [[name, f"{own:.1f}%", f"{inclusive:.1f}%"] for name, own, inclusive in hottest]
+    return (f"\nThe daemon's hottest functions, {row['requests']} (py-spy, "
+            f"{Path(row['profile']).name}):\n\n"
+            + table(["function", "own samples", "on the stack"], lines) + "\n")
 
 
 def load_section(load: dict) -> str:
@@ -69,7 +85,28 @@ def load_section(load: dict) -> str:
     return (f"### Latency under load (wav2vec2-{load['size']}, 20 s clips; capacity "
             f"{load['capacity_clips_per_s']:.1f} clips/s; one batch of 8 "
             f"{load['one_batch_s'] * 1000:,.0f} ms)\n\n"
-            + table(["load", "clips/s offered", "clips", "p50", "p99"], rows) + "\n" + verdict)
+            + table(["load", "clips/s offered", "clips", "p50", "p99"], rows) + "\n" + verdict
+            + trace_table(load["rows"]))
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"
+
+
+def trace_table(rows: list[dict]) -> str:
+    """Where a clip's time goes at each load (benchmarks/trace.py)."""
+    traced = [r for r in rows if "trace" in r]
+    if not traced:
+        return ""
+    lines = [[f"{r['fraction']:.0%}",
+              *(f"{_ms(t[stage]['p50_ms'])} / {_ms(t[stage]['p99_ms'])}"
+                for stage in ("broker_and_intake", "in_daemon")),
+              *(_ms(t[mean]) for mean in ("batch_wait_mean_ms", "model_request_mean_ms",
+                                          "torchserve_mean_ms", "torchserve_queue_mean_ms"))]
+             for r in traced for t in [r["trace"]]]
+    return ("\nWhere the time goes (p50 / p99 per clip; means per batch or request):\n\n"
+            + table(["load", "broker + intake", "in the daemon", "batch wait",
+                     "model request", "TorchServe", "of which queued"], lines) + "\n")
 
 
 def cost_section(cost: dict) -> str:

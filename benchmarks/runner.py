@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import torch
 
-from scripts import clips, harness
 from benchmarks import cost, e2e, engines, load, machine, overhead, report, stack
 from benchmarks.gpu import UtilisationSampler
+from scripts import clips, harness
 
 PARTS = ("engines", "e2e", "overhead", "load", "cost")
 
@@ -55,11 +55,11 @@ def run_e2e(args: argparse.Namespace, workdir: Path, bootstrap: str, results: di
             **e2e.compare(baseline, vigil, args.clips, tolerance)}
 
 
-def run_load(args: argparse.Namespace, workdir: Path, bootstrap: str) -> dict:
+def run_load(args: argparse.Namespace, workdir: Path, bootstrap: str, results: dict) -> dict:
     store = workdir / "store-load"
+    engine, precision = chosen_pair(args, results)
     e2e.build_archive(store, size=args.load_size, workers=args.workers, threads=args.threads,
-                      batch_delay_ms=args.batch_delay_ms, engine="torchscript",
-                      precision="fp32")
+                      batch_delay_ms=args.batch_delay_ms, engine=engine, precision=precision)
     bodies = e2e.make_clips(16)
     with stack.served(workdir, bootstrap, store=store, model=e2e.MODEL,
                       topic_prefix="load") as path:
@@ -69,7 +69,8 @@ def run_load(args: argparse.Namespace, workdir: Path, bootstrap: str) -> dict:
                  for i in range(args.load_burst)]
         capacity = load.capacity(path, burst, "load: measuring capacity")
         rows = load.run(path, bodies, capacity_clips_per_s=capacity, seconds=args.load_seconds)
-    return {"size": args.load_size, "one_batch_s": one_batch,
+    return {"size": args.load_size, "engine": engine, "precision": precision,
+            "one_batch_s": one_batch,
             "capacity_clips_per_s": capacity, "rows": rows}
 
 
@@ -111,9 +112,11 @@ def run(args: argparse.Namespace) -> int:
                                                    count=args.overhead_messages,
                                                    warmup=args.overhead_warmup,
                                                    workers=args.overhead_workers,
-                                                   batch_delay_ms=5)
+                                                   batch_delay_ms=5,
+                                                   profiles=out / "profiles"
+                                                   if args.profile else None)
             elif part == "load":
-                results[part] = run_load(args, workdir, broker.bootstrap)
+                results[part] = run_load(args, workdir, broker.bootstrap, results)
             else:
                 results[part] = run_cost(args, results)
             if args.device == "cuda":

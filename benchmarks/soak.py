@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         producer.start()
         samples = []
         try:
-            while (elapsed := (time.monotonic() - started) / 60) < args.minutes:
+            while (time.monotonic() - started) / 60 < args.minutes:
                 time.sleep(max(0.0, 60 * (len(samples) + 1) - (time.monotonic() - started)))
                 row = sample(path, daemon, producer.sent + finished_before,
                              (time.monotonic() - started) / 60)

@@ -29,6 +29,20 @@ def cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
+class MachineBusy:
+    """The share of the machine's CPU time, all processes, spent busy since it was made."""
+
+    def __init__(self) -> None:
+        self.before = psutil.cpu_times()
+
+    def fraction(self) -> float:
+        after = psutil.cpu_times()
+        total = sum(after) - sum(self.before)
+        idle = (after.idle + getattr(after, "iowait", 0.0)
+                - self.before.idle - getattr(self.before, "iowait", 0.0))
+        return 1 - idle / total if total > 0 else 0.0
+
+
 def process_tree(pid: int) -> list[psutil.Process]:
     root = psutil.Process(pid)
     return [root, *root.children(recursive=True)]

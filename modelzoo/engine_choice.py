@@ -4,8 +4,8 @@ outputs pass the accuracy check.
 Candidates on a CPU: TorchScript, OpenVINO and ONNX Runtime at fp32 and int8 (OpenVINO's
 NNCF and ONNX Runtime's static quantisation, both calibrated on generated inputs; TorchScript's
 dynamic int8), plus bf16 (TorchScript autocast, OpenVINO's precision hint) only where the CPU
-has it natively (AVX-512 BF16 or AMX). On a GPU: TorchScript and AOTInductor at fp32 and
-bf16. Each candidate is built, checked against eager and timed on a batch of 8; the build
+has it natively (AVX-512 BF16 or AMX). On a GPU: TorchScript and AOTInductor at fp32, bf16
+and fp16. Each candidate is built, checked against eager and timed on a batch of 8; the build
 packages the fastest that passes and reports every candidate.
 """
 
@@ -31,7 +31,7 @@ TIMED_RUNS = 3
 def candidates(device: str) -> list[tuple[str, str]]:
     """The engine x precision pairs worth trying on ``device`` (cpu or cuda)."""
     if device == "cuda":
-        return [(e, p) for e in ("torchscript", "aotinductor") for p in ("fp32", "bf16")]
+        return [(e, p) for e in ("torchscript", "aotinductor") for p in ("fp32", "bf16", "fp16")]
     pairs = [(e, p) for e in ("torchscript", "openvino", "onnxruntime") for p in ("fp32", "int8")]
     if cpu_has_native_bf16():
         pairs += [("torchscript", "bf16"), ("openvino", "bf16")]

@@ -5,12 +5,12 @@ length: the handlers pad clips, frames, texts and examples to one size):
 
 | engine | artifact | precisions |
 |---|---|---|
-| ``torchscript`` | traced, frozen ``model.pt`` | fp32; bf16 (autocast); int8 (dynamic, Linear) |
-| ``aotinductor`` | ``torch.export`` + AOT compile, ``model.pt2`` | fp32; bf16 (autocast) |
+| ``torchscript`` | traced, frozen ``model.pt`` | fp32; bf16, fp16 (autocast); int8 (dynamic, Linear) |
+| ``aotinductor`` | ``torch.export`` + AOT compile, ``model.pt2`` | fp32; bf16, fp16 (autocast) |
 | ``openvino`` | OpenVINO IR ``model.xml`` + ``.bin`` | fp32; bf16 (the runtime's precision hint on the fp32 IR); int8 (NNCF, calibrated) |
 | ``onnxruntime`` | ``model.onnx`` | fp32; int8 (static quantisation, calibrated) |
 
-A bf16 TorchScript or AOTInductor graph ships with its fp32 twin (``model.fp32.pt``), so a
+A bf16 or fp16 TorchScript or AOTInductor graph ships with its fp32 twin (``model.fp32.pt``), so a
 serving machine without native bf16 falls back instead of emulating (handlers/runtime.py).
 Every built engine is callable on tensors, so the build checks it against eager the same
 way whatever it is (modelzoo/accuracy.py).
@@ -33,11 +33,16 @@ from torch import nn
 from modelzoo import quiet
 
 ENGINES = ("torchscript", "aotinductor", "openvino", "onnxruntime")
-PRECISIONS = ("fp32", "bf16", "int8")
-SUPPORTED = {"torchscript": ("fp32", "bf16", "int8"), "aotinductor": ("fp32", "bf16"),
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+# fp16 is for GPUs: a CPU serving an fp16 archive runs its fp32 twin (handlers/runtime.py).
+SUPPORTED = {"torchscript": ("fp32", "bf16", "fp16", "int8"),
+             "aotinductor": ("fp32", "bf16", "fp16"),
              "openvino": ("fp32", "bf16", "int8"), "onnxruntime": ("fp32", "int8")}
 # The largest batch an AOTInductor engine accepts: the handlers' row chunk (max_rows).
 AOTI_MAX_BATCH = 64
+# NNCF and AOTInductor import torch.utils.cpp_extension, which warns on a CPU-only machine
+# that it found no CUDA runtime: true, and irrelevant to a CPU build.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 Inputs = torch.Tensor | tuple[torch.Tensor, ...]
 
@@ -72,17 +77,22 @@ class Engine:
         return self.run(*inputs)
 
 
-class Bf16Autocast(nn.Module):
-    """The wrapped model under bf16 autocast, outputs back in fp32. Traced, the casts become
-    part of the graph; on CPUs with AVX-512 BF16 (and on GPUs) the matmuls run in bf16."""
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
-    def __init__(self, inner: nn.Module) -> None:
+
+class Autocast(nn.Module):
+    """The wrapped model under bf16 or fp16 autocast, outputs back in fp32. Traced, the casts
+    become part of the graph; on GPUs (and, for bf16, on CPUs with AVX-512 BF16) the matmuls
+    run at the lower precision."""
+
+    def __init__(self, inner: nn.Module, precision: str) -> None:
         super().__init__()
         self.inner = inner
+        self.dtype = AUTOCAST_DTYPES[precision]
 
     def forward(self, inputs: torch.Tensor, *more: torch.Tensor) -> torch.Tensor:
         # The inputs' device picks the autocast: CPU autocast leaves CUDA matmuls in fp32.
-        with torch.autocast(inputs.device.type, dtype=torch.bfloat16):
+        with torch.autocast(inputs.device.type, dtype=self.dtype):
             return self.inner(inputs, *more).float()
 
 
@@ -114,10 +124,12 @@ def trace(module: nn.Module, example: Inputs) -> torch.jit.ScriptModule:
 
 
 def _torchscript(model: nn.Module, precision: str, example: Inputs) -> Engine:
-    lowered = {"fp32": model, "bf16": Bf16Autocast(model).eval(),
-               "int8": dynamic_int8(model)}[precision]
+    if precision in AUTOCAST_DTYPES:
+        lowered = Autocast(model, precision).eval()
+    else:
+        lowered = dynamic_int8(model) if precision == "int8" else model
     traced = trace(lowered, example)
-    twin = trace(model, example) if precision == "bf16" else None
+    twin = trace(model, example) if precision in AUTOCAST_DTYPES else None
 
     def save(folder: Path) -> Artifact:
         torch.jit.save(traced, str(folder / "model.pt"))
@@ -142,10 +154,10 @@ def _aoti_package(module: nn.Module, example: Inputs, path: Path) -> Path:
 
 
 def _aotinductor(model: nn.Module, precision: str, example: Inputs, scratch: Path) -> Engine:
-    lowered = Bf16Autocast(model).eval() if precision == "bf16" else model
+    autocast = precision in AUTOCAST_DTYPES
+    lowered = Autocast(model, precision).eval() if autocast else model
     package = _aoti_package(lowered, example, scratch / "model.pt2")
-    twin = _aoti_package(model, example, scratch / "model.fp32.pt2") if precision == "bf16" \
-        else None
+    twin = _aoti_package(model, example, scratch / "model.fp32.pt2") if autocast else None
     runner = torch._inductor.aoti_load_package(str(package))
 
     def save(folder: Path) -> Artifact:
@@ -175,9 +187,6 @@ def _openvino(model: nn.Module, precision: str, example: Inputs,
 
     converted = _openvino_model(model, example)
     if precision == "int8":
-        # NNCF imports torch.utils.cpp_extension, which warns on a CPU-only machine that it
-        # found no CUDA runtime: true, and irrelevant to an OpenVINO model.
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         import nncf
 
         nncf.set_log_level(logging.ERROR)
@@ -233,14 +242,27 @@ def _restore_fastpath(enabled: bool):
 
 
 class _Calibration:
-    """ONNX Runtime's CalibrationDataReader over calibration batches."""
+    """ONNX Runtime's CalibrationDataReader over calibration batches, one sample at a time.
+
+    The calibrator keeps every intermediate tensor of the runs it has not merged yet: for
+    wav2vec2-base on 20 s clips that is over a gigabyte per sample. With
+    ``CalibStridedMinMax`` it reads a range of samples (``set_range``), merges their min/max
+    and forgets them.
+    """
 
     def __init__(self, names: list[str], calibration: Sequence[Inputs]) -> None:
-        self._batches = iter([{n: p.numpy() for n, p in zip(names, as_args(batch))}
-                              for batch in calibration])
+        self._samples = [{n: p[i:i + 1].numpy() for n, p in zip(names, as_args(batch))}
+                         for batch in calibration for i in range(len(as_args(batch)[0]))]
+        self._pending = iter(self._samples)
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._pending = iter(self._samples[start_index:end_index])
 
     def get_next(self) -> dict | None:
-        return next(self._batches, None)
+        return next(self._pending, None)
 
 
 def _onnxruntime(model: nn.Module, precision: str, example: Inputs, scratch: Path,
@@ -259,7 +281,8 @@ def _onnxruntime(model: nn.Module, precision: str, example: Inputs, scratch: Pat
             quant_pre_process(str(path), str(prepared))
             quantize_static(str(prepared), str(quantized), _Calibration(names, calibration),
                             quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                            weight_type=QuantType.QInt8, per_channel=True)
+                            weight_type=QuantType.QInt8, per_channel=True,
+                            extra_options={"CalibStridedMinMax": 1})
         path = quantized
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [item.name for item in session.get_inputs()]

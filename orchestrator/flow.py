@@ -89,8 +89,10 @@ class Flow(Generic[T, R]):
         self.stopped: FlowStopped | None = None
         self._batches: set[asyncio.Task] = set()
         self._dead_lettered = metrics.dead_letters
-        for family in (metrics.messages_consumed, metrics.retries, metrics.end_to_end):
-            family.labels(stages.name)  # series exist at 0 before any traffic
+        # Series exist at 0 before any traffic.
+        self._consumed = metrics.messages_consumed.labels(stages.name)
+        for family in (metrics.retries, metrics.end_to_end):
+            family.labels(stages.name)
 
     async def __aenter__(self) -> Flow[T, R]:
         self._runner = asyncio.create_task(self._run(), name=f"{self.stages.name}-batches")
@@ -109,7 +111,7 @@ class Flow(Generic[T, R]):
 
     async def intake(self, envelope: Envelope) -> None:
         """Parse one message and queue it for a batch, or dead-letter it."""
-        self.metrics.messages_consumed.labels(self.stages.name).inc()
+        self._consumed.inc()
         try:
             item = self.stages.parse(envelope)
         except Exception as error:  # noqa: BLE001 - whatever one message raises is its dead letter

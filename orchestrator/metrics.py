@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
                    600, 1200)
@@ -59,3 +66,10 @@ class Metrics:
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """Expose ``/metrics`` on ``port`` from a daemon thread."""
         start_http_server(port, addr=addr, registry=self.registry)
+
+
+def labelled(metric: M) -> Callable[..., M]:
+    """``metric.labels``, remembered per label values, for calls made per message: each
+    ``labels`` call re-validates and re-stringifies its values under a lock (measured: 7% of
+    the daemon's samples with a trivial model). Only for labels of bounded cardinality."""
+    return functools.cache(metric.labels)

@@ -4,11 +4,10 @@ that list (the shape of Ray Serve's batching: one answer per caller, lengths che
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
-
-import asyncio
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -24,6 +24,8 @@ R = TypeVar("R")
 R_contra = TypeVar("R_contra", contravariant=True)
 POLL_INTERVAL_S = 0.02
 MAX_ERROR_CHARS = 1000
+
+
 class Sink(Protocol[R_contra]):
     """Writes a batch's results; returns once they are durable."""
 

@@ -29,8 +29,16 @@ from prometheus_client import Histogram
 
 from orchestrator.catalogue import ModelEntry
 from orchestrator.config import TorchServeConfig
-from orchestrator.errors import (AuthError, ConfigError, MediaTooLarge, ModelTimeout,
-                                 ModelUnavailable, UndecodableMedia, VigilError)
+from orchestrator.errors import (
+    AuthError,
+    ConfigError,
+    MediaTooLarge,
+    ModelTimeout,
+    ModelUnavailable,
+    UndecodableMedia,
+    VigilError,
+)
+from orchestrator.metrics import labelled
 from orchestrator.retry import Health, RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -110,7 +118,7 @@ class TorchServeClient:
                  health: Health | None = None, inference: Histogram | None = None) -> None:
         self.config = config
         self.retry = RetryPolicy(config.retry, on_retry=on_retry, health=health)
-        self._inference = inference
+        self._inference = labelled(inference) if inference is not None else None
         self._key: str | None = None
 
     async def __aenter__(self) -> TorchServeClient:
@@ -182,7 +190,7 @@ class TorchServeClient:
         """Time into ``vigil_inference_seconds{model}``, retries included."""
         if self._inference is None:
             return contextlib.nullcontext()
-        return self._inference.labels(model.name).time()
+        return self._inference(model.name).time()
 
     async def predict_batch(self, model: ModelEntry,
                             bodies: Sequence[bytes]) -> list[Any | VigilError]:

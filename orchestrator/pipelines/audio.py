@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from prometheus_client import Counter, Histogram
+
 from orchestrator import answers
 from orchestrator.catalogue import Catalogue, Router
 from orchestrator.clock import iso_utc
@@ -24,7 +26,7 @@ from orchestrator.config import AppConfig
 from orchestrator.flow import Stages
 from orchestrator.media import MediaFetcher
 from orchestrator.messages import ClipMessage, parse_clip
-from orchestrator.metrics import Metrics
+from orchestrator.metrics import Metrics, labelled
 from orchestrator.outcomes import Failure, gather_outcomes
 from orchestrator.retry import Health
 from orchestrator.sinks import EventProducer, TableSink, TopicSink
@@ -133,9 +135,10 @@ def _verdict_or_failure(clip: ClipMessage, answer: Any) -> Verdict | Failure:
         return Failure(error)
 
 
-def account(metrics: Metrics, clip: ClipMessage, verdict: Verdict) -> None:
-    metrics.verdicts.labels(NAME, verdict.label).inc()
-    metrics.end_to_end.labels(NAME).observe(max(0.0, time.time() - clip.created_at))
+def account(verdicts: Callable[..., Counter], end_to_end: Histogram, clip: ClipMessage,
+            verdict: Verdict) -> None:
+    verdicts(NAME, verdict.label).inc()
+    end_to_end.observe(max(0.0, time.time() - clip.created_at))
 
 
 async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, store: Store,
@@ -157,4 +160,4 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
         scorer=ClipScorer(client, fetcher, batch_requests=config.torchserve.batch_requests),
         sinks=[TableSink(store, "audio_verdicts", Verdict.row),
                TopicSink(producer, config.kafka.output_topic, Verdict.event, Verdict.key)],
-        account=partial(account, metrics))
+        account=partial(account, labelled(metrics.verdicts), metrics.end_to_end.labels(NAME)))

@@ -135,6 +135,10 @@ class TorchServe:
         response.raise_for_status()
         return response.json()[0]
 
+    def metrics(self) -> str:
+        """TorchServe's Prometheus metrics (its frontend's request and queue counters)."""
+        return httpx.get(self.metrics_url, timeout=5).text
+
     def ready_workers(self, model: str) -> list[dict]:
         try:
             return [w for w in self.describe(model)["workers"] if w["status"] == "READY"]

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from benchmarks import cost, e2e, engines, load, report
+from benchmarks import cost, e2e, engines, load, profile, report, trace
 from benchmarks.runner import chosen_pair
 
 
@@ -28,9 +28,58 @@ def test_latency_percentiles_come_from_created_and_scored_times():
 
 def test_percentile_is_nearest_rank():
     values = list(range(1, 101))
-    assert load.percentile(values, 0.99) == 99
-    assert load.percentile(values, 0.0) == 1
-    assert load.percentile([7.0], 0.99) == 7.0
+    assert trace.percentile(values, 0.99) == 99
+    assert trace.percentile(values, 0.0) == 1
+    assert trace.percentile([7.0], 0.99) == 7.0
+
+
+DAEMON_METRICS = """# TYPE vigil_batch_wait_seconds histogram
+vigil_batch_wait_seconds_sum{{pipeline="audio"}} {wait}
+vigil_batch_wait_seconds_count{{pipeline="audio"}} {batches}
+# TYPE vigil_inference_seconds histogram
+vigil_inference_seconds_sum{{model="a"}} {model_a}
+vigil_inference_seconds_count{{model="a"}} {requests}
+vigil_inference_seconds_sum{{model="b"}} {model_b}
+vigil_inference_seconds_count{{model="b"}} {requests}
+"""
+SERVER_METRICS = """# TYPE ts_queue_latency_microseconds counter
+ts_queue_latency_microseconds{{model_name="a",model_version="default"}} {queued}
+# TYPE ts_inference_latency_microseconds counter
+ts_inference_latency_microseconds{{model_name="a",model_version="default"}} {served}
+# TYPE ts_inference_requests_total counter
+ts_inference_requests_total{{model_name="a",model_version="default"}} {requests}
+"""
+
+
+def reading(wait, batches, model_a, model_b, requests, queued, served) -> trace.Counters:
+    return trace.Counters(trace.totals(
+        DAEMON_METRICS.format(wait=wait, batches=batches, model_a=model_a, model_b=model_b,
+                              requests=requests),
+        SERVER_METRICS.format(queued=queued, served=served, requests=requests)))
+
+
+def test_the_trace_splits_each_clip_and_averages_each_stage_between_readings():
+    events = [{"created_at": "2026-11-28T10:00:00Z", "scored_at": f"2026-11-28T10:00:0{i}Z",
+               "latency_ms": 1000 * i - 500} for i in range(1, 4)]
+    before = reading(wait=1.0, batches=10, model_a=2.0, model_b=2.0, requests=10,
+                     queued=1e6, served=5e6)
+    after = reading(wait=1.6, batches=13, model_a=2.9, model_b=2.3, requests=16,
+                    queued=1.6e6, served=7.4e6)
+    found = trace.breakdown(events, before, after)
+    assert found["end_to_end"] == {"p50_ms": 2000, "p99_ms": 3000}
+    assert found["broker_and_intake"] == {"p50_ms": 500, "p99_ms": 500}
+    assert found["in_daemon"] == {"p50_ms": 1500, "p99_ms": 2500}
+    assert found["batch_wait_mean_ms"] == pytest.approx(200)  # 0.6 s over 3 batches
+    assert found["model_request_mean_ms"] == pytest.approx(100)  # 1.2 s over 12 requests
+    assert found["torchserve_queue_mean_ms"] == pytest.approx(100)  # 0.6 s over 6
+    assert found["torchserve_mean_ms"] == pytest.approx(400)  # 2.4 s over 6
+
+
+def test_a_stage_without_requests_has_no_mean():
+    same = reading(wait=1.0, batches=1, model_a=1.0, model_b=1.0, requests=1, queued=1, served=1)
+    assert trace.breakdown([{"created_at": "2026-11-28T10:00:00Z",
+                             "scored_at": "2026-11-28T10:00:01Z", "latency_ms": 10}],
+                           same, same)["torchserve_mean_ms"] is None
 
 
 def events(scores: dict[str, float], seconds: int = 2) -> dict:
@@ -96,3 +145,16 @@ def test_the_benchmark_command_answers_help():
     with pytest.raises(SystemExit) as exit_info:
         make_parser().parse_args(["--help"])
     assert exit_info.value.code == 0
+
+
+def test_hottest_functions_rank_own_samples_and_count_each_function_once_per_stack():
+    collapsed = "\n".join([
+        "main (app.py:10);parse (messages.py:5);loads (json.py:1) 6",
+        "main (app.py:10);parse (messages.py:7) 3",
+        "main (app.py:12);main (app.py:10);write (sinks.py:9) 1",
+    ])
+    hottest = profile.hottest(collapsed)
+    assert hottest[0] == ("loads (json.py)", 60.0, 60.0)
+    assert hottest[1] == ("parse (messages.py)", 30.0, 90.0)
+    assert ("write (sinks.py)", 10.0, 10.0) in hottest
+    assert profile.hottest("main (app.py:10) 4")[0] == ("main (app.py)", 100.0, 100.0)

@@ -34,7 +34,7 @@ def test_overhead_part_measures_both_request_modes_on_every_clip(tmp_path):
     out = tmp_path / "bench"
     completed = subprocess.run(
         [*BENCH, "--parts", "overhead", "--overhead-messages", "400",
-         "--overhead-warmup", "100", "--out", str(out)],
+         "--overhead-warmup", "100", "--profile", "--out", str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
     modes = json.loads((out / "results.json").read_text())["overhead"]["modes"]
@@ -43,7 +43,13 @@ def test_overhead_part_measures_both_request_modes_on_every_clip(tmp_path):
         assert 0 < row["messages"] <= 400 and 1 <= row["mean_batch"] <= 8
         assert row["clips_per_s"] > 0
         assert row["path_cpu_ms_per_clip"] > row["daemon_cpu_ms_per_clip"] > 0
-    assert "one per batch" in completed.stdout
+        assert 0 < row["daemon_cpu_share"] < 1 and 0 < row["machine_busy"] <= 1
+        alone = row["torchserve_alone"]
+        assert alone["clips"] == 400 and alone["clips_per_s"] > 0
+        assert row["vs_alone"] == pytest.approx(row["clips_per_s"] / alone["clips_per_s"])
+        stacks = (out / "profiles" / f"daemon-{row['requests'].replace(' ', '-')}.txt")
+        assert "(orchestrator/" in stacks.read_text()  # the daemon's own stacks
+    assert "one per batch" in completed.stdout and "hottest functions" in completed.stdout
 
 
 def test_sigterm_stops_the_bench_and_every_service_it_started(tmp_path):

@@ -128,3 +128,18 @@ def test_a_bf16_archive_falls_back_to_fp32_where_the_cpu_has_no_bf16(tmp_path, m
                           precision="bf16", threads=1)
     assert loaded.precision == "fp32"  # reported as what it really runs
     assert accuracy.max_abs_difference(model, loaded.run, checks(model)) <= 1e-5
+
+
+def test_an_fp16_archive_for_a_gpu_is_served_by_its_fp32_twin_on_a_cpu(tmp_path):
+    model = FAMILIES["vrt_fusion"]().eval()
+    built = engines.build("torchscript", "fp16", model, model.example(2), tmp_path / "s")
+    folder = tmp_path / "artifact"
+    folder.mkdir()
+    artifact = built.save(folder)
+    assert [p.name for p in artifact.extra] == ["model.fp32.pt"]
+    loaded = runtime.load(str(artifact.serialized), device=torch.device("cpu"),
+                          precision="fp16", threads=1)
+    assert loaded.precision == "fp32"
+    assert accuracy.max_abs_difference(model, loaded.run, checks(model)) <= 1e-5
+    assert ("torchscript", "fp16") in engine_choice.candidates("cuda")
+    assert all(p != "fp16" for _, p in engine_choice.candidates("cpu"))

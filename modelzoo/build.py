@@ -119,11 +119,15 @@ def _checked(engine_name: str, precision: str, model: nn.Module, spec: ArchiveSp
 
 
 def package_model(spec: ArchiveSpec, model: nn.Module, options: BuildOptions,
-                  progress: tqdm) -> BuiltArchive:
+                  progress: tqdm, reference: dict | None = None) -> BuiltArchive:
     """Build the spec's engine, check it against eager, archive it and record it in the
     catalogue. Raises :class:`ManifestError` rather than overwrite a released version,
     :class:`~modelzoo.accuracy.EngineMismatch` when the engine answers unlike eager, and
-    :class:`~modelzoo.engines.EngineError` when it cannot be built."""
+    :class:`~modelzoo.engines.EngineError` when it cannot be built.
+
+    A score model's catalogue entry gets ``reference`` (:func:`catalogue.score_reference`,
+    e.g. of held-out clips) or else the engine's scores of the family's calibration inputs.
+    """
     refuse_overwrite(spec, options)
     labels = model.labels() if hasattr(model, "labels") else []
     # Staged outside the model store: TorchServe would load a model directory found there.
@@ -141,10 +145,23 @@ def package_model(spec: ArchiveSpec, model: nn.Module, options: BuildOptions,
             else []
         path = archiver.package(chosen, artifact.serialized, labels, options.export_dir,
                                 settings, [*extra, *artifact.extra])
+    if reference is None and families.OUTPUT_KIND[spec.family] == "score":
+        reference = calibration_reference(spec.family, model, engine)
     catalogue.record(options.export_dir, {**families.describe(chosen, settings, labels),
                                           "release": options.release,
-                                          "accuracy": check, "engine_trials": trials})
+                                          "accuracy": check, "engine_trials": trials,
+                                          **({"score_reference": reference} if reference
+                                             else {})})
     return BuiltArchive(chosen, path, check.get("max_difference", 0.0), trials)
+
+
+def calibration_reference(family: str, model: nn.Module, engine: engines.Engine) -> dict:
+    """The built engine's scores of the family's generated calibration inputs: a reference
+    for drift until one is calibrated on real clips (``vigil train audio``'s held-out set)."""
+    with torch.inference_mode():
+        scores = [float(score) for batch in families.calibration(family, model)
+                  for score in engine(*engines.as_args(batch)).flatten()]
+    return catalogue.score_reference(scores, "generated calibration inputs")
 
 
 def refuse_overwrite(spec: ArchiveSpec, options: BuildOptions) -> None:

@@ -2,23 +2,41 @@
 
 `vigil build` records each archive it writes: name, version, family, languages, labels,
 what a request may carry, input and output sizes, the extractors a fusion head reads,
-engine, precision and threshold; the daemons read it at start-up (its reader and the
+engine, precision, threshold and, for score models, the reference score distribution that
+``vigil_score_psi`` compares live scores with; the daemons read it at start-up (its reader and the
 format: ``orchestrator/catalogue.py``). ``live`` holds the version each model serves with:
 the one the manifest names at its latest build.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 FORMAT = 1
 FILE_NAME = "catalogue.json"
+REFERENCE_BINS = 20
+
+
+def score_reference(scores: Sequence[float], source: str) -> dict[str, Any]:
+    """Bin ``scores`` for the catalogue: upper edges on [0, 1], the fraction of scores in
+    each bin (a bin holds the scores above the previous edge, up to its own), the count and
+    where they came from. Raises ValueError for no scores."""
+    if not scores:
+        raise ValueError("a score reference needs scores")
+    edges = [round((step + 1) / REFERENCE_BINS, 4) for step in range(REFERENCE_BINS)]
+    counts = [0] * REFERENCE_BINS
+    for score in scores:
+        counts[min(bisect.bisect_left(edges, score), REFERENCE_BINS - 1)] += 1
+    return {"edges": edges, "fractions": [count / len(scores) for count in counts],
+            "count": len(scores), "source": source}
 
 
 def read(store: Path) -> dict[str, Any]:

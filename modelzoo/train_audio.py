@@ -12,7 +12,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from modelzoo import audio_classifier, audio_training
+from modelzoo import audio_classifier, audio_training, catalogue
 from modelzoo.build import BuildOptions, BuiltArchive, package_model, seed_for
 from modelzoo.manifest import ArchiveSpec, ManifestError, load_manifest
 
@@ -116,6 +116,8 @@ def train_and_build(request: TrainAudioRequest) -> TrainedAudio:
     generated = (request.data if request.data.is_dir() else request.data.parent) / GENERATOR_FILE
     build = BuildOptions(export_dir=request.export_dir, release=not generated.exists())
     with tqdm(total=1, desc="building the archive", unit="archive") as progress:
-        built = package_model(trained, model, build, progress)
+        built = package_model(trained, model, build, progress,
+                              reference=catalogue.score_reference(
+                                  held_scores.tolist(), f"{len(held_scores)} held-out clips"))
         progress.update()
     return TrainedAudio(built, metrics, reports)

@@ -40,6 +40,8 @@ class ModelEntry:
     engine: str = "torchscript"
     precision: str = "fp32"
     threshold: float | None = None
+    # Scores at build or calibration time: {"edges", "fractions", "count", "source"}.
+    score_reference: Mapping[str, Any] | None = None
 
     @classmethod
     def from_json(cls, entry: Mapping[str, Any]) -> ModelEntry:

@@ -11,6 +11,8 @@ from prometheus_client.metrics import MetricWrapperBase
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
+# vigil_score: fixed on [0, 1] so every model version's histogram compares with another's.
+SCORE_BUCKETS = tuple(round(0.05 * step, 2) for step in range(1, 21))
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
                    600, 1200)
 
@@ -62,6 +64,12 @@ class Metrics:
             "vigil_review_enqueued_total", "Posts sent to manual review", ["net"], registry=r)
         self.review_skipped = Counter(
             "vigil_review_skipped_total", "Posts the triage skipped", ["net"], registry=r)
+        self.score = Histogram(
+            "vigil_score", "Scores written, per model version and routed language",
+            ["pipeline", "model", "version", "language"], buckets=SCORE_BUCKETS, registry=r)
+        self.score_psi = Gauge(
+            "vigil_score_psi", "PSI of the recent scores against the version's reference",
+            ["model", "version", "language"], registry=r)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """Expose ``/metrics`` on ``port`` from a daemon thread."""

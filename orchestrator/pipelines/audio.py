@@ -23,6 +23,7 @@ from orchestrator import answers
 from orchestrator.catalogue import Catalogue, Router
 from orchestrator.clock import iso_utc
 from orchestrator.config import AppConfig
+from orchestrator.drift import ScoreDrift
 from orchestrator.flow import Stages
 from orchestrator.media import MediaFetcher
 from orchestrator.messages import ClipMessage, parse_clip
@@ -135,10 +136,11 @@ def _verdict_or_failure(clip: ClipMessage, answer: Any) -> Verdict | Failure:
         return Failure(error)
 
 
-def account(verdicts: Callable[..., Counter], end_to_end: Histogram, clip: ClipMessage,
-            verdict: Verdict) -> None:
+def account(verdicts: Callable[..., Counter], end_to_end: Histogram, drift: ScoreDrift,
+            clip: ClipMessage, verdict: Verdict) -> None:
     verdicts(NAME, verdict.label).inc()
     end_to_end.observe(max(0.0, time.time() - clip.created_at))
+    drift.observe(clip.model, clip.language, verdict.score)
 
 
 async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, store: Store,
@@ -160,4 +162,5 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
         scorer=ClipScorer(client, fetcher, batch_requests=config.torchserve.batch_requests),
         sinks=[TableSink(store, "audio_verdicts", Verdict.row),
                TopicSink(producer, config.kafka.output_topic, Verdict.event, Verdict.key)],
-        account=partial(account, labelled(metrics.verdicts), metrics.end_to_end.labels(NAME)))
+        account=partial(account, labelled(metrics.verdicts), metrics.end_to_end.labels(NAME),
+                        ScoreDrift(metrics, NAME, config.drift)))

@@ -52,6 +52,7 @@ def wait_for_progress(database_url: str, at_least: int, daemon: harness.Daemon,
 def test_300_clips_over_3_partitions_and_3_languages(daemon, topics, tansu, database_url):
     clip_ids = harness.produce_clips(tansu.bootstrap, topics.input, 300)
     daemon.env["VIGIL_TORCHSERVE_BATCH_REQUESTS"] = "true"  # a request per model and batch
+    daemon.env["VIGIL_DRIFT_MIN_SCORES"] = "20"
     daemon.start()
     rows = wait_for_rows(database_url, set(clip_ids), daemon)
     metrics = daemon.metrics()
@@ -72,6 +73,14 @@ def test_300_clips_over_3_partitions_and_3_languages(daemon, topics, tansu, data
     assert total > 0 and at_most_7 < total
     assert harness.metric_value(metrics, "vigil_messages_consumed_total",
                                 'pipeline="audio"') >= 300
+    # Score drift: every score observed per model version and routed language, and a PSI
+    # against the reference the build saved in the catalogue.
+    hi = {"model": "audio_nsfw_hi", "version": "1.0", "language": "hi"}
+    assert harness.sample_value(metrics, "vigil_score_count", pipeline="audio", **hi) == \
+        sum(1 for e in events if e["language"] == "hi")
+    assert harness.sample_value(metrics, "vigil_score_psi", **hi) >= 0
+    assert harness.sample_value(metrics, "vigil_score_count", pipeline="audio",
+                                model="audio_nsfw_multi", version="1.0", language="*") > 0
 
 
 def test_sigkill_three_times_loses_no_clip(daemon, topics, tansu, database_url):
@@ -208,7 +217,9 @@ def test_bad_messages_go_to_the_dlq_with_their_reason(daemon, topics, tansu, dat
         assert int(headers["vigil-original-offset"]) >= 0
         assert {"vigil-error-class", "vigil-error-message", "vigil-original-partition",
                 "vigil-attempts"} <= set(headers)
-        by_value[letter.value()] = headers["vigil-error-reason"].decode()
+        assert headers["vigil-reason"] == headers["vigil-error-reason"]
+        assert headers["vigil-attempts"] == b"1"  # refusals are not retried
+        by_value[letter.value()] = headers["vigil-reason"].decode()
     for reason, key, value in bad:
         assert by_value[value] == reason, (reason, value[:80])
     assert len(bad) >= 15 and len({reason for reason, _, _ in bad}) >= 7

@@ -50,7 +50,9 @@ def live_stack(tmp_path, tansu, torchserve, request):
                "VIGIL_MEDIA_ALLOWED_SCHEMES": "https,file", "VIGIL_MEDIA_ALLOWED_DIRS": str(media),
                "VIGIL_ROUTING_LANGUAGES": "hi,ta"}
     daemons = {
-        "audio": start_daemon(tmp_path, "audio", prefix, tansu, serving),
+        # A PSI from the first few scores, so the drift panel has data.
+        "audio": start_daemon(tmp_path, "audio", prefix, tansu,
+                              {**serving, "VIGIL_DRIFT_MIN_SCORES": "5"}),
         "vrt": start_daemon(tmp_path, "vrt", prefix, tansu, serving),
         "minview": start_daemon(tmp_path, "minview", prefix, tansu, {
             "VIGIL_TRIAGE_POLICY_PATH": str(tmp_path / "triage" / "policy.json"),
@@ -131,7 +133,7 @@ def test_every_dashboard_query_returns_data_from_a_live_stack(live_stack, tansu)
     assert not empty, "\n".join(empty)
 
     rules = [rule for group in prometheus_rules(prometheus) for rule in group["rules"]]
-    assert len(rules) == 6 and all(rule["health"] == "ok" for rule in rules), rules
+    assert len(rules) == 7 and all(rule["health"] == "ok" for rule in rules), rules
 
 
 def prometheus_rules(prometheus: Prometheus) -> list[dict]:

@@ -56,6 +56,9 @@ def test_training_beats_chance_and_reports_what_it_measured(trained):
     assert entry["version"] == "1.1" and entry["threshold"] == pytest.approx(
         metrics["threshold"], abs=1e-6)
     assert entry["release"] is False  # trained on generated speech: a dev build
+    reference = entry["score_reference"]  # what vigil_score_psi compares live scores with
+    assert reference["count"] == metrics["held_out_clips"]
+    assert reference["source"] == f"{metrics['held_out_clips']} held-out clips"
     assert "to make this the manifest's model" in result.stdout
 
 

@@ -116,30 +116,41 @@ def test_auto_picks_the_fastest_passing_pair_and_never_emulated_bf16(tmp_path, m
     assert {(t.engine, t.precision) for t in trials} == set(engine_choice.candidates("cpu"))
 
 
-def test_a_bf16_archive_falls_back_to_fp32_where_the_cpu_has_no_bf16(tmp_path, monkeypatch):
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_an_autocast_archive_runs_its_fp32_twin_where_the_cpu_lacks_the_precision(
+        precision, tmp_path, monkeypatch):
     model = FAMILIES["vrt_fusion"]().eval()
-    built = engines.build("torchscript", "bf16", model, model.example(2), tmp_path / "s")
+    built = engines.build("torchscript", precision, model, model.example(2), tmp_path / "s")
     folder = tmp_path / "artifact"
     folder.mkdir()
     artifact = built.save(folder)
     assert [p.name for p in artifact.extra] == ["model.fp32.pt"]
-    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)  # fp16: never on a CPU
     loaded = runtime.load(str(artifact.serialized), device=torch.device("cpu"),
-                          precision="bf16", threads=1)
+                          precision=precision, threads=1)
     assert loaded.precision == "fp32"  # reported as what it really runs
     assert accuracy.max_abs_difference(model, loaded.run, checks(model)) <= 1e-5
 
 
-def test_an_fp16_archive_for_a_gpu_is_served_by_its_fp32_twin_on_a_cpu(tmp_path):
-    model = FAMILIES["vrt_fusion"]().eval()
-    built = engines.build("torchscript", "fp16", model, model.example(2), tmp_path / "s")
-    folder = tmp_path / "artifact"
-    folder.mkdir()
-    artifact = built.save(folder)
-    assert [p.name for p in artifact.extra] == ["model.fp32.pt"]
-    loaded = runtime.load(str(artifact.serialized), device=torch.device("cpu"),
-                          precision="fp16", threads=1)
-    assert loaded.precision == "fp32"
-    assert accuracy.max_abs_difference(model, loaded.run, checks(model)) <= 1e-5
+def test_fp16_is_a_candidate_on_a_gpu_only():
     assert ("torchscript", "fp16") in engine_choice.candidates("cuda")
+    assert ("aotinductor", "fp16") in engine_choice.candidates("cuda")
     assert all(p != "fp16" for _, p in engine_choice.candidates("cpu"))
+
+
+def test_a_score_archive_records_its_reference_distribution_and_others_do_not(tmp_path):
+    from modelzoo import catalogue
+
+    audio = ArchiveSpec(name="audio_nsfw_hi", family="audio_nsfw", languages=("hi",))
+    fusion = ArchiveSpec(name="vrt_fusion", family="vrt_fusion")
+    options = BuildOptions(export_dir=tmp_path, size="tiny")
+    with tqdm([audio, fusion], disable=True) as progress:
+        package_model(audio, FAMILIES["audio_nsfw"]().eval(), options, progress)
+        package_model(fusion, FAMILIES["vrt_fusion"]().eval(), options, progress)
+    reference = catalogue.entry(tmp_path, "audio_nsfw_hi")["score_reference"]
+    calibration_clips = sum(len(batch) for batch in families.calibration(
+        "audio_nsfw", FAMILIES["audio_nsfw"]()))
+    assert reference["count"] == calibration_clips
+    assert sum(reference["fractions"]) == pytest.approx(1.0)
+    assert reference["edges"][-1] == 1.0 and len(reference["edges"]) == len(reference["fractions"])
+    assert "score_reference" not in catalogue.entry(tmp_path, "vrt_fusion")

@@ -70,6 +70,8 @@ def test_triage_nets_are_read_as_increasing_integers():
     ({"VIGIL_ROUTING_FALLBACK": "maybe"}, "routing.fallback: 'maybe' is not a boolean"),
     ({"VIGIL_RUNTIME_METRICS_PORT": "70000"}, "metrics_port must be a port"),
     ({"VIGIL_KAFKA_INPUT_TOPIC": ""}, "kafka.input_topic must not be empty"),
+    ({"VIGIL_DRIFT_WINDOW": "100", "VIGIL_DRIFT_MIN_SCORES": "500"},
+     "drift.min_scores \\(500\\) must not exceed drift.window \\(100\\)"),
 ])
 def test_start_up_refuses_settings_that_cannot_work(env, message):
     with pytest.raises(ConfigError, match=message):

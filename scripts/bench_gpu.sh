@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The GPU variant of `make bench`, as one command on a machine with an NVIDIA GPU:
-#   bash benchmarks/gpu.sh [more python -m benchmarks options]
+#   bash scripts/bench_gpu.sh [more python -m benchmarks options]
 # Same parts and tables as on the CPU; models run on CUDA (TorchServe gives each worker a
-# GPU), GPU utilisation and memory are sampled with nvidia-smi per part, and the load test
-# uses wav2vec2-base. Results go to results/bench-gpu/.
+# GPU). The engines part times TorchScript and AOTInductor at fp32, bf16 and fp16, each with
+# the accuracy check, and e2e and load serve the fastest that passed (the build's
+# `precision: auto` on a GPU). GPU utilisation and memory are sampled with nvidia-smi per
+# part, and the load test uses wav2vec2-base. Sized for one run of under 10 minutes on an
+# H100/H200 machine. Results go to results/bench-gpu/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}

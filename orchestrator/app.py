@@ -38,6 +38,7 @@ PIPELINES = {
     "audio": "orchestrator.pipelines.audio",
     "vrt": "orchestrator.pipelines.vrt",
     "minview": "orchestrator.pipelines.minview",
+    "quality": "orchestrator.pipelines.quality",
 }
 
 

@@ -171,6 +171,11 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
                     "Consume posts.views; when a post crosses a views net, decide with the "
                     "calibrated policy whether it goes to review_queue and review.queue. Also "
                     "serves GET /users/{id}/history."),
+        "quality": ("model quality from moderators' decisions",
+                    "Consume review.decisions, join each decided clip to its verdict, export "
+                    "precision and recall at the threshold per model, version and language "
+                    "(vigil_quality_*), and write a threshold for the recall target to "
+                    "threshold_proposals (never applied); decisions go to review_decisions."),
     }
     for name, (summary, description) in descriptions.items():
         command = pipelines.add_parser(

@@ -256,6 +256,23 @@ class DriftConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class QualityConfig:
+    """Quality from moderators' decisions (``vigil run quality``)."""
+
+    window: int = 2000  # the most recent decided clips per model, version and language
+    # No precision, recall or proposal on fewer decided clips than this.
+    min_decisions: int = 200
+    propose_every: int = 500  # a threshold proposal per this many new decided clips
+    recall_target: float = 0.95  # what the proposed threshold must keep of the positives
+
+    def __post_init__(self) -> None:
+        _require_positive(self, "window", "min_decisions", "propose_every")
+        if not 0 < self.recall_target <= 1:
+            raise ConfigError(f"quality.recall_target must be in (0, 1], not "
+                              f"{self.recall_target!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class AppConfig:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
@@ -266,6 +283,7 @@ class AppConfig:
     vrt: VrtConfig = field(default_factory=VrtConfig)
     triage: TriageConfig = field(default_factory=TriageConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     database_url: str = "sqlite:///vigil.db"
 
 
@@ -276,6 +294,8 @@ PIPELINE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
                       "output_topic": "posts.scored"}},
     "minview": {"kafka": {"group_id": "vigil-minview", "input_topic": "posts.views",
                           "output_topic": "review.queue"}},
+    # Writes tables and metrics only: the output topic is not used.
+    "quality": {"kafka": {"group_id": "vigil-quality", "input_topic": "review.decisions"}},
 }
 
 SECTIONS = {f.name: f for f in dataclasses.fields(AppConfig) if f.name != "database_url"}

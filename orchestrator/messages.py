@@ -182,3 +182,36 @@ def parse_views(envelope: Envelope) -> ViewsMessage:
     if views < 0:
         raise InvalidField(f"views must not be negative: {views}")
     return ViewsMessage(envelope, post_id, views, instant(message, "at", envelope))
+
+
+DECISION_KINDS = ("clip", "post")
+DECISIONS = ("discard", "keep")
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionMessage:
+    """A ``review.decisions`` event: a moderator's decision on a clip or a post."""
+
+    envelope: Envelope
+    item_id: str
+    kind: str
+    decision: str
+    decided_at: float  # epoch seconds
+
+    @property
+    def positive(self) -> bool:
+        """True when the moderator took the item down: what a verdict should have flagged."""
+        return self.decision == "discard"
+
+
+def parse_decision(envelope: Envelope) -> DecisionMessage:
+    """Validate a moderator's decision; raises a :class:`BadMessage` naming what is wrong."""
+    message = json_object(envelope)
+    item_id = identifier(message, "item_id")
+    kind, decision = identifier(message, "kind"), identifier(message, "decision")
+    if kind not in DECISION_KINDS:
+        raise InvalidField(f"kind must be one of {DECISION_KINDS}, not {kind[:50]!r}")
+    if decision not in DECISIONS:
+        raise InvalidField(f"decision must be one of {DECISIONS}, not {decision[:50]!r}")
+    return DecisionMessage(envelope, item_id, kind, decision,
+                           instant(message, "decided_at", envelope))

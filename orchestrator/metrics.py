@@ -67,6 +67,12 @@ class Metrics:
         self.score = Histogram(
             "vigil_score", "Scores written, per model version and routed language",
             ["pipeline", "model", "version", "language"], buckets=SCORE_BUCKETS, registry=r)
+        self.quality_precision = Gauge(
+            "vigil_quality_precision", "Precision at the threshold, from moderators' decisions",
+            ["model", "version", "language"], registry=r)
+        self.quality_recall = Gauge(
+            "vigil_quality_recall", "Recall at the threshold, from moderators' decisions",
+            ["model", "version", "language"], registry=r)
         self.score_psi = Gauge(
             "vigil_score_psi", "PSI of the recent scores against the version's reference",
             ["model", "version", "language"], registry=r)

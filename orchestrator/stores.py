@@ -38,6 +38,11 @@ TABLES = {
     # too), so a redelivered views event neither decides twice nor loses the review event.
     "triage_decisions": Table(("post_id", "net", "decision", "score", "risk", "reason",
                                "decided_at", "published"), ("post_id", "net")),
+    "review_decisions": Table(("item_id", "kind", "decision", "decided_at"),
+                              ("item_id", "kind")),
+    "threshold_proposals": Table(("model", "version", "language", "threshold", "target",
+                                  "precision", "recall", "decisions", "proposed_at"),
+                                 ("model", "version", "language", "proposed_at")),
 }
 
 SCHEMA = """
@@ -71,6 +76,20 @@ CREATE TABLE IF NOT EXISTS triage_decisions (
     risk DOUBLE PRECISION CHECK (risk >= 0 AND risk <= 1),
     reason TEXT, decided_at TEXT, published INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (post_id, net)
+);
+CREATE TABLE IF NOT EXISTS review_decisions (
+    item_id TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('clip', 'post')),
+    decision TEXT NOT NULL CHECK (decision IN ('discard', 'keep')), decided_at TEXT NOT NULL,
+    PRIMARY KEY (item_id, kind)
+);
+CREATE TABLE IF NOT EXISTS threshold_proposals (
+    model TEXT NOT NULL, version TEXT NOT NULL, language TEXT NOT NULL,
+    threshold DOUBLE PRECISION NOT NULL CHECK (threshold >= 0 AND threshold <= 1),
+    target TEXT NOT NULL,
+    precision DOUBLE PRECISION CHECK (precision >= 0 AND precision <= 1),
+    recall DOUBLE PRECISION CHECK (recall >= 0 AND recall <= 1),
+    decisions INTEGER NOT NULL, proposed_at TEXT NOT NULL,
+    PRIMARY KEY (model, version, language, proposed_at)
 );
 """
 

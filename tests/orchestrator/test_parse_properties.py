@@ -16,7 +16,8 @@ import orjson
 from orchestrator.catalogue import Router
 from orchestrator.config import RoutingConfig
 from orchestrator.errors import BadMessage
-from orchestrator.messages import Envelope, parse_clip, parse_post, parse_views
+from orchestrator.messages import (Envelope, parse_clip, parse_decision, parse_post,
+                                   parse_views)
 from tests.orchestrator.fakes import CATALOGUE
 
 ROUTER = Router.for_audio(CATALOGUE, RoutingConfig(languages=("hi", "ta"), fallback=False))
@@ -27,6 +28,7 @@ PARSERS: dict[str, Callable[[Envelope], Any]] = {
     "audio": lambda envelope: parse_clip(envelope, ROUTER.route),
     "vrt": parse_post,
     "minview": parse_views,
+    "quality": parse_decision,
 }
 VALID = {
     "audio": {"clip_id": "c1", "stream_id": "s1", "language": "hi", "audio_b64": "AAAA",
@@ -34,6 +36,8 @@ VALID = {
     "vrt": {"post_id": "p1", "user_id": "u1", "created_at": "2026-11-28T10:00:00Z",
             "video_url": "https://media.example.com/v.mp4", "text": "hello", "language": "hi"},
     "minview": {"post_id": "p1", "views": 1000, "at": "2026-11-28T10:00:00Z"},
+    "quality": {"item_id": "c1", "kind": "clip", "decision": "discard",
+                "decided_at": "2026-11-28T10:00:00Z"},
 }
 
 odd_text = st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from(

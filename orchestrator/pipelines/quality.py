@@ -1,0 +1,173 @@
+"""Model quality from moderators' decisions, a decision's whole path:
+
+    review.decisions → parse_decision (validate)
+        → batch of ≤ 8 → VerdictJoiner (each decided clip's verdict from audio_verdicts:
+          model, version, language, score and the threshold it was flagged at)
+        → review_decisions (upsert) and QualityBook (a window per model, version and
+          language: vigil_quality_precision / vigil_quality_recall, and every
+          quality.propose_every decided clips a threshold for quality.recall_target in
+          threshold_proposals, with the figures behind it; never applied)
+        → acknowledge; or the dead-letter topic (a malformed decision), with the reason.
+
+A decision on a post, or on a clip without a verdict, is recorded in review_decisions and
+measures nothing. At start-up the windows are refilled from review_decisions joined to
+audio_verdicts, so a restart resumes the figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from orchestrator.catalogue import ANY_LANGUAGE, Catalogue
+from orchestrator.clock import iso_from_epoch, iso_utc
+from orchestrator.config import AppConfig, QualityConfig
+from orchestrator.errors import ConfigError
+from orchestrator.flow import Stages
+from orchestrator.messages import DecisionMessage, parse_decision
+from orchestrator.metrics import Metrics, labelled
+from orchestrator.outcomes import Failure
+from orchestrator.quality import Labelled, QualityWindow
+from orchestrator.retry import Health
+from orchestrator.sinks import EventProducer, TableSink
+from orchestrator.stores import Store, upsert
+
+NAME = "quality"
+VERDICT_COLUMNS = "clip_id, model, model_version, language, score, threshold"
+RESTORE_WINDOWS = 10  # start-up reads at most this many windows' worth of decisions
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a clip's verdict said: which model version, for which language, how sure."""
+
+    model: str
+    version: str
+    language: str
+    score: float
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A decision, with the verdict it judges (None for a post or an unscored clip)."""
+
+    decision: DecisionMessage
+    verdict: Verdict | None
+
+    def row(self) -> dict[str, Any]:
+        """The ``review_decisions`` row."""
+        return {"item_id": self.decision.item_id, "kind": self.decision.kind,
+                "decision": self.decision.decision,
+                "decided_at": iso_from_epoch(self.decision.decided_at)}
+
+
+def _verdicts(rows: Sequence[tuple]) -> dict[str, Verdict]:
+    return {row[0]: Verdict(*row[1:]) for row in rows if row[5] is not None}
+
+
+class VerdictJoiner:
+    """Finds the verdict of each decided clip."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def score(self, items: Sequence[DecisionMessage]) -> list[Judged | Failure]:
+        clip_ids = sorted({item.item_id for item in items if item.kind == "clip"})
+        verdicts: dict[str, Verdict] = {}
+        if clip_ids:
+            verdicts = _verdicts(await self.store.fetch_all(
+                f"SELECT {VERDICT_COLUMNS} FROM audio_verdicts "
+                f"WHERE clip_id IN ({', '.join('?' * len(clip_ids))})", clip_ids))
+        return [Judged(item, verdicts.get(item.item_id) if item.kind == "clip" else None)
+                for item in items]
+
+
+class QualityBook:
+    """The sink that measures: windows of labelled scores, their gauges, and proposals."""
+
+    def __init__(self, store: Store, catalogue: Catalogue, config: QualityConfig,
+                 metrics: Metrics) -> None:
+        self.store = store
+        self.catalogue = catalogue
+        self.config = config
+        self._precision = labelled(metrics.quality_precision)
+        self._recall = labelled(metrics.quality_recall)
+        self._windows: dict[tuple[str, str, str], QualityWindow] = {}
+
+    async def restore(self) -> None:
+        """Refill the windows from the decisions already recorded (no proposals)."""
+        rows = await self.store.fetch_all(
+            "SELECT d.item_id, v.model, v.model_version, v.language, v.score, v.threshold, "
+            "d.decision FROM review_decisions d JOIN audio_verdicts v ON v.clip_id = d.item_id "
+            "WHERE d.kind = 'clip' ORDER BY d.decided_at DESC LIMIT ?",
+            [self.config.window * RESTORE_WINDOWS])
+        for row in reversed(rows):
+            if row[5] is not None:
+                self._add(row[0], Verdict(*row[1:6]), row[6] == "discard")
+
+    async def write(self, results: Sequence[Judged]) -> None:
+        due = []
+        for judged in results:
+            if judged.verdict is None:
+                continue
+            key, window = self._add(judged.decision.item_id, judged.verdict,
+                                    judged.decision.positive)
+            if len(window) >= self.config.min_decisions and \
+                    window.added % self.config.propose_every == 0:
+                due.append(key)
+        proposals = [row for key in due if (row := self._proposal(key)) is not None]
+        if proposals:
+            await upsert(self.store, "threshold_proposals", proposals)
+
+    def _add(self, item_id: str, verdict: Verdict, positive: bool
+             ) -> tuple[tuple[str, str, str], QualityWindow]:
+        key = (verdict.model, verdict.version, self._routed(verdict))
+        window = self._windows.setdefault(key, QualityWindow(self.config.window))
+        window.add(item_id, Labelled(verdict.score, verdict.threshold, positive))
+        if len(window) >= self.config.min_decisions:
+            precision, recall = window.rates()
+            if precision is not None:
+                self._precision(*key).set(precision)
+            if recall is not None:
+                self._recall(*key).set(recall)
+        return key, window
+
+    def _routed(self, verdict: Verdict) -> str:
+        """The clip's language where its model serves it by name, else ``*`` (a clip's own
+        language string would let anyone mint label values)."""
+        try:
+            served = self.catalogue.version(verdict.model, verdict.version).languages
+        except ConfigError:
+            return ANY_LANGUAGE
+        return verdict.language if verdict.language in served else ANY_LANGUAGE
+
+    def _proposal(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
+        proposal = self._windows[key].proposal(self.config.recall_target)
+        if proposal is None:
+            return None
+        model, version, language = key
+        return {"model": model, "version": version, "language": language,
+                "threshold": proposal.threshold, "target": f"recall:{self.config.recall_target}",
+                "precision": proposal.precision, "recall": proposal.recall,
+                "decisions": proposal.decisions, "proposed_at": iso_utc()}
+
+
+def account(decisions: Callable[..., Any], item: DecisionMessage, judged: Judged) -> None:
+    decisions(NAME, item.decision).inc()
+
+
+async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, store: Store,
+                      producer: EventProducer, metrics: Metrics,
+                      health: Callable[[str], Health]) -> Stages[DecisionMessage, Judged]:
+    """The quality stages; raises :class:`~orchestrator.errors.ConfigError` without a
+    readable catalogue (it names the languages each model version serves)."""
+    book = QualityBook(store, Catalogue.load(config.torchserve.catalogue), config.quality,
+                       metrics)
+    await book.restore()
+    return Stages(name=NAME, parse=parse_decision, scorer=VerdictJoiner(store),
+                  sinks=[TableSink(store, "review_decisions", Judged.row), book],
+                  account=partial(account, labelled(metrics.verdicts)))

@@ -58,6 +58,10 @@ def live_stack(tmp_path, tansu, torchserve, request):
             "VIGIL_TRIAGE_POLICY_PATH": str(tmp_path / "triage" / "policy.json"),
             "VIGIL_TRIAGE_HISTORY_PORT": str(free_port()),
             "VIGIL_TRIAGE_HISTORY_TOKEN": "dashboard-test-token"}),
+        # Joins decisions to the audio daemon's verdicts: the same database.
+        "quality": start_daemon(tmp_path, "quality", prefix, tansu, {
+            **torchserve.client_env(), "VIGIL_QUALITY_MIN_DECISIONS": "5",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'audio' / 'vigil.db'}"}),
     }
     config_dir = tmp_path / "prometheus"
     shutil.copytree(REPO_ROOT / "deploy" / "prometheus", config_dir)
@@ -80,10 +84,10 @@ def live_stack(tmp_path, tansu, torchserve, request):
             daemon.kill()
 
 
-def send_traffic(daemons: dict, tansu, media: Path, wave: int) -> None:
-    """Good and bad messages for every daemon."""
+def send_traffic(daemons: dict, tansu, media: Path, wave: int) -> list[str]:
+    """Good and bad messages for every daemon fed by producers; returns the clip ids."""
     audio = daemons["audio"][1].input
-    harness.produce_clips(tansu.bootstrap, audio, 24, start=100 * wave)
+    clip_ids = harness.produce_clips(tansu.bootstrap, audio, 24, start=100 * wave)
     undecodable = {**harness.clip_message(100 * wave + 99), "clip_id": f"garbage-{wave}",
                    "audio_b64": base64.b64encode(b"not audio" * 40).decode()}
     harness.produce(tansu.bootstrap, audio,  # one bad before, one at TorchServe (a 415)
@@ -101,6 +105,17 @@ def send_traffic(daemons: dict, tansu, media: Path, wave: int) -> None:
     harness.produce(tansu.bootstrap, topics.input,
                     encoded(events) + [(b"neg", json.dumps({"post_id": "post-1",
                                                             "views": -1}).encode())])
+    return clip_ids
+
+
+def send_decisions(daemons: dict, tansu, clip_ids: list[str]) -> None:
+    """Moderators' decisions on scored clips (every third discarded), and a malformed one."""
+    decisions = [{"item_id": clip, "kind": "clip",
+                  "decision": "discard" if index % 3 == 0 else "keep"}
+                 for index, clip in enumerate(clip_ids)]
+    harness.produce(tansu.bootstrap, daemons["quality"][1].input,
+                    [(d["item_id"].encode(), json.dumps(d).encode()) for d in decisions]
+                    + [(b"bad", b'{"item_id": "x", "kind": "clip", "decision": "ban"}')])
 
 
 def wait_for(condition, what: str, timeout_s: float = 180) -> None:
@@ -114,15 +129,21 @@ def test_every_dashboard_query_returns_data_from_a_live_stack(live_stack, tansu)
     daemons, prometheus, media = live_stack
     for wave in (1, 2):
         before = {name: harness.handled(d.metrics()) for name, (d, _) in daemons.items()}
-        send_traffic(daemons, tansu, media, wave)
+        clip_ids = send_traffic(daemons, tansu, media, wave)
         wait_for(lambda: all(harness.handled(d.metrics()) > before[name]
-                             for name, (d, _) in daemons.items()), f"wave {wave} handled")
+                             for name, (d, _) in daemons.items() if name != "quality"),
+                 f"wave {wave} handled")
+        wait_for(lambda: harness.handled(daemons["audio"][0].metrics())
+                 >= before["audio"] + len(clip_ids) + 2, f"wave {wave}: every clip scored")
+        send_decisions(daemons, tansu, clip_ids)
+        wait_for(lambda: harness.handled(daemons["quality"][0].metrics())
+                 >= before["quality"] + len(clip_ids) + 1, f"wave {wave}: decisions handled")
         time.sleep(16)  # one scrape interval between the waves, so rates see both
     wait_for(lambda: prometheus.query('min(count_over_time(up[5m])) >= 3'),
              "three scrapes of every target")
     targets = {(t["metric"]["job"], t["value"][1]) for t in prometheus.query("up")}
     assert targets == {("vigil", "1"), ("torchserve", "1")}, prometheus.query("up")
-    assert len(prometheus.query("up")) == 4  # three daemons and TorchServe
+    assert len(prometheus.query("up")) == 5  # four daemons and TorchServe
 
     empty = []
     for path in DASHBOARDS:

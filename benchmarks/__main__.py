@@ -36,7 +36,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", default="torchscript",
                         choices=("torchscript", "aotinductor", "openvino", "onnxruntime"),
                         help="e2e: Vigil's engine when --precision is not auto")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),
+    parser.add_argument("--precision", default="auto",
+                        choices=("auto", "fp32", "bf16", "fp16", "int8"),
                         help="e2e: Vigil's precision; auto: the fastest engine x precision "
                         "that passed the accuracy check in the engines part")
     parser.add_argument("--tolerance", type=float, default=1e-3,

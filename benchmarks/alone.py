@@ -29,7 +29,8 @@ async def _send(config: TorchServeConfig, model: ModelEntry, bodies: Sequence[by
 
             async def batch(start: int) -> None:
                 async with slots:
-                    group = [bodies[i % len(bodies)] for i in range(start, min(count, start + BATCH))]
+                    end = min(count, start + BATCH)
+                    group = [bodies[i % len(bodies)] for i in range(start, end)]
                     if batch_requests:
                         await client.predict_batch(model, group)
                     else:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
-class Labelled:
+class LabelledScore:
     """A verdict's score and the threshold it was flagged at, with the moderator's label."""
 
     score: float
@@ -39,13 +39,13 @@ class QualityWindow:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._items: OrderedDict[str, Labelled] = OrderedDict()
+        self._items: OrderedDict[str, LabelledScore] = OrderedDict()
         self.added = 0
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, item_id: str, labelled: Labelled) -> None:
+    def add(self, item_id: str, labelled: LabelledScore) -> None:
         self._items.pop(item_id, None)
         self._items[item_id] = labelled
         if len(self._items) > self.size:

@@ -29,15 +29,8 @@ from prometheus_client import Histogram
 
 from orchestrator.catalogue import ModelEntry
 from orchestrator.config import TorchServeConfig
-from orchestrator.errors import (
-    AuthError,
-    ConfigError,
-    MediaTooLarge,
-    ModelTimeout,
-    ModelUnavailable,
-    UndecodableMedia,
-    VigilError,
-)
+from orchestrator.errors import (AuthError, ConfigError, MediaTooLarge, ModelTimeout,
+                                 ModelUnavailable, UndecodableMedia, VigilError)
 from orchestrator.metrics import labelled
 from orchestrator.retry import Health, RetryPolicy
 

@@ -30,7 +30,7 @@ from orchestrator.flow import Stages
 from orchestrator.messages import DecisionMessage, parse_decision
 from orchestrator.metrics import Metrics, labelled
 from orchestrator.outcomes import Failure
-from orchestrator.quality import Labelled, QualityWindow
+from orchestrator.quality import LabelledScore, QualityWindow
 from orchestrator.retry import Health
 from orchestrator.sinks import EventProducer, TableSink
 from orchestrator.stores import Store, upsert
@@ -127,7 +127,7 @@ class QualityBook:
              ) -> tuple[tuple[str, str, str], QualityWindow]:
         key = (verdict.model, verdict.version, self._routed(verdict))
         window = self._windows.setdefault(key, QualityWindow(self.config.window))
-        window.add(item_id, Labelled(verdict.score, verdict.threshold, positive))
+        window.add(item_id, LabelledScore(verdict.score, verdict.threshold, positive))
         if len(window) >= self.config.min_decisions:
             precision, recall = window.rates()
             if precision is not None:

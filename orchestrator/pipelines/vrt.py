@@ -22,9 +22,10 @@ from typing import Any
 import orjson
 
 from orchestrator import answers
-from orchestrator.catalogue import Catalogue
+from orchestrator.catalogue import ANY_LANGUAGE, Catalogue, ModelEntry
 from orchestrator.clock import iso_from_epoch, iso_utc
 from orchestrator.config import AppConfig
+from orchestrator.drift import ScoreDrift
 from orchestrator.errors import BadModelResponse, InvalidField
 from orchestrator.extractors import Extractors
 from orchestrator.flow import Stages
@@ -118,10 +119,12 @@ class PostScorer:
         return media
 
 
-def account(metrics: Metrics, sla_s: float, post: PostMessage, result: PostScore) -> None:
+def account(metrics: Metrics, sla_s: float, drift: ScoreDrift, fusion: ModelEntry,
+            post: PostMessage, result: PostScore) -> None:
     age = max(0.0, time.time() - post.created_at)
     metrics.verdicts.labels(NAME, result.top_category).inc()
     metrics.end_to_end.labels(NAME).observe(age)
+    drift.observe(fusion, ANY_LANGUAGE, result.score)
     if age > sla_s:
         metrics.vrt_sla_missed.inc()
 
@@ -147,4 +150,5 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
         sinks=[TableSink(store, "posts", PostScore.post_row),
                TableSink(store, "post_scores", PostScore.score_row),
                TopicSink(producer, config.kafka.output_topic, PostScore.event, PostScore.key)],
-        account=partial(account, metrics, config.vrt.sla_s))
+        account=partial(account, metrics, config.vrt.sla_s,
+                        ScoreDrift(metrics, NAME, config.drift), extractors.fusion))

@@ -134,6 +134,10 @@ def test_fifty_posts_end_to_end(tmp_path, tansu, torchserve, database_url, reque
     assert reasons == {p["post_id"]: p["reason"] for p in bad}
     # created_at is hours in the past: every post misses the 10-minute SLA and says so.
     assert harness.metric_value(metrics, "vigil_vrt_sla_missed_total") == len(good)
+    # Every fused score is observed per fusion version; no reference for a distribution head.
+    fusion = {"pipeline": "vrt", "model": "vrt_fusion", "version": "1.0", "language": "*"}
+    assert harness.sample_value(metrics, "vigil_score_count", **fusion) == len(good)
+    assert "vigil_score_psi{" not in metrics
 
 
 def test_vigil_embed_builds_a_training_table_through_the_archives(tmp_path, torchserve,

@@ -6,28 +6,28 @@ import pytest
 
 from orchestrator.errors import BadMessage, InvalidField
 from orchestrator.messages import Envelope, parse_decision
-from orchestrator.quality import Labelled, QualityWindow
+from orchestrator.quality import LabelledScore, QualityWindow
 
 
-def stream(count: int, seed: int) -> list[tuple[str, Labelled]]:
+def stream(count: int, seed: int) -> list[tuple[str, LabelledScore]]:
     """Decisions whose scores lean towards the truth, thresholds varying by version."""
     rng = random.Random(seed)
     items = []
     for index in range(count):
         positive = rng.random() < 0.3
         score = min(1.0, max(0.0, rng.gauss(0.7 if positive else 0.35, 0.2)))
-        items.append((f"clip-{index}", Labelled(round(score, 4), rng.choice([0.5, 0.6]),
+        items.append((f"clip-{index}", LabelledScore(round(score, 4), rng.choice([0.5, 0.6]),
                                                 positive)))
     return items
 
 
-def oracle_rates(items: list[Labelled]) -> tuple[float, float]:
+def oracle_rates(items: list[LabelledScore]) -> tuple[float, float]:
     flagged = [i for i in items if i.score >= i.threshold]
     return (sum(i.positive for i in flagged) / len(flagged),
             sum(i.positive for i in flagged) / sum(i.positive for i in items))
 
 
-def oracle_threshold(items: list[Labelled], target: float) -> float:
+def oracle_threshold(items: list[LabelledScore], target: float) -> float:
     """The highest candidate threshold (every score tried) whose recall reaches ``target``."""
     positives = sum(i.positive for i in items)
     return max(t for t in {i.score for i in items}
@@ -52,11 +52,11 @@ def test_rates_and_the_proposal_match_a_brute_force_oracle(seed):
 
 def test_a_redelivered_decision_replaces_its_copy_and_old_ones_leave_the_window():
     window = QualityWindow(size=3)
-    window.add("a", Labelled(0.9, 0.5, True))
-    window.add("a", Labelled(0.9, 0.5, True))  # redelivered
+    window.add("a", LabelledScore(0.9, 0.5, True))
+    window.add("a", LabelledScore(0.9, 0.5, True))  # redelivered
     assert len(window) == 1 and window.rates() == (1.0, 1.0)
     for item_id, score in (("b", 0.2), ("c", 0.8), ("d", 0.7)):
-        window.add(item_id, Labelled(score, 0.5, False))
+        window.add(item_id, LabelledScore(score, 0.5, False))
     assert len(window) == 3  # "a" left
     assert window.rates() == (0.0, None)  # two false positives, no positive left
     assert window.proposal(0.95) is None

@@ -110,7 +110,11 @@ class AudioNsfwClassifier(nn.Module):
     def save_pretrained(self, folder: Path) -> None:
         """A Hugging Face checkpoint folder that :func:`from_checkpoint` loads back."""
         from transformers import Wav2Vec2FeatureExtractor
+        from transformers.utils import logging as transformers_logging
 
+        # A one-shard checkpoint gets a "Writing model shards" bar of its own otherwise,
+        # in the middle of the caller's progress output.
+        transformers_logging.disable_progress_bar()
         self.encoder.save_pretrained(folder)
         Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE_HZ,
                                  do_normalize=self.normalize).save_pretrained(folder)

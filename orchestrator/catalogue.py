@@ -55,6 +55,11 @@ class ModelEntry:
         """The versioned inference path, ``/predictions/<name>/<version>``."""
         return f"/predictions/{self.name}/{self.version}"
 
+    def metric_language(self, language: str) -> str:
+        """``language`` where this model serves it by name, else ``*``: the value of a
+        metric's language label, which a clip's own language string would let anyone mint."""
+        return language if language in self.languages else ANY_LANGUAGE
+
 
 class Catalogue:
     """The built archives, and which version of each is live."""

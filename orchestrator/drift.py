@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.catalogue import ANY_LANGUAGE, ModelEntry
+from orchestrator.catalogue import ModelEntry
 from orchestrator.config import DriftConfig
 from orchestrator.metrics import Metrics, labelled
 
@@ -101,7 +101,7 @@ class ScoreDrift:
         self._windows: dict[tuple[str, str, str], Window | None] = {}
 
     def observe(self, model: ModelEntry, language: str, score: float) -> None:
-        language = language if language in model.languages else ANY_LANGUAGE
+        language = model.metric_language(language)
         self._score(self.pipeline, model.name, model.version, language).observe(score)
         key = (model.name, model.version, language)
         if key not in self._windows:

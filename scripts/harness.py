@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,6 +167,21 @@ class Daemon:
     def log(self) -> str:
         return "\n".join((self.workdir / f"daemon-{i}.log").read_text(errors="replace")[-3000:]
                          for i in range(1, self.runs + 1))
+
+
+def wait_until(condition: Callable[[], object], what: str | Callable[[], str],
+               daemon: Daemon | None = None, timeout_s: float = 120,
+               interval_s: float = 0.5) -> None:
+    """Poll ``condition`` until it is true; fail the test with ``what`` (a text, or a
+    function that says what was left at the end) and the daemon's log when ``timeout_s``
+    passes first. Tests wait for events, never for fixed seconds."""
+    import pytest
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what() if callable(what) else what}\n{daemon.log() if daemon else ''}")
+        time.sleep(interval_s)
 
 
 def query(database_url: str, sql: str, params: tuple = ()) -> list[tuple]:

@@ -36,7 +36,7 @@ from orchestrator.sinks import EventProducer, TableSink
 from orchestrator.stores import Store, upsert
 
 NAME = "quality"
-VERDICT_COLUMNS = "clip_id, model, model_version, language, score, threshold"
+VERDICT_COLUMNS = ("clip_id", "model", "model_version", "language", "score", "threshold")
 RESTORE_WINDOWS = 10  # start-up reads at most this many windows' worth of decisions
 
 
@@ -80,7 +80,7 @@ class VerdictJoiner:
         verdicts: dict[str, Verdict] = {}
         if clip_ids:
             verdicts = _verdicts(await self.store.fetch_all(
-                f"SELECT {VERDICT_COLUMNS} FROM audio_verdicts "
+                f"SELECT {', '.join(VERDICT_COLUMNS)} FROM audio_verdicts "
                 f"WHERE clip_id IN ({', '.join('?' * len(clip_ids))})", clip_ids))
         return [Judged(item, verdicts.get(item.item_id) if item.kind == "clip" else None)
                 for item in items]
@@ -100,14 +100,14 @@ class QualityBook:
 
     async def restore(self) -> None:
         """Refill the windows from the decisions already recorded (no proposals)."""
-        rows = await self.store.fetch_all(
-            "SELECT d.item_id, v.model, v.model_version, v.language, v.score, v.threshold, "
-            "d.decision FROM review_decisions d JOIN audio_verdicts v ON v.clip_id = d.item_id "
+        rows = list(reversed(await self.store.fetch_all(
+            f"SELECT {', '.join(f'v.{column}' for column in VERDICT_COLUMNS)}, d.decision "
+            "FROM review_decisions d JOIN audio_verdicts v ON v.clip_id = d.item_id "
             "WHERE d.kind = 'clip' ORDER BY d.decided_at DESC LIMIT ?",
-            [self.config.window * RESTORE_WINDOWS])
-        for row in reversed(rows):
-            if row[5] is not None:
-                self._add(row[0], Verdict(*row[1:6]), row[6] == "discard")
+            [self.config.window * RESTORE_WINDOWS])))
+        discarded = {row[0]: row[-1] == "discard" for row in rows}
+        for clip_id, verdict in _verdicts([row[:-1] for row in rows]).items():
+            self._add(clip_id, verdict, discarded[clip_id])
 
     async def write(self, results: Sequence[Judged]) -> None:
         due = []
@@ -137,13 +137,12 @@ class QualityBook:
         return key, window
 
     def _routed(self, verdict: Verdict) -> str:
-        """The clip's language where its model serves it by name, else ``*`` (a clip's own
-        language string would let anyone mint label values)."""
+        """The verdict's language as a metric label (``*`` for a version no longer built)."""
         try:
-            served = self.catalogue.version(verdict.model, verdict.version).languages
+            return self.catalogue.version(verdict.model, verdict.version).metric_language(
+                verdict.language)
         except ConfigError:
             return ANY_LANGUAGE
-        return verdict.language if verdict.language in served else ANY_LANGUAGE
 
     def _proposal(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
         proposal = self._windows[key].proposal(self.config.recall_target)

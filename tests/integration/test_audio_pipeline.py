@@ -16,37 +16,37 @@ pytestmark = pytest.mark.integration
 
 
 def stored_clip_ids(database_url: str) -> list[str]:
-    return [row[0] for row in harness.query(database_url, "SELECT clip_id FROM audio_verdicts")]
+    try:
+        return [row[0] for row in harness.query(database_url,
+                                                "SELECT clip_id FROM audio_verdicts")]
+    except Exception:  # noqa: BLE001 - the table appears once the daemon has started
+        return []
 
 
 def wait_for_rows(database_url: str, expected: set[str], daemon: harness.Daemon,
                   timeout_s: float = 180) -> list[str]:
-    deadline = time.monotonic() + timeout_s
     rows: list[str] = []
-    while time.monotonic() < deadline:
-        try:
-            rows = stored_clip_ids(database_url)
-        except Exception:  # noqa: BLE001 - the table appears once the daemon has started
-            rows = []
-        if expected <= set(rows):
-            return rows
-        time.sleep(1)
-    pytest.fail(f"{len(expected - set(rows))} clips never stored\n{daemon.log()}")
+
+    def stored_all() -> bool:
+        rows[:] = stored_clip_ids(database_url)
+        return expected <= set(rows)
+
+    harness.wait_until(stored_all, lambda: f"{len(expected - set(rows))} clips never stored",
+                       daemon, timeout_s, interval_s=1)
+    return rows
 
 
-def wait_for_progress(database_url: str, at_least: int, daemon: harness.Daemon,
-                      timeout_s: float = 120) -> int:
+def wait_for_progress(database_url: str, at_least: int, daemon: harness.Daemon) -> int:
     """Block until ``at_least`` clips are stored: faults land mid-run on a fast machine too."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            stored = len(stored_clip_ids(database_url))
-        except Exception:  # noqa: BLE001 - the table appears once the daemon has started
-            stored = 0
-        if stored >= at_least:
-            return stored
-        time.sleep(0.05)
-    pytest.fail(f"fewer than {at_least} clips stored\n{daemon.log()}")
+    stored = 0
+
+    def enough() -> bool:
+        nonlocal stored
+        stored = len(stored_clip_ids(database_url))
+        return stored >= at_least
+
+    harness.wait_until(enough, f"fewer than {at_least} clips stored", daemon, interval_s=0.05)
+    return stored
 
 
 def test_300_clips_over_3_partitions_and_3_languages(daemon, topics, tansu, database_url):
@@ -136,12 +136,15 @@ def test_torchserve_outage_pauses_and_resumes_without_loss(daemon, topics, tansu
     wait_for_progress(database_url, 1, daemon)
     pipeline_server.stop()
     paused = 0.0
-    deadline = time.monotonic() + 40
-    while paused == 0 and time.monotonic() < deadline:
-        time.sleep(0.5)
+
+    def intake_paused() -> bool:
+        nonlocal paused
         assert daemon.process.poll() is None  # no crash
         paused = harness.metric_value(daemon.metrics(), "vigil_paused_partitions",
                                       'pipeline="audio"')
+        return paused > 0
+
+    harness.wait_until(intake_paused, "intake never paused", daemon, timeout_s=40)
     pipeline_server.start(models=["audio_nsfw_hi", "audio_nsfw_ta", "audio_nsfw_multi"])
     rows = wait_for_rows(database_url, set(clip_ids), daemon)
     metrics = daemon.metrics()
@@ -240,10 +243,9 @@ def test_a_second_daemon_joining_mid_run_rebalances_without_loss(daemon, topics,
     try:
         second.start()  # the group rebalances: the first daemon's partitions are revoked
         second.wait_ready()
-        deadline = time.monotonic() + 60
-        while not ("assigned [(" in second.log() and daemon.log().count("assigned [(") >= 2):
-            assert time.monotonic() < deadline, f"no rebalance\n{daemon.log()}\n{second.log()}"
-            time.sleep(0.2)
+        harness.wait_until(lambda: "assigned [(" in second.log()
+                           and daemon.log().count("assigned [(") >= 2,
+                           f"no rebalance\n{second.log()}", daemon, timeout_s=60, interval_s=0.2)
         rows = wait_for_rows(database_url, set(clip_ids), daemon)
         assert second.terminate() == 0
     finally:

@@ -118,29 +118,24 @@ def send_decisions(daemons: dict, tansu, clip_ids: list[str]) -> None:
                     + [(b"bad", b'{"item_id": "x", "kind": "clip", "decision": "ban"}')])
 
 
-def wait_for(condition, what: str, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(1)
-
-
 def test_every_dashboard_query_returns_data_from_a_live_stack(live_stack, tansu):
     daemons, prometheus, media = live_stack
     for wave in (1, 2):
         before = {name: harness.handled(d.metrics()) for name, (d, _) in daemons.items()}
         clip_ids = send_traffic(daemons, tansu, media, wave)
-        wait_for(lambda: all(harness.handled(d.metrics()) > before[name]
-                             for name, (d, _) in daemons.items() if name != "quality"),
-                 f"wave {wave} handled")
-        wait_for(lambda: harness.handled(daemons["audio"][0].metrics())
-                 >= before["audio"] + len(clip_ids) + 2, f"wave {wave}: every clip scored")
+        harness.wait_until(lambda: all(harness.handled(d.metrics()) > before[name]
+                                       for name, (d, _) in daemons.items() if name != "quality"),
+                           f"wave {wave} handled", timeout_s=180)
+        harness.wait_until(lambda: harness.handled(daemons["audio"][0].metrics())
+                           >= before["audio"] + len(clip_ids) + 2,
+                           f"wave {wave}: every clip scored", timeout_s=180)
         send_decisions(daemons, tansu, clip_ids)
-        wait_for(lambda: harness.handled(daemons["quality"][0].metrics())
-                 >= before["quality"] + len(clip_ids) + 1, f"wave {wave}: decisions handled")
+        harness.wait_until(lambda: harness.handled(daemons["quality"][0].metrics())
+                           >= before["quality"] + len(clip_ids) + 1,
+                           f"wave {wave}: decisions handled", timeout_s=180)
         time.sleep(16)  # one scrape interval between the waves, so rates see both
-    wait_for(lambda: prometheus.query('min(count_over_time(up[5m])) >= 3'),
-             "three scrapes of every target")
+    harness.wait_until(lambda: prometheus.query('min(count_over_time(up[5m])) >= 3'),
+                       "three scrapes of every target", timeout_s=180)
     targets = {(t["metric"]["job"], t["value"][1]) for t in prometheus.query("up")}
     assert targets == {("vigil", "1"), ("torchserve", "1")}, prometheus.query("up")
     assert len(prometheus.query("up")) == 5  # four daemons and TorchServe

@@ -26,14 +26,6 @@ def rows(database_url: str, table: str = "audio_verdicts", key: str = "clip_id")
         return set()
 
 
-def wait_until(condition, what: str, daemon: harness.Daemon, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}\n{daemon.log()}")
-        time.sleep(0.5)
-
-
 def paused_during(daemon: harness.Daemon, pipeline: str, seconds: float) -> float:
     """The largest vigil_paused_partitions seen while sleeping ``seconds``."""
     seen, deadline = 0.0, time.monotonic() + seconds
@@ -64,7 +56,7 @@ def test_postgres_down_30_s_pauses_intake_and_loses_nothing(daemon, topics, tans
                                                            database_url):
     clip_ids = harness.produce_clips(tansu.bootstrap, topics.input, 300)
     daemon.start()
-    wait_until(lambda: len(rows(database_url)) >= 30, "no clip stored", daemon)
+    harness.wait_until(lambda: len(rows(database_url)) >= 30, "no clip stored", daemon)
     postgres.pause()
     try:
         paused = paused_during(daemon, "audio", OUTAGE_S)
@@ -85,7 +77,7 @@ def test_sigterm_while_postgres_is_down_exits_in_time_and_commits_only_what_was_
         daemon, topics, tansu, postgres, database_url):
     clip_ids = harness.produce_clips(tansu.bootstrap, topics.input, 300)
     daemon.start()
-    wait_until(lambda: len(rows(database_url)) >= 30, "no clip stored", daemon)
+    harness.wait_until(lambda: len(rows(database_url)) >= 30, "no clip stored", daemon)
     postgres.pause()
     try:
         time.sleep(5)  # writes are failing and retrying now
@@ -114,7 +106,7 @@ def test_a_worker_killed_holding_a_batch_loses_and_dead_letters_nothing(
         daemon, topics, tansu, pipeline_server, database_url):
     clip_ids = harness.produce_clips(tansu.bootstrap, topics.input, 400)
     daemon.start()
-    wait_until(lambda: len(rows(database_url)) >= 20, "no clip stored", daemon)
+    harness.wait_until(lambda: len(rows(database_url)) >= 20, "no clip stored", daemon)
     killed = []
     for model in ("audio_nsfw_hi", "audio_nsfw_ta", "audio_nsfw_multi"):
         killed.append(kill_a_worker(pipeline_server, model))
@@ -162,7 +154,7 @@ def test_vrt_waits_out_a_postgres_outage_and_a_killed_extractor_worker(
     produce(0)
     daemon.start()
     scored = lambda: rows(database_url, "post_scores", "post_id")  # noqa: E731
-    wait_until(lambda: len(scored()) >= 5, "no post scored", daemon, timeout_s=180)
+    harness.wait_until(lambda: len(scored()) >= 5, "no post scored", daemon, timeout_s=180)
     kill_a_worker(torchserve, "clip_visual")
     postgres.pause()
     produce(1)  # these meet the outage whatever the first ones did
@@ -170,7 +162,7 @@ def test_vrt_waits_out_a_postgres_outage_and_a_killed_extractor_worker(
         paused = paused_during(daemon, "vrt", OUTAGE_S)
     finally:
         postgres.start()
-    wait_until(lambda: scored() >= post_ids, "posts never scored", daemon, timeout_s=300)
+    harness.wait_until(lambda: scored() >= post_ids, "posts never scored", daemon, timeout_s=300)
     assert daemon.terminate() == 0
     wait_workers_back(torchserve, ["clip_visual"])
     assert paused > 0
@@ -193,7 +185,7 @@ def test_a_broker_that_cannot_be_reached_is_an_error_within_seconds(daemon):
     daemon.env["VIGIL_KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{free_port()}"  # nobody there
     daemon.start()
     try:
-        wait_until(lambda: "ERROR" in daemon.log() and "Kafka broker unreachable"
+        harness.wait_until(lambda: "ERROR" in daemon.log() and "Kafka broker unreachable"
                    in daemon.log(), "no error logged", daemon, timeout_s=20)
     finally:
         daemon.kill()

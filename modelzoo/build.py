@@ -47,6 +47,9 @@ class BuildOptions:
     # precision auto: what was chosen per (family, size), so archives of one architecture
     # share the search (each is still checked against its own eager model).
     choices: dict = field(default_factory=dict)
+    # Record what is built as its model's candidate (rolled out by the audio daemons) rather
+    # than as its live version.
+    candidate: bool = False
 
     def __post_init__(self) -> None:
         if self.size is not None and self.size not in audio_classifier.SIZES:
@@ -151,7 +154,8 @@ def package_model(spec: ArchiveSpec, model: nn.Module, options: BuildOptions,
                                           "release": options.release,
                                           "accuracy": check, "engine_trials": trials,
                                           **({"score_reference": reference} if reference
-                                             else {})})
+                                             else {})},
+                     candidate=options.candidate)
     return BuiltArchive(chosen, path, check.get("max_difference", 0.0), trials)
 
 

@@ -65,9 +65,11 @@ def archive_path(store: Path, name: str, version: str | None = None) -> Path:
     return store / entry(store, name, version)["file"]
 
 
-def record(store: Path, model: dict[str, Any], *, live: bool = True) -> None:
+def record(store: Path, model: dict[str, Any], *, live: bool = True,
+           candidate: bool = False) -> None:
     """Add or replace ``model``'s entry (by name and version), with its archive's SHA-256
-    and build time, and make it live unless ``live`` is false. Written atomically."""
+    and build time, and make it live unless ``live`` is false, or the model's candidate (the
+    version the audio daemons roll out next). Written atomically."""
     archive = store / model["file"]
     model = {**model, "sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
              "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -75,7 +77,9 @@ def record(store: Path, model: dict[str, Any], *, live: bool = True) -> None:
     document["models"] = [m for m in document["models"]
                           if (m["name"], m["version"]) != (model["name"], model["version"])]
     document["models"].append(model)
-    if live:
+    if candidate:
+        document.setdefault("candidates", {})[model["name"]] = model["version"]
+    elif live:
         document["live"][model["name"]] = model["version"]
     with tempfile.NamedTemporaryFile("w", dir=store, suffix=".tmp", delete=False) as handle:
         json.dump(document, handle, indent=1, sort_keys=True)

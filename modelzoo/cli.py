@@ -109,7 +109,8 @@ def train_audio(args: argparse.Namespace) -> int:
         init=Path(args.init) if args.init else None, target=args.target,
         epochs=args.epochs, learning_rate=args.learning_rate, version=args.version,
         out=Path(args.out or f"models/audio/{args.language}"),
-        manifest=Path(args.manifest), export_dir=Path(args.export_dir), seed=args.seed)
+        manifest=Path(args.manifest), export_dir=Path(args.export_dir), seed=args.seed,
+        candidate=args.candidate)
     try:
         outcome = train_and_build(request)
     except (ValueError, ManifestError, FileNotFoundError) as exc:

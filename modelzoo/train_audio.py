@@ -33,6 +33,7 @@ class TrainAudioRequest:
     learning_rate: float | None = None
     version: str | None = None
     seed: int = 0
+    candidate: bool = False  # build the version as the model's candidate, not live
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,8 @@ def train_and_build(request: TrainAudioRequest) -> TrainedAudio:
                                   checkpoint=str(checkpoint))
     # Clips from the generator make a dev build, like the random-weight ones.
     generated = (request.data if request.data.is_dir() else request.data.parent) / GENERATOR_FILE
-    build = BuildOptions(export_dir=request.export_dir, release=not generated.exists())
+    build = BuildOptions(export_dir=request.export_dir, release=not generated.exists(),
+                         candidate=request.candidate)
     with tqdm(total=1, desc="building the archive", unit="archive") as progress:
         built = package_model(trained, model, build, progress,
                               reference=catalogue.score_reference(

@@ -3,9 +3,10 @@
 The manifest (``archives/manifest.yaml``) is the one source of truth for each model; the
 build writes ``catalogue.json`` beside the archives with what it produced: name, version,
 family, languages, labels, what a request may carry, input and output sizes, the
-extractors a fusion head reads, engine, precision and threshold. The daemons take routing, names, labels and sizes from
-here, so none of them restates a model fact. ``live`` names the version each model serves
-verdicts with.
+extractors a fusion head reads, engine, precision and threshold. The daemons take routing,
+names, labels and sizes from here, so none of them restates a model fact. ``live`` names the
+version each model serves verdicts with until a rollout promotes another
+(:mod:`orchestrator.rollouts`); ``candidates``, optional, the version to roll out next.
 """
 
 from __future__ import annotations
@@ -64,12 +65,15 @@ class ModelEntry:
 class Catalogue:
     """The built archives, and which version of each is live."""
 
-    def __init__(self, entries: Iterable[ModelEntry], live: Mapping[str, str]) -> None:
+    def __init__(self, entries: Iterable[ModelEntry], live: Mapping[str, str],
+                 candidates: Mapping[str, str] | None = None) -> None:
         self._entries = {(e.name, e.version): e for e in entries}
         self._live = dict(live)
-        for name, version in self._live.items():
-            if (name, version) not in self._entries:
-                raise ConfigError(f"catalogue: live {name} {version} was never built")
+        self.candidates = dict(candidates or {})
+        for role, versions in (("live", self._live), ("candidate", self.candidates)):
+            for name, version in versions.items():
+                if (name, version) not in self._entries:
+                    raise ConfigError(f"catalogue: {role} {name} {version} was never built")
 
     @classmethod
     def load(cls, path: Path | str) -> Catalogue:
@@ -79,7 +83,7 @@ class Catalogue:
             if document.get("format") != FORMAT:
                 raise ValueError(f"format {document.get('format')!r}, expected {FORMAT}")
             entries = [ModelEntry.from_json(entry) for entry in document["models"]]
-            return cls(entries, document["live"])
+            return cls(entries, document["live"], document.get("candidates"))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"cannot read the model catalogue {path}: {exc}; build the "
                               "archives first (`vigil build`)") from exc

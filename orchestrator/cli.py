@@ -89,6 +89,10 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     audio.add_argument("--export-dir", default=DEFAULT_EXPORT_DIR, help="the model store")
     audio.add_argument("--seed", type=int, default=0,
                        help="seed of the held-out split and the init")
+    audio.add_argument("--candidate", action="store_true",
+                       help="record the new version as the model's candidate: the audio "
+                       "daemons roll it out (shadow, canary, live) instead of serving it "
+                       "at once (see `vigil rollout`)")
     audio.set_defaults(entry="modelzoo.cli:train_audio")
 
 
@@ -186,6 +190,38 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         command.set_defaults(entry="orchestrator.cli:run_pipeline")
 
 
+def _add_rollout(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "rollout", help="see and steer candidate model versions (shadow, canary, live)",
+        description="Rollouts of candidate versions per model and language, as kept in the "
+        "database (model_rollouts and its history). Steps: shadow, canary at each share of "
+        "rollout.canary_steps, live. The audio daemons judge the gates and move rollouts on "
+        "their own; these commands are for people. The database and the catalogue come from "
+        "--config, DATABASE_URL and VIGIL_TORCHSERVE_CATALOGUE.")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    status = actions.add_parser("status", help="a table of the rollouts (or their history)",
+                                description="Print every rollout's current row.")
+    status.add_argument("--model", help="only this model")
+    status.add_argument("--history", type=int, metavar="N",
+                        help="the last N changes instead, newest first")
+    helps = {"start": "start rolling out a candidate version, in shadow",
+             "promote": "move a running rollout one step on",
+             "rollback": "roll a running rollout back to live"}
+    for action, summary in helps.items():
+        command = actions.add_parser(action, help=summary, description=summary[0].upper()
+                                     + summary[1:] + ".")
+        command.add_argument("--model", required=True, help="the model, e.g. audio_nsfw_hi")
+        command.add_argument("--language",
+                             help="the routed language (default: the model's only one)")
+        command.add_argument("--reason", help="recorded with the change")
+        if action == "start":
+            command.add_argument("--candidate", required=True, metavar="VERSION",
+                                 help="a version in the catalogue")
+    for command in actions.choices.values():
+        command.add_argument("--config", metavar="FILE", help="YAML config file")
+        command.set_defaults(entry="orchestrator.rollout_cli:main")
+
+
 def _add_minview(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "minview", help="min-view triage: synthetic histories and calibration",
@@ -248,6 +284,7 @@ def make_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_build(commands)
     _add_run(commands)
+    _add_rollout(commands)
     _add_minview(commands)
     _add_train(commands)
     _add_audio(commands)

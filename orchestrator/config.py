@@ -273,6 +273,40 @@ class QualityConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RolloutConfig:
+    """Candidate versions in shadow and canary, and the gates that promote or roll back."""
+
+    shadow_sample: float = 0.2  # share of live-served clips the candidate also scores
+    shadow_max_in_flight: int = 16  # shadow requests at once; more are dropped, and counted
+    shadow_timeout_s: float = 5.0  # a shadow or canary request's whole budget, no retries
+    window: int = 500  # shadow pairs per step: a step that passes this many promotes
+    # Gates are judged from this many pairs on: fewer would roll back on noise.
+    min_samples: int = 100
+    max_flip_rate: float = 0.02  # share of clips whose label the candidate changes
+    max_psi: float = 0.1  # candidate's scores against live's, on the same clips
+    max_p99_ms: float = 2000.0  # the candidate's request latency
+    max_error_rate: float = 0.01  # the candidate's failed requests (not refused input)
+    canary_steps: tuple[float, ...] = (0.05, 0.25)  # shares of streams, then 100% (live)
+    poll_s: float = 5.0  # how often a daemon re-reads model_rollouts (the CLI's changes)
+
+    def __post_init__(self) -> None:
+        _require_positive(self, "shadow_max_in_flight", "shadow_timeout_s", "window",
+                          "min_samples", "max_p99_ms", "poll_s")
+        for name in ("shadow_sample", "max_flip_rate", "max_error_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"rollout.{name} must be in [0, 1], not "
+                                  f"{getattr(self, name)!r}")
+        if self.max_psi < 0:
+            raise ConfigError(f"rollout.max_psi must not be negative, not {self.max_psi!r}")
+        if self.min_samples > self.window:
+            raise ConfigError(f"rollout.min_samples ({self.min_samples}) must not exceed "
+                              f"rollout.window ({self.window})")
+        steps = list(self.canary_steps)
+        if steps != sorted(set(steps)) or any(not 0 < step < 1 for step in steps):
+            raise ConfigError("rollout.canary_steps must be increasing shares in (0, 1)")
+
+
+@dataclass(frozen=True, kw_only=True)
 class AppConfig:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
@@ -284,6 +318,7 @@ class AppConfig:
     triage: TriageConfig = field(default_factory=TriageConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     database_url: str = "sqlite:///vigil.db"
 
 

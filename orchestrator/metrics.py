@@ -76,6 +76,21 @@ class Metrics:
         self.score_psi = Gauge(
             "vigil_score_psi", "PSI of the recent scores against the version's reference",
             ["model", "version", "language"], registry=r)
+        self.shadow_flip_rate = Gauge(
+            "vigil_shadow_flip_rate", "Share of shadow-scored clips whose label the candidate "
+            "changes, in the rollout's current step", ["model", "language"], registry=r)
+        self.rollout_state = Gauge(
+            "vigil_rollout_state", "Rollout step: 0 shadow, 1.. canary shares, then live; "
+            "-1 rolled back", ["model", "language"], registry=r)
+        self.rollout_gate = Gauge(
+            "vigil_rollout_gate", "A gate's value in the rollout's current step",
+            ["model", "language", "gate"], registry=r)
+        self.rollbacks = Counter(
+            "vigil_rollbacks_total", "Rollouts this daemon rolled back on a failing gate",
+            ["model", "language"], registry=r)
+        self.shadow_dropped = Counter(
+            "vigil_shadow_dropped_total", "Shadow requests not made or not recorded",
+            ["model", "language", "reason"], registry=r)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """Expose ``/metrics`` on ``port`` from a daemon thread."""

@@ -20,6 +20,10 @@ from urllib.parse import urlparse
 from orchestrator.errors import ConfigError, StoreError, StoreUnavailable
 
 
+ROLLOUT_COLUMNS = ("model", "language", "live_version", "candidate_version", "mode", "fraction",
+                   "state", "reason", "updated_at", "revision")
+
+
 @dataclass(frozen=True)
 class Table:
     columns: tuple[str, ...]
@@ -43,6 +47,12 @@ TABLES = {
     "threshold_proposals": Table(("model", "version", "language", "threshold", "target",
                                   "precision", "recall", "decisions", "proposed_at"),
                                  ("model", "version", "language", "proposed_at")),
+    "shadow_verdicts": Table(("clip_id", "model", "version", "score", "label", "scored_at"),
+                             ("clip_id", "model", "version")),
+    # ``revision`` (not in DESIGN's list) counts the row's changes: a change is written only
+    # over the revision it was decided on, so two daemons cannot both move one rollout.
+    "model_rollouts": Table(ROLLOUT_COLUMNS, ("model", "language")),
+    "model_rollout_history": Table(ROLLOUT_COLUMNS, ("model", "language", "revision")),
 }
 
 SCHEMA = """
@@ -90,6 +100,26 @@ CREATE TABLE IF NOT EXISTS threshold_proposals (
     recall DOUBLE PRECISION CHECK (recall >= 0 AND recall <= 1),
     decisions INTEGER NOT NULL, proposed_at TEXT NOT NULL,
     PRIMARY KEY (model, version, language, proposed_at)
+);
+CREATE TABLE IF NOT EXISTS shadow_verdicts (
+    clip_id TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
+    score DOUBLE PRECISION NOT NULL CHECK (score >= 0 AND score <= 1), label TEXT NOT NULL,
+    scored_at TEXT NOT NULL, PRIMARY KEY (clip_id, model, version)
+);
+CREATE TABLE IF NOT EXISTS model_rollouts (
+    model TEXT NOT NULL, language TEXT NOT NULL, live_version TEXT NOT NULL,
+    candidate_version TEXT NOT NULL,
+    mode TEXT NOT NULL CHECK (mode IN ('shadow', 'canary', 'live')),
+    fraction DOUBLE PRECISION NOT NULL CHECK (fraction >= 0 AND fraction <= 1),
+    state TEXT NOT NULL CHECK (state IN ('running', 'promoted', 'rolled_back')),
+    reason TEXT NOT NULL, updated_at TEXT NOT NULL, revision INTEGER NOT NULL,
+    PRIMARY KEY (model, language)
+);
+CREATE TABLE IF NOT EXISTS model_rollout_history (
+    model TEXT NOT NULL, language TEXT NOT NULL, live_version TEXT NOT NULL,
+    candidate_version TEXT NOT NULL, mode TEXT NOT NULL, fraction DOUBLE PRECISION NOT NULL,
+    state TEXT NOT NULL, reason TEXT NOT NULL, updated_at TEXT NOT NULL,
+    revision INTEGER NOT NULL, PRIMARY KEY (model, language, revision)
 );
 """
 

@@ -228,13 +228,16 @@ class TorchServeClient:
                                   f"{self.config.startup_timeout_s:.0f} s: {problem}")
             logger.info("waiting for TorchServe: %s", problem)
             await asyncio.sleep(READY_POLL_S)
-        # An empty body costs a worker one refusal; a model or version that is not
-        # registered answers 404 before any worker sees it.
-        statuses = await asyncio.gather(*(
-            self._request("POST", model.path, lambda: b"", model.name) for model in models))
-        missing = [f"{m.name} {m.version}" for m, (status, _) in zip(models, statuses)
-                   if status == 404]
+        served = await asyncio.gather(*(self.serves(model) for model in models))
+        missing = [f"{m.name} {m.version}" for m, ok in zip(models, served) if not ok]
         if missing:
             raise ConfigError(f"TorchServe at {self.config.url} does not serve {missing}, "
                               "which the catalogue routes to: load those archives or route "
                               "elsewhere")
+
+    async def serves(self, model: ModelEntry) -> bool:
+        """Whether TorchServe serves ``model`` at its version. An empty body costs a worker
+        one refusal; a model or version that is not registered answers 404 before any
+        worker sees it. Raises like :meth:`predict` when TorchServe cannot be reached."""
+        status, _ = await self._request("POST", model.path, lambda: b"", model.name)
+        return status != 404

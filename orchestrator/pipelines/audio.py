@@ -1,8 +1,10 @@
 """Livestream audio moderation, a clip's whole path:
 
     livestream.audio → parse_clip (validate, route to the language's model)
-        → batch of ≤ 8 → ClipScorer (fetch each clip; the batch's clips to their models
-          concurrently, one request per clip or one per model)
+        → batch of ≤ 8 → ClipScorer (fetch each clip; the version each clip meets: live,
+          or the candidate for a canary stream (RolloutControl.plan); the batch's clips to
+          their models concurrently, one request per clip or one per model; after the
+          verdicts, the shadow sample to the candidate, recorded in shadow_verdicts only)
         → audio_verdicts (upsert) and moderation.verdicts (acknowledged event)
         → acknowledge; or the dead-letter topic, with the reason.
 """
@@ -11,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -20,30 +24,43 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from orchestrator import answers
-from orchestrator.catalogue import Catalogue, Router
+from orchestrator.catalogue import Catalogue, ModelEntry, Router
 from orchestrator.clock import iso_utc
 from orchestrator.config import AppConfig
 from orchestrator.drift import ScoreDrift
+from orchestrator.errors import VigilError
 from orchestrator.flow import Stages
+from orchestrator.gates import Scored
 from orchestrator.media import MediaFetcher
 from orchestrator.messages import ClipMessage, parse_clip
 from orchestrator.metrics import Metrics, labelled
 from orchestrator.outcomes import Failure, gather_outcomes
 from orchestrator.retry import Health
+from orchestrator.rollout_control import Plan, RolloutControl
+from orchestrator.rollouts import RolloutTable
+from orchestrator.shadow import CandidateRequests, Shadow, ShadowRequest
 from orchestrator.sinks import EventProducer, TableSink, TopicSink
 from orchestrator.stores import Store
 from orchestrator.torchserve import TorchServeClient
 
 NAME = "audio"
+ONE_ATTEMPT_S = 0.001  # a retry budget that ends before any retry: candidates get one try
+logger = logging.getLogger(__name__)
+
+
+def scored(model: ModelEntry, answer: Any) -> Scored:
+    """``model``'s answer, checked: a finite score in [0, 1] and one of the model's labels;
+    raises :class:`~orchestrator.errors.BadModelResponse` otherwise."""
+    return Scored(answers.probability(answer, "score", model.name),
+                  answers.label(answer, "label", model.labels, model.name))
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A clip's score from its model, checked: finite, in [0, 1], a label the model has."""
+    """A clip's score from the model version that served it, checked."""
 
     clip: ClipMessage
-    model: str
-    model_version: str
+    model: ModelEntry
     engine: str
     precision: str
     score: float
@@ -53,24 +70,21 @@ class Verdict:
     scored_at: str
 
     @classmethod
-    def from_answer(cls, clip: ClipMessage, answer: Any) -> Verdict:
+    def from_answer(cls, clip: ClipMessage, model: ModelEntry, answer: Any) -> Verdict:
         """Raises :class:`~orchestrator.errors.BadModelResponse` for an answer that is not
         a finite score in [0, 1] with one of the model's labels."""
-        model = clip.model
         answered = answer if isinstance(answer, dict) else {}
-        return cls(clip, model.name, model.version,
-                   str(answered.get("engine", model.engine)),
-                   str(answered.get("precision", model.precision)),
-                   answers.probability(answer, "score", model.name),
-                   answers.label(answer, "label", model.labels, model.name),
-                   answers.probability(answer, "threshold", model.name),
+        checked = scored(model, answer)
+        return cls(clip, model, str(answered.get("engine", model.engine)),
+                   str(answered.get("precision", model.precision)), checked.score,
+                   checked.label, answers.probability(answer, "threshold", model.name),
                    round((time.monotonic() - clip.received_at) * 1000), iso_utc())
 
     def row(self) -> dict[str, Any]:
         """The ``audio_verdicts`` row."""
         return {"clip_id": self.clip.clip_id, "stream_id": self.clip.stream_id,
-                "language": self.clip.language, "model": self.model,
-                "model_version": self.model_version, "score": self.score, "label": self.label,
+                "language": self.clip.language, "model": self.model.name,
+                "model_version": self.model.version, "score": self.score, "label": self.label,
                 "threshold": self.threshold, "scored_at": self.scored_at}
 
     def event(self) -> dict[str, Any]:
@@ -84,42 +98,86 @@ class Verdict:
 
 
 class ClipScorer:
-    """Scores each clip of a batch with its language's model, all concurrently."""
+    """Scores each clip of a batch with its language's model, all concurrently.
+
+    Where a rollout runs, a canary stream's clips go to the candidate (to live should it
+    fail), and a sample of the others is also scored by the candidate in shadow, after
+    their verdicts exist.
+    """
 
     def __init__(self, client: TorchServeClient, fetcher: MediaFetcher, *,
-                 batch_requests: bool) -> None:
+                 batch_requests: bool, control: RolloutControl, candidates: CandidateRequests,
+                 shadow: Shadow) -> None:
         self.client = client
         self.fetcher = fetcher
         self.batch_requests = batch_requests
+        self.control = control
+        self.candidates = candidates
+        self.shadow = shadow
 
     async def score(self, clips: Sequence[ClipMessage]) -> list[Verdict | Failure]:
-        if self.batch_requests:
-            return await self._score_by_model(clips)
-        return await gather_outcomes(self._score_one(clip) for clip in clips)
-
-    async def _score_one(self, clip: ClipMessage) -> Verdict:
-        body = await self._fetch(clip)
-        return Verdict.from_answer(clip, await self.client.predict(clip.model, body))
-
-    async def _score_by_model(self, clips: Sequence[ClipMessage]) -> list[Verdict | Failure]:
-        """Fetch every clip, then send each model its clips in one request, concurrently."""
-        outcomes: list[Any] = await gather_outcomes(self._fetch(clip) for clip in clips)
+        plans = [self.control.plan(clip) for clip in clips]
+        bodies: list[Any] = await gather_outcomes(self._fetch(clip) for clip in clips)
+        outcomes: list[Any] = list(bodies)
         by_model: dict[str, list[int]] = {}
-        for index, (clip, body) in enumerate(zip(clips, outcomes)):
-            if not isinstance(body, Failure):
-                by_model.setdefault(clip.model.path, []).append(index)
+        singles = []
+        for index, (plan, body) in enumerate(zip(plans, bodies)):
+            if isinstance(body, Failure):
+                continue
+            if self.batch_requests and not plan.on_candidate:
+                by_model.setdefault(plan.serve.path, []).append(index)
+            else:
+                singles.append(index)
 
-        async def score(indices: list[int]) -> None:
-            model = clips[indices[0]].model
-            try:
-                answered = await self.client.predict_batch(model, [outcomes[i] for i in indices])
-            except Exception as error:  # noqa: BLE001 - a failed request fails its clips
-                answered = [error] * len(indices)
-            for index, answer in zip(indices, answered, strict=True):
-                outcomes[index] = _verdict_or_failure(clips[index], answer)
+        async def one(index: int) -> None:
+            outcomes[index] = await _outcome(self._verdict(clips[index], plans[index],
+                                                           bodies[index]))
 
-        await asyncio.gather(*(score(indices) for indices in by_model.values()))
+        await asyncio.gather(*(one(index) for index in singles),
+                             *(self._score_by_model(clips, plans, bodies, outcomes, indices)
+                               for indices in by_model.values()))
+        for clip, plan, body, outcome in zip(clips, plans, bodies, outcomes):
+            if plan.shadow is not None and isinstance(outcome, Verdict):
+                self.shadow.submit(ShadowRequest(clip.clip_id, plan.rollout, plan.shadow, body,
+                                                 Scored(outcome.score, outcome.label)))
         return outcomes
+
+    async def _verdict(self, clip: ClipMessage, plan: Plan, body: bytes) -> Verdict:
+        if plan.on_candidate:
+            verdict = await self._canary_verdict(clip, plan, body)
+            if verdict is not None:
+                return verdict
+        return Verdict.from_answer(clip, plan.live, await self.client.predict(plan.live, body))
+
+    async def _canary_verdict(self, clip: ClipMessage, plan: Plan, body: bytes
+                              ) -> Verdict | None:
+        """The candidate's verdict, or None for live to give it: a failing candidate never
+        fails a verdict (its failures are the error-rate gate's figure)."""
+        try:
+            answer, latency_ms = await self.candidates.predict(plan.rollout, plan.serve, body)
+        except Exception:  # noqa: BLE001 - reported to the gates where it is the candidate's
+            logger.debug("canary %s %s failed on %s: live scores it", plan.serve.name,
+                         plan.serve.version, clip.clip_id, exc_info=True)
+            return None
+        try:
+            verdict = Verdict.from_answer(clip, plan.serve, answer)
+        except VigilError:
+            self.control.requested(plan.rollout, latency_ms, failed=True)
+            return None
+        self.control.requested(plan.rollout, latency_ms, failed=False)
+        return verdict
+
+    async def _score_by_model(self, clips: Sequence[ClipMessage], plans: Sequence[Plan],
+                              bodies: Sequence[Any], outcomes: list[Any],
+                              indices: list[int]) -> None:
+        """Send one model the clips in ``indices`` in one request."""
+        model = plans[indices[0]].serve
+        try:
+            answered = await self.client.predict_batch(model, [bodies[i] for i in indices])
+        except Exception as error:  # noqa: BLE001 - a failed request fails its clips
+            answered = [error] * len(indices)
+        for index, answer in zip(indices, answered, strict=True):
+            outcomes[index] = _verdict_or_failure(clips[index], model, answer)
 
     async def _fetch(self, clip: ClipMessage) -> bytes:
         if clip.audio_b64 is not None:
@@ -127,11 +185,15 @@ class ClipScorer:
         return await self.fetcher.fetch(clip.audio_url)
 
 
-def _verdict_or_failure(clip: ClipMessage, answer: Any) -> Verdict | Failure:
+async def _outcome(verdict: Awaitable[Verdict]) -> Verdict | Failure:
+    return (await gather_outcomes([verdict]))[0]
+
+
+def _verdict_or_failure(clip: ClipMessage, model: ModelEntry, answer: Any) -> Verdict | Failure:
     if isinstance(answer, BaseException):
         return Failure(answer)
     try:
-        return Verdict.from_answer(clip, answer)
+        return Verdict.from_answer(clip, model, answer)
     except Exception as error:  # noqa: BLE001 - this clip's answer is bad, not its batch's
         return Failure(error)
 
@@ -140,7 +202,7 @@ def account(verdicts: Callable[..., Counter], end_to_end: Histogram, drift: Scor
             clip: ClipMessage, verdict: Verdict) -> None:
     verdicts(NAME, verdict.label).inc()
     end_to_end.observe(max(0.0, time.time() - clip.created_at))
-    drift.observe(clip.model, clip.language, verdict.score)
+    drift.observe(verdict.model, clip.language, verdict.score)
 
 
 async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, store: Store,
@@ -148,7 +210,8 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
                       health: Callable[[str], Health]) -> Stages[ClipMessage, Verdict]:
     """The audio stages, their clients opened on ``stack``; raises
     :class:`~orchestrator.errors.ConfigError` when a routed model is not served."""
-    router = Router.for_audio(Catalogue.load(config.torchserve.catalogue), config.routing)
+    catalogue = Catalogue.load(config.torchserve.catalogue)
+    router = Router.for_audio(catalogue, config.routing)
     retries = metrics.retries.labels(NAME)
     client = await stack.enter_async_context(TorchServeClient(
         config.torchserve, on_retry=lambda error: retries.inc(), health=health("torchserve"),
@@ -156,10 +219,23 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
     await client.check_served(router.models)
     fetcher = await stack.enter_async_context(
         MediaFetcher(config.media, on_retry=lambda error: retries.inc()))
+    # The candidates' own client: its own connections, one attempt, no say in backpressure.
+    rollout = config.rollout
+    candidate_client = await stack.enter_async_context(TorchServeClient(dataclasses.replace(
+        config.torchserve, timeout_s=rollout.shadow_timeout_s, retry_budget_s=ONE_ATTEMPT_S,
+        backoff_s=ONE_ATTEMPT_S, backoff_max_s=ONE_ATTEMPT_S,
+        max_connections=rollout.shadow_max_in_flight)))
+    control = await stack.enter_async_context(RolloutControl(
+        RolloutTable(store), catalogue, candidate_client, rollout, metrics))
+    await control.adopt_candidates(router.models)
+    candidates = CandidateRequests(candidate_client, control, rollout.shadow_timeout_s)
+    shadow = await stack.enter_async_context(Shadow(
+        candidates, store, rollout.shadow_max_in_flight, metrics, scored))
     return Stages(
         name=NAME,
         parse=partial(parse_clip, route=router.route),
-        scorer=ClipScorer(client, fetcher, batch_requests=config.torchserve.batch_requests),
+        scorer=ClipScorer(client, fetcher, batch_requests=config.torchserve.batch_requests,
+                          control=control, candidates=candidates, shadow=shadow),
         sinks=[TableSink(store, "audio_verdicts", Verdict.row),
                TopicSink(producer, config.kafka.output_topic, Verdict.event, Verdict.key)],
         account=partial(account, labelled(metrics.verdicts), metrics.end_to_end.labels(NAME),

@@ -127,10 +127,12 @@ class TorchServe:
         return httpx.post(f"{self.inference_url}/predictions/{model}", content=body,
                           headers=self.auth(), timeout=timeout_s)
 
-    def describe(self, model: str) -> dict:
-        """The management API's description of ``model`` (workers, their pids and states)."""
+    def describe(self, model: str, version: str = "") -> dict:
+        """The management API's description of ``model`` (its default version, or
+        ``version``): workers, their pids and states."""
         key = read_keys(self.workdir)["management"]
-        response = httpx.get(f"{self.management_url}/models/{model}",
+        path = f"{model}/{version}" if version else model
+        response = httpx.get(f"{self.management_url}/models/{path}",
                              headers={"Authorization": f"Bearer {key}"}, timeout=5)
         response.raise_for_status()
         return response.json()[0]

@@ -3,13 +3,19 @@ the audio archives the tests route to."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
+from tqdm import tqdm
 
-from modelzoo import catalogue
+from modelzoo import catalogue, families
+from modelzoo.build import BuildOptions, package_model, seed_for
+from modelzoo.manifest import ArchiveSpec
 from orchestrator.stores import TABLES
 from scripts.services.postgres import Postgres
 from scripts.services.process import free_port
@@ -18,6 +24,7 @@ from scripts.services.torchserve import TorchServe
 from scripts.harness import Daemon, Topics
 
 PIPELINE_MODELS = ("audio_nsfw_hi", "audio_nsfw_ta", "audio_nsfw_multi")
+VERSIONS_MODEL = "audio_nsfw_hi"
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +59,42 @@ def pipeline_server(tmp_path_factory: pytest.TempPathFactory, model_store: Path
                         ports=(free_port(), free_port(), free_port()))
     try:
         server.start(models=list(PIPELINE_MODELS))
+        yield server
+    finally:
+        server.stop()
+
+
+def build_version(spec: ArchiveSpec, store: Path, version: str, nsfw_bias: float) -> None:
+    """``spec``'s tiny model at ``version`` as the catalogue's candidate; ``nsfw_bias`` is
+    added to the positive class's logit (0: the live model's very weights)."""
+    model = families.load(spec, "tiny", seed_for(spec.name), store).eval()
+    with torch.no_grad():
+        model.encoder.classifier.bias[model.positive_index] += nsfw_bias
+    package_model(dataclasses.replace(spec, version=version), model,
+                  BuildOptions(export_dir=store, size="tiny", candidate=True),
+                  tqdm(disable=True))
+
+
+@pytest.fixture(scope="session")
+def versions(tmp_path_factory: pytest.TempPathFactory, model_store: Path,
+             manifest: list[ArchiveSpec]) -> Iterator[TorchServe]:
+    """TorchServe serving audio_nsfw_hi 1.0 (live), 1.1 (the same weights) and 1.2 (scores
+    pushed up), all from one model store."""
+    store = tmp_path_factory.mktemp("versions_store")
+    shutil.copy(catalogue.archive_path(model_store, VERSIONS_MODEL), store)
+    document = catalogue.read(model_store)
+    document["models"] = [m for m in document["models"] if m["name"] == VERSIONS_MODEL]
+    document["live"] = {VERSIONS_MODEL: "1.0"}
+    (store / catalogue.FILE_NAME).write_text(json.dumps(document))
+    live = catalogue.entry(store, VERSIONS_MODEL)
+    spec = dataclasses.replace(next(s for s in manifest if s.name == VERSIONS_MODEL),
+                               engine=live["engine"], precision=live["precision"])
+    build_version(spec, store, "1.1", 0.0)
+    build_version(spec, store, "1.2", 4.0)
+    server = TorchServe(workdir=tmp_path_factory.mktemp("versions_ts"), model_store=store,
+                        ports=(free_port(), free_port(), free_port()))
+    try:
+        server.start(models=[VERSIONS_MODEL])
         yield server
     finally:
         server.stop()

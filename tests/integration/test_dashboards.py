@@ -24,15 +24,16 @@ pytestmark = pytest.mark.integration
 DASHBOARDS = sorted((REPO_ROOT / "deploy" / "grafana").glob("*.json"))
 
 
-def start_daemon(workdir: Path, pipeline: str, prefix: str, tansu, env: dict
+def start_daemon(workdir: Path, pipeline: str, prefix: str, tansu, env: dict, name: str = ""
                  ) -> tuple[harness.Daemon, harness.Topics]:
-    topics = harness.Topics(input=f"{prefix}.{pipeline}.in", output=f"{prefix}.{pipeline}.out")
+    name = name or pipeline
+    topics = harness.Topics(input=f"{prefix}.{name}.in", output=f"{prefix}.{name}.out")
     topics.create(tansu.bootstrap)
-    folder = workdir / pipeline
+    folder = workdir / name
     folder.mkdir()
     daemon = harness.Daemon(workdir=folder, pipeline=pipeline, env={
         "VIGIL_KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap,
-        "VIGIL_KAFKA_GROUP_ID": f"{prefix}-{pipeline}",
+        "VIGIL_KAFKA_GROUP_ID": f"{prefix}-{name}",
         "VIGIL_KAFKA_INPUT_TOPIC": topics.input, "VIGIL_KAFKA_OUTPUT_TOPIC": topics.output,
         "DATABASE_URL": f"sqlite:///{folder / 'vigil.db'}", **env})
     daemon.start()
@@ -40,7 +41,7 @@ def start_daemon(workdir: Path, pipeline: str, prefix: str, tansu, env: dict
 
 
 @pytest.fixture
-def live_stack(tmp_path, tansu, torchserve, request):
+def live_stack(tmp_path, tansu, torchserve, versions, request):
     prefix = f"d{abs(hash(request.node.nodeid)) % 10**8}"
     media = tmp_path / "media"
     media.mkdir()
@@ -62,6 +63,12 @@ def live_stack(tmp_path, tansu, torchserve, request):
         "quality": start_daemon(tmp_path, "quality", prefix, tansu, {
             **torchserve.client_env(), "VIGIL_QUALITY_MIN_DECISIONS": "5",
             "DATABASE_URL": f"sqlite:///{tmp_path / 'audio' / 'vigil.db'}"}),
+        # Rolls out the catalogue's candidate of audio_nsfw_hi (scores pushed up), so the
+        # rollout panels have a shadow, its gates and a rollback to show.
+        "rollout": start_daemon(tmp_path, "audio", prefix, tansu, {
+            **versions.client_env(), "VIGIL_ROUTING_LANGUAGES": "hi",
+            "VIGIL_ROUTING_FALLBACK": "false", "VIGIL_ROLLOUT_SHADOW_SAMPLE": "1",
+            "VIGIL_ROLLOUT_MIN_SAMPLES": "5"}, name="rollout"),
     }
     config_dir = tmp_path / "prometheus"
     shutil.copytree(REPO_ROOT / "deploy" / "prometheus", config_dir)
@@ -98,6 +105,9 @@ def send_traffic(daemons: dict, tansu, media: Path, wave: int) -> list[str]:
     harness.produce(tansu.bootstrap, daemons["vrt"][1].input,
                     [(p["post_id"].encode(), json.dumps(p).encode()) for p in vrt_posts]
                     + [(b"bad", json.dumps({"post_id": "x", "user_id": "u"}).encode())])
+    hindi = [harness.clip_message(100 * wave + index, language="hi") for index in range(16)]
+    harness.produce(tansu.bootstrap, daemons["rollout"][1].input,
+                    [(m["clip_id"].encode(), json.dumps(m).encode()) for m in hindi])
     minview, topics = daemons["minview"]
     world = make_world(seed=wave)
     world.seed(minview.env["DATABASE_URL"])
@@ -138,7 +148,7 @@ def test_every_dashboard_query_returns_data_from_a_live_stack(live_stack, tansu)
                        "three scrapes of every target", timeout_s=180)
     targets = {(t["metric"]["job"], t["value"][1]) for t in prometheus.query("up")}
     assert targets == {("vigil", "1"), ("torchserve", "1")}, prometheus.query("up")
-    assert len(prometheus.query("up")) == 5  # four daemons and TorchServe
+    assert len(prometheus.query("up")) == 6  # five daemons and TorchServe
 
     empty = []
     for path in DASHBOARDS:
@@ -149,7 +159,7 @@ def test_every_dashboard_query_returns_data_from_a_live_stack(live_stack, tansu)
     assert not empty, "\n".join(empty)
 
     rules = [rule for group in prometheus_rules(prometheus) for rule in group["rules"]]
-    assert len(rules) == 7 and all(rule["health"] == "ok" for rule in rules), rules
+    assert len(rules) == 8 and all(rule["health"] == "ok" for rule in rules), rules
 
 
 def prometheus_rules(prometheus: Prometheus) -> list[dict]:

@@ -230,7 +230,7 @@ def test_promtool_accepts_the_config_and_the_alert_rules():
             "TorchServe5xxRate", "TorchServeWorkerRestarts", "VigilEndToEndP99High"} <= alerts
 
 
-@pytest.mark.parametrize("name", ["serving", "livestream", "vrt", "triage", "model-health"])
+@pytest.mark.parametrize("name", ["serving", "livestream", "vrt", "triage", "model-health", "rollouts"])
 def test_dashboards_name_only_metrics_that_exist(name):
     import json
 

@@ -1,0 +1,164 @@
+"""Rollouts of candidate model versions: their steps, and the table that keeps them.
+
+One rollout per model and routed language (a language the model serves by name, or ``*``):
+
+    shadow (the candidate scores a sample of live clips; recorded, never emitted)
+      → canary 5% → canary 25% (those shares of streams get the candidate's verdicts)
+      → live (promoted: the candidate's version serves every verdict)
+
+and from any running step, rolled back (live alone serves; the candidate serves nothing).
+
+The state is the ``model_rollouts`` row; every change is appended to
+``model_rollout_history`` too. A change is written only over the revision it was decided on,
+so two daemons, or a daemon and ``vigil rollout``, cannot both move one rollout: whoever
+loses re-reads and carries on from what the table says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.clock import iso_utc
+from orchestrator.errors import ConfigError
+from orchestrator.stores import ROLLOUT_COLUMNS, Store, upsert
+
+SHADOW, CANARY, LIVE = "shadow", "canary", "live"
+RUNNING, PROMOTED, ROLLED_BACK = "running", "promoted", "rolled_back"
+# vigil_rollout_state: the step a rollout is at, in order; -1 once rolled back.
+ROLLED_BACK_STATE = -1
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A ``model_rollouts`` row."""
+
+    model: str
+    language: str
+    live_version: str
+    candidate_version: str
+    mode: str
+    fraction: float  # the share of streams that get the candidate's verdicts
+    state: str
+    reason: str
+    updated_at: str
+    revision: int
+
+    @classmethod
+    def begin(cls, model: str, language: str, live_version: str, candidate_version: str,
+              reason: str, *, after: Rollout | None = None) -> Rollout:
+        """A new rollout in shadow, replacing ``after`` (the row's previous rollout)."""
+        if live_version == candidate_version:
+            raise ConfigError(f"{model}: the candidate {candidate_version} is the live version")
+        return cls(model, language, live_version, candidate_version, SHADOW, 0.0, RUNNING,
+                   reason, iso_utc(), after.revision + 1 if after else 1)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.model, self.language
+
+    @property
+    def running(self) -> bool:
+        return self.state == RUNNING
+
+    @property
+    def serving_version(self) -> str:
+        """The version that serves the verdicts of streams outside the canary."""
+        return self.candidate_version if self.state == PROMOTED else self.live_version
+
+    def step(self, canary_steps: Sequence[float]) -> int:
+        """0 shadow, 1.. each canary share, then live; -1 once rolled back."""
+        if self.state == ROLLED_BACK:
+            return ROLLED_BACK_STATE
+        if self.mode == SHADOW:
+            return 0
+        if self.mode == LIVE:
+            return len(canary_steps) + 1
+        return 1 + sum(1 for share in canary_steps if share < self.fraction)
+
+    def promoted(self, canary_steps: Sequence[float], reason: str) -> Rollout:
+        """One step on: shadow to the first canary share, to the next, then live."""
+        if not self.running:
+            raise ConfigError(f"{self.model} {self.language}: the rollout is {self.state}, "
+                              "not running")
+        larger = [share for share in canary_steps
+                  if self.mode == SHADOW or share > self.fraction]
+        if larger:
+            return self._next(mode=CANARY, fraction=larger[0], reason=reason)
+        return self._next(mode=LIVE, fraction=1.0, state=PROMOTED, reason=reason)
+
+    def rolled_back(self, reason: str) -> Rollout:
+        """Back to live alone."""
+        if not self.running:
+            raise ConfigError(f"{self.model} {self.language}: the rollout is {self.state}, "
+                              "not running")
+        return self._next(mode=LIVE, fraction=0.0, state=ROLLED_BACK, reason=reason)
+
+    def _next(self, **changes: Any) -> Rollout:
+        return dataclasses.replace(self, **changes, updated_at=iso_utc(),
+                                   revision=self.revision + 1)
+
+    def row(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def on_candidate(self, stream_id: str) -> bool:
+        """Whether ``stream_id``'s verdicts come from the candidate at this step."""
+        if self.state == PROMOTED:
+            return False  # the candidate is the live version now: serving_version has it
+        return self.running and self.mode == CANARY and share_of(
+            f"{self.model}/{self.language}/{self.candidate_version}/{stream_id}") < self.fraction
+
+
+def share_of(text: str) -> float:
+    """``text`` hashed to a share in [0, 1): the same in every process and after restarts
+    (Python's ``hash`` of a string is salted per process), and, because a larger canary
+    share only adds streams, a stream on the candidate at 5% stays on it at 25%."""
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+class RolloutTable:
+    """``model_rollouts`` and ``model_rollout_history`` in a store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def all(self) -> list[Rollout]:
+        return await self._select("model_rollouts", "", ())
+
+    async def get(self, model: str, language: str) -> Rollout | None:
+        found = await self._select("model_rollouts", "WHERE model = ? AND language = ?",
+                                   (model, language))
+        return found[0] if found else None
+
+    async def history(self, model: str | None = None, limit: int = 50) -> list[Rollout]:
+        """The latest changes, newest first (of ``model`` only, when given)."""
+        where = "WHERE model = ? " if model else ""
+        params: tuple = (model,) if model else ()
+        return await self._select("model_rollout_history",
+                                  f"{where}ORDER BY updated_at DESC, revision DESC LIMIT ?",
+                                  (*params, limit))
+
+    async def _select(self, table: str, clause: str, params: Sequence[Any]) -> list[Rollout]:
+        rows = await self.store.fetch_all(
+            f"SELECT {', '.join(ROLLOUT_COLUMNS)} FROM {table} {clause}", params)
+        return [Rollout(*row[:5], float(row[5]), *row[6:9], int(row[9])) for row in rows]
+
+    async def write(self, new: Rollout, over: Rollout | None) -> bool:
+        """Write ``new`` if the row is still ``over`` (absent when ``over`` is None), and
+        its history entry; False when someone else changed the row first."""
+        if over is None:
+            await upsert(self.store, "model_rollouts", [new.row()], keep_existing=True)
+        else:
+            changed = [c for c in ROLLOUT_COLUMNS if c not in ("model", "language")]
+            await self.store.execute_many(
+                f"UPDATE model_rollouts SET {', '.join(f'{c} = ?' for c in changed)} "
+                "WHERE model = ? AND language = ? AND revision = ?",
+                [(*(new.row()[c] for c in changed), new.model, new.language, over.revision)])
+        if await self.get(new.model, new.language) != new:
+            return False
+        await upsert(self.store, "model_rollout_history", [new.row()], keep_existing=True)
+        return True

@@ -1,0 +1,251 @@
+"""Rollouts: their steps, the gates, the table's compare-and-set, canary assignment, and the
+scorer's promise that a candidate never delays or fails a live verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from orchestrator.catalogue import Catalogue, ModelEntry, Router
+from orchestrator.config import RolloutConfig, RoutingConfig
+from orchestrator.errors import ConfigError, ModelUnavailable
+from orchestrator.gates import PROMOTE, ROLL_BACK, WAIT, Scored, StepStats, judge
+from orchestrator.messages import Envelope, parse_clip
+from orchestrator.metrics import Metrics
+from orchestrator.pipelines.audio import ClipScorer, Verdict, scored
+from orchestrator.rollout_control import RolloutControl
+from orchestrator.rollouts import ROLLED_BACK, Rollout, RolloutTable, share_of
+from orchestrator.shadow import CandidateRequests, Shadow
+from orchestrator.stores import SqliteStore
+from scripts.harness import sample_value
+from tests.orchestrator.fakes import AUDIO
+
+STEPS = (0.05, 0.25)
+CANDIDATE = dataclasses.replace(AUDIO[0], version="2.0", file="audio_nsfw_hi-2.0.mar")
+CATALOGUE = Catalogue([*AUDIO, CANDIDATE], {e.name: e.version for e in AUDIO},
+                      {"audio_nsfw_hi": "2.0"})
+ROUTER = Router.for_audio(CATALOGUE, RoutingConfig(languages=("hi",)))
+FAST = RolloutConfig(window=40, min_samples=20, shadow_sample=1.0, shadow_timeout_s=0.2,
+                     shadow_max_in_flight=4, poll_s=60)
+
+
+def begin() -> Rollout:
+    return Rollout.begin("audio_nsfw_hi", "hi", "1.0", "2.0", "test")
+
+
+def test_a_rollout_steps_from_shadow_through_each_canary_share_to_live():
+    rollout = begin()
+    seen = [(rollout.mode, rollout.fraction, rollout.step(STEPS))]
+    while rollout.running:
+        rollout = rollout.promoted(STEPS, "gates passed")
+        seen.append((rollout.mode, rollout.fraction, rollout.step(STEPS)))
+    assert seen == [("shadow", 0.0, 0), ("canary", 0.05, 1), ("canary", 0.25, 2),
+                    ("live", 1.0, 3)]
+    assert rollout.state == "promoted" and rollout.serving_version == "2.0"
+    assert rollout.revision == 4
+
+
+def test_a_rolled_back_rollout_serves_live_and_cannot_be_moved_again():
+    rollout = begin().promoted(STEPS, "ok").rolled_back("flip rate 0.4 > 0.02")
+    assert (rollout.state, rollout.step(STEPS), rollout.serving_version) == \
+        (ROLLED_BACK, -1, "1.0")
+    assert not rollout.on_candidate("any stream")
+    with pytest.raises(ConfigError, match="not running"):
+        rollout.promoted(STEPS, "again")
+    with pytest.raises(ConfigError, match="is the live version"):
+        Rollout.begin("audio_nsfw_hi", "hi", "1.0", "1.0", "same")
+
+
+def test_canary_streams_are_the_share_asked_for_and_a_larger_share_keeps_them():
+    canary = begin().promoted(STEPS, "ok")
+    wider = canary.promoted(STEPS, "ok")
+    streams = [f"s-{index}" for index in range(20_000)]
+    at_5 = {s for s in streams if canary.on_candidate(s)}
+    at_25 = {s for s in streams if wider.on_candidate(s)}
+    assert 0.04 < len(at_5) / len(streams) < 0.06
+    assert 0.235 < len(at_25) / len(streams) < 0.265
+    assert at_5 <= at_25
+
+
+def test_canary_assignment_is_the_same_in_another_process():
+    streams = [f"stream-{index}" for index in range(2000)]
+    code = ("import json, sys; from orchestrator.rollouts import share_of; "
+            "print(json.dumps([share_of(s) for s in json.load(sys.stdin)]))")
+    other = subprocess.run([sys.executable, "-c", code], input=json.dumps(streams),
+                           capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).resolve().parents[2])
+    assert json.loads(other.stdout) == [share_of(s) for s in streams]
+
+
+def pairs(stats: StepStats, count: int, *, flip_every: int = 0, shift: float = 0.0) -> None:
+    for index in range(count):
+        score = (index % 10) / 10 + 0.05
+        flipped = flip_every and index % flip_every == 0
+        live = Scored(score, "nsfw" if score > 0.5 else "safe")
+        candidate_label = ("safe" if live.label == "nsfw" else "nsfw") if flipped else live.label
+        stats.add_pair(live, Scored(min(1.0, score + shift), candidate_label))
+        stats.add_request(10.0, failed=False)
+
+
+def test_identical_answers_wait_for_the_window_then_promote():
+    stats = StepStats()
+    pairs(stats, FAST.min_samples - 1)
+    assert judge(stats, FAST).verdict == WAIT
+    pairs(stats, FAST.window - FAST.min_samples + 1)
+    judgement = judge(stats, FAST)
+    assert judgement.verdict == PROMOTE
+    assert judgement.figures["flip_rate"] == 0 and judgement.figures["psi"] == 0
+
+
+@pytest.mark.parametrize("shape, gate", [
+    ({"flip_every": 4}, "flip_rate"),
+    ({"shift": 0.3}, "psi"),
+])
+def test_a_shifted_candidate_fails_its_gate_as_soon_as_it_is_judged(shape, gate):
+    stats = StepStats()
+    pairs(stats, FAST.min_samples, **shape)
+    judgement = judge(stats, FAST)
+    assert judgement.verdict == ROLL_BACK and gate in judgement.reason
+
+
+def test_failing_requests_and_slow_answers_fail_the_error_and_latency_gates():
+    failing = StepStats()
+    for _ in range(FAST.min_samples):
+        failing.add_request(5.0, failed=True)
+    assert "error_rate 1 > " in judge(failing, FAST).reason
+    slow = StepStats()
+    pairs(slow, FAST.min_samples)
+    slow.latencies_ms[-1] = FAST.max_p99_ms * 2
+    assert "p99_ms" in judge(slow, FAST).reason
+
+
+async def test_the_table_writes_a_change_only_over_the_revision_it_was_decided_on(tmp_path):
+    async with SqliteStore(str(tmp_path / "v.db")) as store:
+        table = RolloutTable(store)
+        first = begin()
+        assert await table.write(first, None)
+        racing = Rollout.begin("audio_nsfw_hi", "hi", "1.0", "3.0", "a second start")
+        assert not await table.write(racing, None)
+        promoted = first.promoted(STEPS, "gates passed")
+        assert await table.write(promoted, first)
+        assert not await table.write(first.rolled_back("stale"), first)
+        assert await table.get("audio_nsfw_hi", "hi") == promoted
+        assert [r.revision for r in await table.history()] == [2, 1]
+
+
+class FakeModels:
+    """TorchServe's answers per version: a score, or an error, after a delay."""
+
+    def __init__(self, answers: dict[str, object], delay_s: dict[str, float] | None = None):
+        self.answers = answers
+        self.delay_s = delay_s or {}
+        self.calls: list[str] = []
+
+    async def predict(self, model: ModelEntry, body: bytes):
+        self.calls.append(model.version)
+        await asyncio.sleep(self.delay_s.get(model.version, 0))
+        answer = self.answers[model.version]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def serves(self, model: ModelEntry) -> bool:
+        return True
+
+
+class InlineAudio:
+    def decode_inline(self, text: str) -> bytes:
+        return text.encode()
+
+
+def clip(index: int, stream: str):
+    value = json.dumps({"clip_id": f"c{index}", "stream_id": stream, "language": "hi",
+                        "audio_b64": "AAAA"}).encode()
+    return parse_clip(Envelope("in", 0, index, None, value), ROUTER.route)
+
+
+def answer(score: float) -> dict:
+    return {"score": score, "label": "nsfw" if score >= 0.5 else "safe", "threshold": 0.5}
+
+
+@dataclasses.dataclass
+class Rig:
+    scorer: ClipScorer
+    metrics: Metrics
+    store: SqliteStore
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        text = generate_latest(self.metrics.registry).decode()
+        return sample_value(text, name, model="audio_nsfw_hi", language="hi", **labels)
+
+
+@contextlib.asynccontextmanager
+async def rig(folder: Path, rollout: Rollout, live: FakeModels, candidate: FakeModels,
+              config: RolloutConfig = FAST) -> AsyncIterator[Rig]:
+    """The audio scorer over fake model answers, with a real rollout table in SQLite."""
+    folder.mkdir()
+    async with contextlib.AsyncExitStack() as stack:
+        store = await stack.enter_async_context(SqliteStore(str(folder / "v.db")))
+        table = RolloutTable(store)
+        assert await table.write(rollout, None)
+        metrics = Metrics(CollectorRegistry())
+        control = await stack.enter_async_context(
+            RolloutControl(table, CATALOGUE, candidate, config, metrics))
+        requests = CandidateRequests(candidate, control, config.shadow_timeout_s)
+        shadow = await stack.enter_async_context(
+            Shadow(requests, store, config.shadow_max_in_flight, metrics, scored))
+        yield Rig(ClipScorer(live, InlineAudio(), batch_requests=False, control=control,
+                             candidates=requests, shadow=shadow), metrics, store)
+
+
+async def test_a_canary_stream_gets_the_candidates_verdict_and_live_when_it_is_down(tmp_path):
+    canary = begin().promoted(STEPS, "ok").promoted(STEPS, "ok")  # 25%
+    on_candidate = [s for s in (f"s{i}" for i in range(40)) if canary.on_candidate(s)]
+    assert on_candidate
+    live = FakeModels({"1.0": answer(0.2)})
+    for candidate, expected in ((FakeModels({"2.0": answer(0.9)}), "2.0"),
+                                (FakeModels({"2.0": ModelUnavailable("down")}), "1.0")):
+        async with rig(tmp_path / expected, canary, live, candidate) as r:
+            outcomes = await r.scorer.score([clip(i, s) for i, s in enumerate(on_candidate)])
+        assert all(isinstance(o, Verdict) for o in outcomes)
+        assert {o.model.version for o in outcomes} == {expected}
+
+
+async def test_shadow_never_delays_a_verdict_and_drops_what_it_has_no_room_for(tmp_path):
+    live = FakeModels({"1.0": answer(0.2)})
+    hanging = FakeModels({"2.0": answer(0.2)}, delay_s={"2.0": 30})
+    async with rig(tmp_path / "s", begin(), live, hanging) as r:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        outcomes = await r.scorer.score([clip(i, f"s{i}") for i in range(8)])
+        assert loop.time() - started < 1.0  # the candidate takes 30 s, its budget 0.2 s
+        assert [o.model.version for o in outcomes] == ["1.0"] * 8
+        assert r.metric("vigil_shadow_dropped_total", reason="full") == \
+            8 - FAST.shadow_max_in_flight
+        await asyncio.sleep(FAST.shadow_timeout_s + 0.2)
+        assert r.metric("vigil_rollout_gate", gate="error_rate") == 1.0
+
+
+@pytest.mark.parametrize("candidate_score, step", [(0.2, 1), (0.8, -1)])
+async def test_shadow_pairs_move_a_rollout_on_and_a_shifted_candidate_back(
+        tmp_path, candidate_score, step):
+    live = FakeModels({"1.0": answer(0.2)})
+    candidate = FakeModels({"2.0": answer(candidate_score)})
+    async with rig(tmp_path / "r", begin(), live, candidate) as r:
+        for batch in range(FAST.window // 4 + 2):
+            await r.scorer.score([clip(batch * 4 + i, f"x{batch}-{i}") for i in range(4)])
+            await asyncio.sleep(0.01)  # the batch's shadow requests finish
+        row = await RolloutTable(r.store).get("audio_nsfw_hi", "hi")
+        assert row.step(STEPS) == step, row
+        assert r.metric("vigil_rollout_state") == step
+        stored = await r.store.fetch_all("SELECT count(*) FROM shadow_verdicts")
+        assert stored[0][0] >= FAST.min_samples

@@ -155,7 +155,7 @@ def package_model(spec: ArchiveSpec, model: nn.Module, options: BuildOptions,
                                           "accuracy": check, "engine_trials": trials,
                                           **({"score_reference": reference} if reference
                                              else {})},
-                     candidate=options.candidate)
+                     candidate=options.candidate or spec.candidate)
     return BuiltArchive(chosen, path, check.get("max_difference", 0.0), trials)
 
 

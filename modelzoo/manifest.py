@@ -41,6 +41,9 @@ class ArchiveSpec:
     # together (handlers/runtime.py); set a number to override.
     intra_op_threads: int = 0
     options: dict[str, Any] = field(default_factory=dict)  # family-specific handler settings
+    # Build this version as the model's candidate, which the audio daemons roll out (shadow,
+    # canary, live), instead of making it live at once.
+    candidate: bool = False
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:

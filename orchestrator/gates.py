@@ -13,12 +13,14 @@ step, so the canary steps are judged on the same clips as the shadow step.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 from orchestrator.config import RolloutConfig
 from orchestrator.drift import psi
 
 BINS = 10
+LATENCY_SAMPLES = 1000  # p99 of the candidate's most recent requests
 WAIT, PROMOTE, ROLL_BACK = "wait", "promote", "roll_back"
 
 
@@ -36,7 +38,7 @@ class StepStats:
     candidate_bins: list[int] = field(default_factory=lambda: [0] * BINS)
     pairs: int = 0
     flips: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     requests: int = 0
     errors: int = 0
 

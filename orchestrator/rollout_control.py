@@ -39,7 +39,7 @@ class Plan:
     serve: ModelEntry  # the version whose answer is the clip's verdict
     live: ModelEntry  # what serves it should the candidate fail (canary)
     shadow: ModelEntry | None = None  # a candidate that also scores it, recorded only
-    rollout: Key | None = None
+    rollout: Rollout | None = None  # the step it was planned under
 
     @property
     def on_candidate(self) -> bool:
@@ -81,6 +81,8 @@ class RolloutControl:
                 await self.refresh()
             except VigilError as error:  # the database is down: keep the last state
                 logger.warning("cannot re-read model_rollouts: %s", error)
+            except Exception:  # noqa: BLE001 - the next poll may do better; never stop polling
+                logger.exception("re-reading model_rollouts failed")
 
     async def adopt_candidates(self, models: Sequence[ModelEntry]) -> None:
         """Start a rollout for each of ``models`` whose catalogue names a candidate that
@@ -140,6 +142,13 @@ class RolloutControl:
             return ""
         return "" if served else f"TorchServe does not serve {candidate.name} {candidate.version}"
 
+    def serving(self, routed: Sequence[ModelEntry]) -> list[ModelEntry]:
+        """The versions that serve verdicts for ``routed`` models where a rollout promoted
+        another version than the catalogue's live one."""
+        return [self._entry(model, rollout.serving_version)
+                for model in routed for rollout in self._rollouts.values()
+                if rollout.model == model.name and rollout.serving_version != model.version]
+
     def plan(self, clip: ClipMessage) -> Plan:
         """The versions ``clip`` meets."""
         routed = clip.model
@@ -152,9 +161,9 @@ class RolloutControl:
             return Plan(live, live)
         candidate = self._entry(routed, rollout.candidate_version)
         if rollout.on_candidate(clip.stream_id):
-            return Plan(candidate, live, rollout=key)
+            return Plan(candidate, live, rollout=rollout)
         sampled = share_of(f"shadow/{clip.clip_id}") < self.config.shadow_sample
-        return Plan(live, live, candidate if sampled else None, key)
+        return Plan(live, live, candidate if sampled else None, rollout)
 
     def _entry(self, routed: ModelEntry, version: str) -> ModelEntry:
         try:
@@ -162,30 +171,37 @@ class RolloutControl:
         except ConfigError:  # checked in _apply; a row may still name a version gone since
             return routed
 
-    def paired(self, key: Key, live: Scored, candidate: Scored, latency_ms: float) -> None:
+    def paired(self, rollout: Rollout, live: Scored, candidate: Scored,
+               latency_ms: float) -> None:
         """The candidate answered in shadow; ``live`` is the clip's verdict."""
-        stats = self._stats.get(key)
+        stats = self._step_stats(rollout)
         if stats is not None:
             stats.add_pair(live, candidate)
             stats.add_request(latency_ms, failed=False)
-            self._judge(key, stats)
+            self._judge(rollout, stats)
 
-    def requested(self, key: Key, latency_ms: float, *, failed: bool) -> None:
+    def requested(self, rollout: Rollout, latency_ms: float, *, failed: bool) -> None:
         """The candidate answered a canary request, or failed one (shadow or canary)."""
-        stats = self._stats.get(key)
+        stats = self._step_stats(rollout)
         if stats is not None:
             stats.add_request(latency_ms, failed=failed)
-            self._judge(key, stats)
+            self._judge(rollout, stats)
 
-    def _judge(self, key: Key, stats: StepStats) -> None:
+    def _step_stats(self, rollout: Rollout) -> StepStats | None:
+        """The figures of ``rollout``'s step, or None when the rollout has moved on since
+        the clip was planned (an answer from the last step must not judge this one)."""
+        if self._rollouts.get(rollout.key) is rollout and rollout.running:
+            return self._stats[rollout.key]
+        return None
+
+    def _judge(self, rollout: Rollout, stats: StepStats) -> None:
+        key = rollout.key
         judgement = judge(stats, self.config)
         for gate, value in judgement.figures.items():
             self._gate(*key, gate).set(value)
         if "flip_rate" in judgement.figures:
             self._flip_rate(*key).set(judgement.figures["flip_rate"])
-        rollout = self._rollouts[key]
-        if judgement.verdict in (PROMOTE, ROLL_BACK) and rollout.running \
-                and key not in self._moving:
+        if judgement.verdict in (PROMOTE, ROLL_BACK) and key not in self._moving:
             self._moving.add(key)
             task = asyncio.create_task(self._decide(rollout, judgement))
             self._tasks.add(task)

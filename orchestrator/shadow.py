@@ -22,7 +22,8 @@ from orchestrator.clock import iso_utc
 from orchestrator.errors import MediaTooLarge, UndecodableMedia, VigilError
 from orchestrator.gates import Scored
 from orchestrator.metrics import Metrics, labelled
-from orchestrator.rollout_control import DROP_REASONS, Key, RolloutControl
+from orchestrator.rollout_control import DROP_REASONS, RolloutControl
+from orchestrator.rollouts import Rollout
 from orchestrator.stores import Store, upsert
 from orchestrator.torchserve import TorchServeClient
 
@@ -33,7 +34,7 @@ FULL, STORE = DROP_REASONS
 @dataclass(frozen=True, slots=True)
 class ShadowRequest:
     clip_id: str
-    rollout: Key
+    rollout: Rollout
     candidate: ModelEntry
     body: bytes
     live: Scored
@@ -49,7 +50,7 @@ class CandidateRequests:
         self.control = control
         self.timeout_s = timeout_s
 
-    async def predict(self, rollout: Key, candidate: ModelEntry,
+    async def predict(self, rollout: Rollout, candidate: ModelEntry,
                       body: bytes) -> tuple[Any, float]:
         """The candidate's answer and its latency in ms; raises its error (reported to the
         gates unless the input was refused)."""
@@ -93,7 +94,7 @@ class Shadow:
     def submit(self, request: ShadowRequest) -> None:
         """Start ``request`` now, or drop it when ``limit`` are running."""
         if len(self._tasks) >= self.limit:
-            self._dropped(*request.rollout, FULL).inc()
+            self._dropped(*request.rollout.key, FULL).inc()
             return
         task = asyncio.create_task(self._run(request), name="shadow")
         self._tasks.add(task)
@@ -117,4 +118,4 @@ class Shadow:
         try:
             await upsert(self.store, "shadow_verdicts", [row])
         except VigilError:
-            self._dropped(*request.rollout, STORE).inc()
+            self._dropped(*request.rollout.key, STORE).inc()

@@ -5,6 +5,7 @@ demo language on speech generated with espeak-ng (cached across runs), starts th
 TorchServe and ``vigil run audio`` on 127.0.0.1, streams fresh spoken clips (positive and
 negative), clips in several formats and languages, and a few bad messages, and prints the
 verdicts (with the held-out precision and recall of each trained model) and dead letters.
+Then a rollout: a shifted candidate of the Hindi model, shadow-scored and judged by its gates.
 VRT: generated posts (videos, images, text) through ``vigil run vrt``, scores and dead
 letters as tables. Min-view triage: calibrates on a generated history, prints the report, and runs
 ``vigil run minview`` over a small known world. Then it stops everything.
@@ -27,7 +28,7 @@ import httpx
 
 from modelzoo import catalogue
 from modelzoo.manifest import load_manifest
-from scripts import clips, demo_audio, demo_triage, demo_vrt, harness
+from scripts import clips, demo_audio, demo_rollout, demo_triage, demo_vrt, harness
 from scripts.services.process import REPO_ROOT, free_port
 from scripts.services.tansu import Tansu
 from scripts.services.torchserve import TorchServe
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="vigil-demo-"))
     trained = {language: demo_audio.trained_archive(language, store, workdir)
                for language in demo_audio.LANGUAGES}
+    demo_rollout.build_candidate(store)
+    database_url = f"sqlite:///{workdir / 'vigil.db'}"
     media = workdir / "media"
     broker = Tansu(workdir=workdir / "tansu", port=free_port())
     server = TorchServe(workdir=workdir / "torchserve", model_store=store,
@@ -147,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         harness.step("starting `vigil run audio`")
         daemon.env = {"VIGIL_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
                       **server.client_env(), "VIGIL_MEDIA_ALLOWED_SCHEMES": "file",
-                      "VIGIL_MEDIA_ALLOWED_DIRS": str(media),
-                      "DATABASE_URL": f"sqlite:///{workdir / 'vigil.db'}"}
+                      "VIGIL_MEDIA_ALLOWED_DIRS": str(media), **demo_rollout.GATES,
+                      "DATABASE_URL": database_url}
         daemon.start()
         daemon.wait_ready()
         spoken = [m for language in trained
@@ -172,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("   ", line)
         harness.step(f"rows in audio_verdicts: {workdir / 'vigil.db'}; logs in {workdir}")
         ok = len(results) == len(messages)
+        ok = demo_rollout.run(daemon, broker.bootstrap, topics.input, spoken,
+                              database_url) and ok
         ok = demo_vrt.run(workdir, broker.bootstrap, server) and ok
         policy = demo_triage.calibrate(workdir, args.history_posts)
         ok = demo_triage.run_daemon(workdir, broker.bootstrap, policy) and ok

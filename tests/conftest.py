@@ -10,7 +10,7 @@ import pytest
 
 from modelzoo.build import BuildOptions, build_all
 from modelzoo.manifest import ArchiveSpec, load_manifest
-from scripts.services.process import REPO_ROOT, free_port
+from scripts.services.process import REPO_ROOT
 from scripts.services.torchserve import TorchServe
 
 
@@ -40,13 +40,7 @@ def torchserve(
     tmp_path_factory: pytest.TempPathFactory, model_store: Path, manifest: list[ArchiveSpec]
 ) -> Iterator[TorchServe]:
     """A real TorchServe serving the tiny archives with Vigil's config.properties."""
-    server = TorchServe(
-        workdir=tmp_path_factory.mktemp("torchserve"),
-        model_store=model_store,
-        ports=(free_port(), free_port(), free_port()),
-    )
-    try:
-        server.start(models=[spec.name for spec in manifest])
+    with TorchServe.running(workdir=tmp_path_factory.mktemp("torchserve"),
+                            model_store=model_store,
+                            models=[spec.name for spec in manifest]) as server:
         yield server
-    finally:
-        server.stop()

@@ -228,6 +228,7 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
     control = await stack.enter_async_context(RolloutControl(
         RolloutTable(store), catalogue, candidate_client, rollout, metrics))
     await control.adopt_candidates(router.models)
+    await client.check_served(control.serving(router.models))  # versions promoted since
     candidates = CandidateRequests(candidate_client, control, rollout.shadow_timeout_s)
     shadow = await stack.enter_async_context(Shadow(
         candidates, store, rollout.shadow_max_in_flight, metrics, scored))

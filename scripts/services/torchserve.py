@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -146,6 +148,20 @@ class TorchServe:
             return [w for w in self.describe(model)["workers"] if w["status"] == "READY"]
         except (httpx.HTTPError, OSError, KeyError, ValueError):
             return []
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, *, workdir: Path, model_store: Path, models: list[str]
+                ) -> Iterator[TorchServe]:
+        """A started TorchServe on free ports, serving ``models`` from ``model_store``;
+        stopped on leaving, whatever happened."""
+        server = cls(workdir=workdir, model_store=model_store,
+                     ports=(free_port(), free_port(), free_port()))
+        try:
+            server.start(models=models)
+            yield server
+        finally:
+            server.stop()
 
     def stop(self) -> None:
         if self.process is not None:

@@ -17,11 +17,11 @@ from modelzoo import catalogue, families
 from modelzoo.build import BuildOptions, package_model, seed_for
 from modelzoo.manifest import ArchiveSpec
 from orchestrator.stores import TABLES
+from scripts.harness import Daemon, Topics
 from scripts.services.postgres import Postgres
 from scripts.services.process import free_port
 from scripts.services.tansu import Tansu
 from scripts.services.torchserve import TorchServe
-from scripts.harness import Daemon, Topics
 
 PIPELINE_MODELS = ("audio_nsfw_hi", "audio_nsfw_ta", "audio_nsfw_multi")
 VERSIONS_MODEL = "audio_nsfw_hi"
@@ -55,13 +55,9 @@ def pipeline_server(tmp_path_factory: pytest.TempPathFactory, model_store: Path
     for name in PIPELINE_MODELS:
         shutil.copy(catalogue.archive_path(model_store, name), store)
     shutil.copy(model_store / catalogue.FILE_NAME, store)
-    server = TorchServe(workdir=tmp_path_factory.mktemp("pipeline_ts"), model_store=store,
-                        ports=(free_port(), free_port(), free_port()))
-    try:
-        server.start(models=list(PIPELINE_MODELS))
+    with TorchServe.running(workdir=tmp_path_factory.mktemp("pipeline_ts"), model_store=store,
+                            models=list(PIPELINE_MODELS)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def build_version(spec: ArchiveSpec, store: Path, version: str, nsfw_bias: float) -> None:
@@ -91,13 +87,9 @@ def versions(tmp_path_factory: pytest.TempPathFactory, model_store: Path,
                                engine=live["engine"], precision=live["precision"])
     build_version(spec, store, "1.1", 0.0)
     build_version(spec, store, "1.2", 4.0)
-    server = TorchServe(workdir=tmp_path_factory.mktemp("versions_ts"), model_store=store,
-                        ports=(free_port(), free_port(), free_port()))
-    try:
-        server.start(models=[VERSIONS_MODEL])
+    with TorchServe.running(workdir=tmp_path_factory.mktemp("versions_ts"), model_store=store,
+                            models=[VERSIONS_MODEL]) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -52,3 +52,16 @@ def test_a_missing_or_broken_catalogue_is_a_clear_start_up_error(tmp_path, conte
         path.write_text(content)
     with pytest.raises(ConfigError, match=message):
         Catalogue.load(path)
+
+
+def test_a_candidate_is_recorded_beside_the_live_version_and_must_have_been_built(tmp_path):
+    from modelzoo import catalogue as built
+
+    for version, candidate in (("1.0", False), ("1.1", True)):
+        (tmp_path / f"m-{version}.mar").write_bytes(b"archive")
+        built.record(tmp_path, {"name": "m", "version": version, "family": "audio_nsfw",
+                                "file": f"m-{version}.mar"}, candidate=candidate)
+    loaded = Catalogue.load(tmp_path / built.FILE_NAME)
+    assert loaded.live("m").version == "1.0" and loaded.candidates == {"m": "1.1"}
+    with pytest.raises(ConfigError, match="candidate m 2.0 was never built"):
+        Catalogue([loaded.live("m")], {"m": "1.0"}, {"m": "2.0"})

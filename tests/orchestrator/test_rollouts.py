@@ -180,6 +180,7 @@ def answer(score: float) -> dict:
 @dataclasses.dataclass
 class Rig:
     scorer: ClipScorer
+    control: RolloutControl
     metrics: Metrics
     store: SqliteStore
 
@@ -204,7 +205,7 @@ async def rig(folder: Path, rollout: Rollout, live: FakeModels, candidate: FakeM
         shadow = await stack.enter_async_context(
             Shadow(requests, store, config.shadow_max_in_flight, metrics, scored))
         yield Rig(ClipScorer(live, InlineAudio(), batch_requests=False, control=control,
-                             candidates=requests, shadow=shadow), metrics, store)
+                             candidates=requests, shadow=shadow), control, metrics, store)
 
 
 async def test_a_canary_stream_gets_the_candidates_verdict_and_live_when_it_is_down(tmp_path):
@@ -249,3 +250,30 @@ async def test_shadow_pairs_move_a_rollout_on_and_a_shifted_candidate_back(
         assert r.metric("vigil_rollout_state") == step
         stored = await r.store.fetch_all("SELECT count(*) FROM shadow_verdicts")
         assert stored[0][0] >= FAST.min_samples
+
+
+async def test_once_promoted_the_candidate_scores_every_stream_and_is_checked_at_start(
+        tmp_path):
+    promoted = begin()
+    while promoted.running:
+        promoted = promoted.promoted(STEPS, "ok")
+    live = FakeModels({"1.0": answer(0.2), "2.0": answer(0.3)})  # one TorchServe serves both
+    async with rig(tmp_path / "p", promoted, live, FakeModels({"2.0": answer(0.3)})) as r:
+        assert r.control.serving(ROUTER.models) == [CANDIDATE]
+        outcomes = await r.scorer.score([clip(i, f"s{i}") for i in range(8)])
+    assert {o.model.version for o in outcomes} == {"2.0"}
+    assert live.calls == ["2.0"] * 8  # the live client now calls the promoted version
+
+
+async def test_an_answer_planned_under_the_last_step_does_not_judge_the_next(tmp_path):
+    live = FakeModels({"1.0": answer(0.2)})
+    async with rig(tmp_path / "n", begin(), live, FakeModels({"2.0": answer(0.9)})) as r:
+        old = r.control.plan(clip(0, "s0")).rollout
+        table = RolloutTable(r.store)
+        assert await table.write(old.promoted(STEPS, "by hand"), old)
+        await r.control.refresh()
+        for _ in range(FAST.min_samples):  # flips that would roll the new step back
+            r.control.paired(old, Scored(0.2, "safe"), Scored(0.9, "nsfw"), 5.0)
+        await asyncio.sleep(0.05)
+        assert (await table.get("audio_nsfw_hi", "hi")).mode == "canary"
+        assert r.metric("vigil_shadow_flip_rate") is None

@@ -22,8 +22,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from modelzoo import (accuracy, archiver, audio_classifier, catalogue, engine_choice, engines,
-                      families)
+from modelzoo import (
+    accuracy,
+    archiver,
+    audio_classifier,
+    catalogue,
+    engine_choice,
+    engines,
+    families,
+)
 from modelzoo.manifest import ArchiveSpec, ManifestError
 
 logger = logging.getLogger(__name__)
@@ -47,8 +54,9 @@ class BuildOptions:
     # precision auto: what was chosen per (family, size), so archives of one architecture
     # share the search (each is still checked against its own eager model).
     choices: dict = field(default_factory=dict)
-    # Record what is built as its model's candidate (rolled out by the audio daemons) rather
-    # than as its live version.
+    # Make what is built its model's live version; else record it beside the live one, as
+    # the model's candidate (rolled out by the audio daemons) when ``candidate`` is set.
+    live: bool = True
     candidate: bool = False
 
     def __post_init__(self) -> None:
@@ -155,7 +163,7 @@ def package_model(spec: ArchiveSpec, model: nn.Module, options: BuildOptions,
                                           "accuracy": check, "engine_trials": trials,
                                           **({"score_reference": reference} if reference
                                              else {})},
-                     candidate=options.candidate or spec.candidate)
+                     live=options.live, candidate=options.candidate or spec.candidate)
     return BuiltArchive(chosen, path, check.get("max_difference", 0.0), trials)
 
 

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="vigil-demo-"))
     trained = {language: demo_audio.trained_archive(language, store, workdir)
                for language in demo_audio.LANGUAGES}
-    demo_rollout.build_candidate(store)
+    candidate = demo_rollout.build_candidate(store)
     database_url = f"sqlite:///{workdir / 'vigil.db'}"
     media = workdir / "media"
     broker = Tansu(workdir=workdir / "tansu", port=free_port())
@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         topics.create(broker.bootstrap)
         harness.step(f"starting TorchServe with {len(MODELS)} tiny archives (a minute or two)")
         server.start(models=MODELS)
+        demo_rollout.start(database_url, candidate)
         harness.step("starting `vigil run audio`")
         daemon.env = {"VIGIL_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
                       **server.client_env(), "VIGIL_MEDIA_ALLOWED_SCHEMES": "file",

@@ -1,7 +1,11 @@
 """The rollout part of the demo: a candidate version of the trained Hindi classifier whose
-scores come out pushed up (as a miscalibrated retrain's would), built beside the live version
-as the catalogue's candidate. ``vigil run audio`` adopts it in shadow at start-up; Hindi clips
-stream until its gates decide, and ``vigil rollout status --history`` shows what happened."""
+scores come out pushed up (as a miscalibrated retrain's would), built beside the live version.
+``vigil rollout start`` puts it in shadow before ``vigil run audio`` starts; Hindi clips stream
+until its gates decide, and ``vigil rollout status --history`` shows what happened.
+
+The candidate is not recorded as the catalogue's ``candidates`` entry: the demo's model store
+is the checkout's ``archives/``, and a deliberately bad build must never be adopted by a
+daemon that reads that catalogue later."""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from scripts import demo_audio, harness
 from scripts.services.process import REPO_ROOT
 
 LANGUAGE = "hi"
+SPEC = archive_spec(REPO_ROOT / "archives" / "manifest.yaml", LANGUAGE)
 NSFW_LOGIT_SHIFT = 3.0
 ROUNDS = 12
 # Small windows, so a few dozen clips decide; every clip is shadow-scored.
@@ -33,7 +38,7 @@ GATES = {"VIGIL_ROLLOUT_SHADOW_SAMPLE": "1", "VIGIL_ROLLOUT_MIN_SAMPLES": "12",
 def build_candidate(store: Path) -> str:
     """Build the shifted candidate from the cached trained checkpoint, with the live
     version's engine, precision and threshold; returns its version."""
-    spec = archive_spec(REPO_ROOT / "archives" / "manifest.yaml", LANGUAGE)
+    spec = SPEC
     live = catalogue.entry(store, spec.name)
     checkpoint = demo_audio.cache_root() / f"{LANGUAGE}-{demo_audio.cache_key(LANGUAGE)}" \
         / "checkpoint"
@@ -47,16 +52,24 @@ def build_candidate(store: Path) -> str:
                  "its scores pushed up, as a miscalibrated retrain's would be")
     with tqdm(total=1, desc=f"building {spec.name} {candidate.version}", unit="archive") as bar:
         package_model(candidate, model, BuildOptions(export_dir=store, release=False,
-                                                     candidate=True), bar)
+                                                     live=False), bar)
         bar.update()
     return candidate.version
 
 
-def _status(database_url: str, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "orchestrator.cli", "rollout", "status", *args],
+def rollout(database_url: str, *args: str) -> str:
+    """``vigil rollout ARGS`` on the demo's database and catalogue; its table or its error."""
+    done = subprocess.run([sys.executable, "-m", "orchestrator.cli", "rollout", *args],
                           env={**os.environ, "DATABASE_URL": database_url}, cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
     return done.stdout if done.returncode == 0 else done.stderr
+
+
+def start(database_url: str, version: str) -> None:
+    """Start rolling the candidate out, in shadow, before the daemon starts."""
+    harness.step(f"vigil rollout start --model {SPEC.name} --candidate {version}")
+    print(rollout(database_url, "start", "--model", SPEC.name, "--candidate", version,
+                  "--reason", "the demo's shifted candidate"))
 
 
 def _settled(database_url: str) -> bool:
@@ -83,7 +96,7 @@ def run(daemon: harness.Daemon, bootstrap: str, topic: str, spoken: list[dict],
                 time.monotonic() < deadline:
             time.sleep(0.5)
         time.sleep(1)  # the shadow requests of the round, and the daemon's next poll
-    print(_status(database_url, "--history", "10"))
+    print(rollout(database_url, "status", "--history", "10"))
     for line in daemon.metrics().splitlines():
         if line.startswith(("vigil_rollout_state{", "vigil_shadow_flip_rate{",
                             "vigil_rollout_gate{", "vigil_rollbacks_total{")):

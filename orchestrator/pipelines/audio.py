@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -117,29 +117,59 @@ class ClipScorer:
 
     async def score(self, clips: Sequence[ClipMessage]) -> list[Verdict | Failure]:
         plans = [self.control.plan(clip) for clip in clips]
-        bodies: list[Any] = await gather_outcomes(self._fetch(clip) for clip in clips)
-        outcomes: list[Any] = list(bodies)
+        bodies: dict[int, bytes] = {}
+        if self.batch_requests:
+            outcomes = await self._score_by_model(clips, plans, bodies)
+        else:
+            outcomes = await gather_outcomes(
+                self._score_one(clip, plan, partial(bodies.__setitem__, index))
+                for index, (clip, plan) in enumerate(zip(clips, plans)))
+        for index, (clip, plan, outcome) in enumerate(zip(clips, plans, outcomes)):
+            if plan.shadow is not None and isinstance(outcome, Verdict):
+                self.shadow.submit(ShadowRequest(clip.clip_id, plan.rollout, plan.shadow,
+                                                 bodies[index],
+                                                 Scored(outcome.score, outcome.label)))
+        return outcomes
+
+    async def _score_one(self, clip: ClipMessage, plan: Plan,
+                         keep: Callable[[bytes], None]) -> Verdict:
+        """Fetch, then score: each clip goes as soon as its own audio is in (``keep`` holds
+        the audio for a shadow request)."""
+        body = await self._fetch(clip)
+        keep(body)
+        return await self._verdict(clip, plan, body)
+
+    async def _score_by_model(self, clips: Sequence[ClipMessage], plans: Sequence[Plan],
+                              bodies: dict[int, bytes]) -> list[Verdict | Failure]:
+        """Fetch every clip, then send each model its clips in one request, concurrently (a
+        canary clip goes alone: should the candidate fail it, live scores it)."""
+        outcomes: list[Any] = await gather_outcomes(self._fetch(clip) for clip in clips)
         by_model: dict[str, list[int]] = {}
-        singles = []
-        for index, (plan, body) in enumerate(zip(plans, bodies)):
+        canary = []
+        for index, (plan, body) in enumerate(zip(plans, outcomes)):
             if isinstance(body, Failure):
                 continue
-            if self.batch_requests and not plan.on_candidate:
-                by_model.setdefault(plan.serve.path, []).append(index)
+            bodies[index] = body
+            if plan.on_candidate:
+                canary.append(index)
             else:
-                singles.append(index)
+                by_model.setdefault(plan.serve.path, []).append(index)
 
         async def one(index: int) -> None:
-            outcomes[index] = await _outcome(self._verdict(clips[index], plans[index],
-                                                           bodies[index]))
+            outcomes[index] = (await gather_outcomes(
+                [self._verdict(clips[index], plans[index], bodies[index])]))[0]
 
-        await asyncio.gather(*(one(index) for index in singles),
-                             *(self._score_by_model(clips, plans, bodies, outcomes, indices)
-                               for indices in by_model.values()))
-        for clip, plan, body, outcome in zip(clips, plans, bodies, outcomes):
-            if plan.shadow is not None and isinstance(outcome, Verdict):
-                self.shadow.submit(ShadowRequest(clip.clip_id, plan.rollout, plan.shadow, body,
-                                                 Scored(outcome.score, outcome.label)))
+        async def together(indices: list[int]) -> None:
+            model = plans[indices[0]].serve
+            try:
+                answered = await self.client.predict_batch(model, [bodies[i] for i in indices])
+            except Exception as error:  # noqa: BLE001 - a failed request fails its clips
+                answered = [error] * len(indices)
+            for index, answer in zip(indices, answered, strict=True):
+                outcomes[index] = _verdict_or_failure(clips[index], model, answer)
+
+        await asyncio.gather(*(one(index) for index in canary),
+                             *(together(indices) for indices in by_model.values()))
         return outcomes
 
     async def _verdict(self, clip: ClipMessage, plan: Plan, body: bytes) -> Verdict:
@@ -167,26 +197,10 @@ class ClipScorer:
         self.control.requested(plan.rollout, latency_ms, failed=False)
         return verdict
 
-    async def _score_by_model(self, clips: Sequence[ClipMessage], plans: Sequence[Plan],
-                              bodies: Sequence[Any], outcomes: list[Any],
-                              indices: list[int]) -> None:
-        """Send one model the clips in ``indices`` in one request."""
-        model = plans[indices[0]].serve
-        try:
-            answered = await self.client.predict_batch(model, [bodies[i] for i in indices])
-        except Exception as error:  # noqa: BLE001 - a failed request fails its clips
-            answered = [error] * len(indices)
-        for index, answer in zip(indices, answered, strict=True):
-            outcomes[index] = _verdict_or_failure(clips[index], model, answer)
-
     async def _fetch(self, clip: ClipMessage) -> bytes:
         if clip.audio_b64 is not None:
             return self.fetcher.decode_inline(clip.audio_b64)
         return await self.fetcher.fetch(clip.audio_url)
-
-
-async def _outcome(verdict: Awaitable[Verdict]) -> Verdict | Failure:
-    return (await gather_outcomes([verdict]))[0]
 
 
 def _verdict_or_failure(clip: ClipMessage, model: ModelEntry, answer: Any) -> Verdict | Failure:

@@ -227,7 +227,8 @@ def test_promtool_accepts_the_config_and_the_alert_rules():
     alerts = {r["alert"] for g in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
               ["groups"] for r in g["rules"]}
     assert {"VigilConsumerLagGrowing", "VigilVrtSlaMissed", "VigilDeadLetterRateHigh",
-            "TorchServe5xxRate", "TorchServeWorkerRestarts", "VigilEndToEndP99High"} <= alerts
+            "TorchServe5xxRate", "TorchServeWorkerRestarts", "VigilEndToEndP99High",
+            "VigilScoreDrift", "VigilRolloutRolledBack"} <= alerts
 
 
 @pytest.mark.parametrize("name", ["serving", "livestream", "vrt", "triage", "model-health", "rollouts"])
@@ -243,3 +244,40 @@ def test_dashboards_name_only_metrics_that_exist(name):
             for metric in re.findall(r"\b(vigil_[a-z_]+)", target["expr"]):
                 base = re.sub(r"_(bucket|sum|count|total)$", "", metric)
                 assert base in vigil_names, f"{name}: {panel['title']}: {metric}"
+
+
+def test_the_model_health_alerts_fire_when_they_should_and_only_then(tmp_path):
+    """promtool's rule unit tests: a rollback pages for 30 minutes and clears by itself; a
+    PSI over 0.25 alerts only once it has lasted 30 minutes."""
+    labels = 'model="audio_nsfw_hi",language="hi"'
+    cases = {"rule_files": [str(PROMETHEUS / "alerts.yml")], "evaluation_interval": "1m",
+             "tests": [{
+                 "interval": "1m",
+                 "input_series": [
+                     {"series": f"vigil_rollbacks_total{{{labels}}}", "values": "0x10 1x60"},
+                     {"series": f'vigil_score_psi{{{labels},version="1.0"}}',
+                      "values": "0.05x10 0.6x60"}],
+                 "alert_rule_test": [
+                     {"eval_time": "9m", "alertname": "VigilRolloutRolledBack", "exp_alerts": []},
+                     {"eval_time": "20m", "alertname": "VigilRolloutRolledBack",
+                      "exp_alerts": [{"exp_labels": {"model": "audio_nsfw_hi", "language": "hi",
+                                                     "severity": "ticket"},
+                                      "exp_annotations": {
+                                          "summary": "The candidate of audio_nsfw_hi (hi) was "
+                                                     "rolled back",
+                                          "runbook": "docs/OPERATIONS.md#rollout-rolled-back"}}]},
+                     {"eval_time": "60m", "alertname": "VigilRolloutRolledBack", "exp_alerts": []},
+                     {"eval_time": "30m", "alertname": "VigilScoreDrift", "exp_alerts": []},
+                     {"eval_time": "45m", "alertname": "VigilScoreDrift",
+                      "exp_alerts": [{"exp_labels": {"model": "audio_nsfw_hi", "language": "hi",
+                                                     "version": "1.0",
+                                                     "severity": "ticket"},
+                                      "exp_annotations": {
+                                          "summary": "audio_nsfw_hi 1.0 (hi) scores drift from "
+                                                     "its reference",
+                                          "runbook": "docs/OPERATIONS.md#score-drift"}}]}]}]}
+    path = tmp_path / "alerts_test.yml"
+    path.write_text(yaml.safe_dump(cases))
+    result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

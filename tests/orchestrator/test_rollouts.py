@@ -158,6 +158,10 @@ class FakeModels:
             raise answer
         return answer
 
+    async def predict_batch(self, model: ModelEntry, bodies: list[bytes]) -> list:
+        self.calls.append(f"{model.version} x{len(bodies)}")
+        return [self.answers[model.version]] * len(bodies)
+
     async def serves(self, model: ModelEntry) -> bool:
         return True
 
@@ -191,7 +195,8 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def rig(folder: Path, rollout: Rollout, live: FakeModels, candidate: FakeModels,
-              config: RolloutConfig = FAST) -> AsyncIterator[Rig]:
+              config: RolloutConfig = FAST, *, batch_requests: bool = False
+              ) -> AsyncIterator[Rig]:
     """The audio scorer over fake model answers, with a real rollout table in SQLite."""
     folder.mkdir()
     async with contextlib.AsyncExitStack() as stack:
@@ -204,7 +209,7 @@ async def rig(folder: Path, rollout: Rollout, live: FakeModels, candidate: FakeM
         requests = CandidateRequests(candidate, control, config.shadow_timeout_s)
         shadow = await stack.enter_async_context(
             Shadow(requests, store, config.shadow_max_in_flight, metrics, scored))
-        yield Rig(ClipScorer(live, InlineAudio(), batch_requests=False, control=control,
+        yield Rig(ClipScorer(live, InlineAudio(), batch_requests=batch_requests, control=control,
                              candidates=requests, shadow=shadow), control, metrics, store)
 
 
@@ -277,3 +282,23 @@ async def test_an_answer_planned_under_the_last_step_does_not_judge_the_next(tmp
         await asyncio.sleep(0.05)
         assert (await table.get("audio_nsfw_hi", "hi")).mode == "canary"
         assert r.metric("vigil_shadow_flip_rate") is None
+
+
+async def test_one_request_per_model_sends_live_clips_together_and_canary_clips_alone(tmp_path):
+    canary = begin().promoted(STEPS, "ok").promoted(STEPS, "ok")  # 25%
+    streams = [f"s{i}" for i in range(16)]
+    on_candidate = {s for s in streams if canary.on_candidate(s)}
+    assert 0 < len(on_candidate) < len(streams)
+    live = FakeModels({"1.0": answer(0.2)})
+    candidate = FakeModels({"2.0": answer(0.2)})
+    async with rig(tmp_path / "b", canary, live, candidate, batch_requests=True) as r:
+        outcomes = await r.scorer.score([clip(i, s) for i, s in enumerate(streams)])
+        await asyncio.sleep(0.05)  # the shadow requests
+        dropped = r.metric("vigil_shadow_dropped_total", reason="full")
+    live_served = len(streams) - len(on_candidate)
+    assert [o.model.version for o in outcomes] == \
+        ["2.0" if s in on_candidate else "1.0" for s in streams]
+    assert live.calls == [f"1.0 x{live_served}"]
+    # The canary clips, then as much of the shadow sample (every live clip) as had room.
+    assert dropped == live_served - FAST.shadow_max_in_flight
+    assert candidate.calls == ["2.0"] * (len(on_candidate) + FAST.shadow_max_in_flight)

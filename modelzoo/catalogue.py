@@ -81,6 +81,22 @@ def record(store: Path, model: dict[str, Any], *, live: bool = True,
         document.setdefault("candidates", {})[model["name"]] = model["version"]
     elif live:
         document["live"][model["name"]] = model["version"]
+    _write(store, document)
+
+
+def make_live(store: Path, name: str, version: str) -> None:
+    """Name the built ``version`` of ``name`` its live version (after a rollout promoted it),
+    and no longer its candidate. Raises KeyError when it was never built."""
+    entry(store, name, version)
+    document = read(store)
+    document["live"][name] = version
+    if document.get("candidates", {}).get(name) == version:
+        del document["candidates"][name]
+    _write(store, document)
+
+
+def _write(store: Path, document: dict[str, Any]) -> None:
+    """Replace the catalogue atomically: a reader sees the old one or the new one."""
     with tempfile.NamedTemporaryFile("w", dir=store, suffix=".tmp", delete=False) as handle:
         json.dump(document, handle, indent=1, sort_keys=True)
     os.replace(handle.name, store / FILE_NAME)

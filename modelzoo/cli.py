@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from modelzoo import catalogue
 from modelzoo.accuracy import EngineMismatch
 from modelzoo.build import BuildOptions, build_all
 from modelzoo.engines import EngineError
@@ -15,7 +16,10 @@ logger = logging.getLogger(__name__)
 
 
 def build(args: argparse.Namespace) -> int:
-    """Build the manifest's archives (or those named) into the export directory."""
+    """Build the manifest's archives (or those named) into the export directory, or only
+    name a built version live (``--make-live``)."""
+    if args.make_live:
+        return make_live(Path(args.export_dir), args.make_live)
     manifest = load_manifest(Path(args.manifest))
     specs = manifest
     if args.only:
@@ -30,6 +34,17 @@ def build(args: argparse.Namespace) -> int:
                   f"|diff| {built.max_difference:.1e})")
     except (ManifestError, EngineError, EngineMismatch) as exc:
         raise SystemExit(f"vigil build: {exc}") from exc
+    return 0
+
+
+def make_live(store: Path, name_version: str) -> int:
+    """Record ``NAME=VERSION`` as its model's live version in the store's catalogue."""
+    name, _, version = name_version.partition("=")
+    try:
+        catalogue.make_live(store, name, version)
+    except KeyError as exc:
+        raise SystemExit(f"vigil build --make-live: {exc.args[0]}") from exc
+    print(f"{name} {version} is live in {store / catalogue.FILE_NAME}")
     return 0
 
 

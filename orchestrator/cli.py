@@ -35,6 +35,10 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
         help="random-weight models of this size instead of the checkpoints",
     )
     parser.add_argument("--only", nargs="+", metavar="NAME", help="build only these archives")
+    parser.add_argument("--make-live", metavar="NAME=VERSION",
+                        help="build nothing: record this built version as its model's live "
+                        "version in the catalogue (a candidate a rollout promoted), so a "
+                        "daemon on a fresh database serves it too")
     parser.set_defaults(entry="modelzoo.cli:build")
 
 

@@ -189,8 +189,10 @@ class RolloutControl:
 
     def _step_stats(self, rollout: Rollout) -> StepStats | None:
         """The figures of ``rollout``'s step, or None when the rollout has moved on since
-        the clip was planned (an answer from the last step must not judge this one)."""
-        if self._rollouts.get(rollout.key) is rollout and rollout.running:
+        the clip was planned (an answer from the last step must not judge this one) or its
+        next state is being written (the figures stay those the decision was made on)."""
+        if self._rollouts.get(rollout.key) is rollout and rollout.running \
+                and rollout.key not in self._moving:
             return self._stats[rollout.key]
         return None
 

@@ -65,3 +65,18 @@ def test_a_candidate_is_recorded_beside_the_live_version_and_must_have_been_buil
     assert loaded.live("m").version == "1.0" and loaded.candidates == {"m": "1.1"}
     with pytest.raises(ConfigError, match="candidate m 2.0 was never built"):
         Catalogue([loaded.live("m")], {"m": "1.0"}, {"m": "2.0"})
+
+
+def test_a_promoted_candidate_is_made_live_in_the_catalogue(tmp_path):
+    from modelzoo import catalogue as built
+    from orchestrator.cli import main
+
+    for version, candidate in (("1.0", False), ("1.1", True)):
+        (tmp_path / f"m-{version}.mar").write_bytes(b"archive")
+        built.record(tmp_path, {"name": "m", "version": version, "family": "audio_nsfw",
+                                "file": f"m-{version}.mar"}, candidate=candidate)
+    assert main(["build", "--make-live", "m=1.1", "--export-dir", str(tmp_path)]) == 0
+    loaded = Catalogue.load(tmp_path / built.FILE_NAME)
+    assert loaded.live("m").version == "1.1" and loaded.candidates == {}
+    with pytest.raises(SystemExit, match="m 2.0"):
+        main(["build", "--make-live", "m=2.0", "--export-dir", str(tmp_path)])

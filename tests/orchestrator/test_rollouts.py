@@ -151,9 +151,11 @@ class FakeModels:
         self.calls: list[str] = []
 
     async def predict(self, model: ModelEntry, body: bytes):
+        answer = self.answers[model.version]
+        if isinstance(answer, list):  # answers in turn
+            answer = answer[len(self.calls) % len(answer)]
         self.calls.append(model.version)
         await asyncio.sleep(self.delay_s.get(model.version, 0))
-        answer = self.answers[model.version]
         if isinstance(answer, Exception):
             raise answer
         return answer
@@ -241,18 +243,23 @@ async def test_shadow_never_delays_a_verdict_and_drops_what_it_has_no_room_for(t
         assert r.metric("vigil_rollout_gate", gate="error_rate") == 1.0
 
 
-@pytest.mark.parametrize("candidate_score, step", [(0.2, 1), (0.8, -1)])
+@pytest.mark.parametrize("candidate_scores, step", [([0.2], 1), ([0.2, 0.8, 0.8], -1)])
 async def test_shadow_pairs_move_a_rollout_on_and_a_shifted_candidate_back(
-        tmp_path, candidate_score, step):
+        tmp_path, candidate_scores, step):
     live = FakeModels({"1.0": answer(0.2)})
-    candidate = FakeModels({"2.0": answer(candidate_score)})
+    candidate = FakeModels({"2.0": [answer(score) for score in candidate_scores]})
     async with rig(tmp_path / "r", begin(), live, candidate) as r:
-        for batch in range(FAST.window // 4 + 2):
-            await r.scorer.score([clip(batch * 4 + i, f"x{batch}-{i}") for i in range(4)])
+        # Batches of 3 (at most shadow_max_in_flight): the 20th pair, which decides, is
+        # not the last of its batch.
+        for batch in range(FAST.window // 3 + 2):
+            await r.scorer.score([clip(batch * 3 + i, f"x{batch}-{i}") for i in range(3)])
             await asyncio.sleep(0.01)  # the batch's shadow requests finish
         row = await RolloutTable(r.store).get("audio_nsfw_hi", "hi")
         assert row.step(STEPS) == step, row
         assert r.metric("vigil_rollout_state") == step
+        if step == -1:  # the gauges show the figures the rollback was decided on
+            flip_rate = r.metric("vigil_rollout_gate", gate="flip_rate")
+            assert f"flip_rate {flip_rate:.4g} > " in row.reason, (flip_rate, row.reason)
         stored = await r.store.fetch_all("SELECT count(*) FROM shadow_verdicts")
         assert stored[0][0] >= FAST.min_samples
 

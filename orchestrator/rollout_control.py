@@ -1,8 +1,11 @@
 """A daemon's side of the rollouts: which version scores a clip, and the gates that move a
 rollout on.
 
-Every ``rollout.poll_s`` the daemon re-reads ``model_rollouts`` (so ``vigil rollout`` and
-other replicas are heard); each change of a rollout's row starts its step's figures afresh.
+Every ``rollout.poll_s`` the daemon re-reads the rollouts of the models it routes to (so
+``vigil rollout`` and other replicas are heard); each change of a rollout's row starts its
+step's figures afresh. A daemon that cannot serve a running rollout's candidate (its
+TorchServe or its catalogue lacks it: an old pod in the middle of a deploy) sits that rollout
+out, serving live only: one replica's view must not roll back what the others can judge.
 A clip routed to a model with a running rollout gets a :class:`Plan`: its stream is on the
 candidate (canary), or the live version serves it and the candidate may also score it in
 shadow. The candidate's answers and failures come back through :meth:`RolloutControl.paired`
@@ -50,9 +53,11 @@ class RolloutControl:
     """The rollouts of the routed models, as the database has them, and their gates."""
 
     def __init__(self, table: RolloutTable, catalogue: Catalogue, candidates: TorchServeClient,
-                 config: RolloutConfig, metrics: Metrics) -> None:
+                 config: RolloutConfig, metrics: Metrics, *,
+                 routed: Sequence[ModelEntry]) -> None:
         self.table = table
         self.catalogue = catalogue
+        self.routed = {model.name: model for model in routed}
         self.candidates = candidates
         self.config = config
         self._state = labelled(metrics.rollout_state)
@@ -63,6 +68,7 @@ class RolloutControl:
         self._rollouts: dict[Key, Rollout] = {}
         self._stats: dict[Key, StepStats] = {}
         self._moving: set[Key] = set()
+        self._sitting_out: set[Key] = set()
         self._tasks: set[asyncio.Task] = set()
 
     async def __aenter__(self) -> RolloutControl:
@@ -84,10 +90,10 @@ class RolloutControl:
             except Exception:  # noqa: BLE001 - the next poll may do better; never stop polling
                 logger.exception("re-reading model_rollouts failed")
 
-    async def adopt_candidates(self, models: Sequence[ModelEntry]) -> None:
-        """Start a rollout for each of ``models`` whose catalogue names a candidate that
-        was never rolled out for that language."""
-        for live in models:
+    async def adopt_candidates(self) -> None:
+        """Start a rollout for each routed model whose catalogue names a candidate that was
+        never rolled out for that language."""
+        for live in self.routed.values():
             version = self.catalogue.candidates.get(live.name)
             if version is None:
                 continue
@@ -108,7 +114,7 @@ class RolloutControl:
     async def refresh(self) -> None:
         """Re-read every rollout; a changed one starts its step afresh."""
         for rollout in await self.table.all():
-            if self._rollouts.get(rollout.key) != rollout:
+            if rollout.model in self.routed and self._rollouts.get(rollout.key) != rollout:
                 await self._apply(rollout)
 
     async def _apply(self, rollout: Rollout) -> None:
@@ -122,10 +128,13 @@ class RolloutControl:
         logger.info("%s %s: live %s, candidate %s: %s %.0f%%, %s (%s)", *rollout.key,
                     rollout.live_version, rollout.candidate_version, rollout.mode,
                     rollout.fraction * 100, rollout.state, rollout.reason)
+        self._sitting_out.discard(rollout.key)
         if rollout.running:
             problem = await self._unservable(rollout)
             if problem:
-                await self._move(rollout, rollout.rolled_back(problem))
+                self._sitting_out.add(rollout.key)
+                logger.warning("%s %s: this daemon sits the rollout of %s out, serving live "
+                               "only: %s", *rollout.key, rollout.candidate_version, problem)
 
     async def _unservable(self, rollout: Rollout) -> str:
         """Why the rollout's candidate cannot be served here, or ''."""
@@ -142,12 +151,12 @@ class RolloutControl:
             return ""
         return "" if served else f"TorchServe does not serve {candidate.name} {candidate.version}"
 
-    def serving(self, routed: Sequence[ModelEntry]) -> list[ModelEntry]:
-        """The versions that serve verdicts for ``routed`` models where a rollout promoted
-        another version than the catalogue's live one."""
-        return [self._entry(model, rollout.serving_version)
-                for model in routed for rollout in self._rollouts.values()
-                if rollout.model == model.name and rollout.serving_version != model.version]
+    def serving(self) -> list[ModelEntry]:
+        """The versions that serve verdicts where a rollout promoted another version than
+        the catalogue's live one."""
+        return [self._entry(self.routed[rollout.model], rollout.serving_version)
+                for rollout in self._rollouts.values()
+                if rollout.serving_version != self.routed[rollout.model].version]
 
     def plan(self, clip: ClipMessage) -> Plan:
         """The versions ``clip`` meets."""
@@ -157,7 +166,7 @@ class RolloutControl:
         if rollout is None:
             return Plan(routed, routed)
         live = self._entry(routed, rollout.serving_version)
-        if not rollout.running:
+        if not rollout.running or key in self._sitting_out:
             return Plan(live, live)
         candidate = self._entry(routed, rollout.candidate_version)
         if rollout.on_candidate(clip.stream_id):
@@ -168,7 +177,7 @@ class RolloutControl:
     def _entry(self, routed: ModelEntry, version: str) -> ModelEntry:
         try:
             return self.catalogue.version(routed.name, version)
-        except ConfigError:  # checked in _apply; a row may still name a version gone since
+        except ConfigError:  # a version this daemon's catalogue lacks: it serves live
             return routed
 
     def paired(self, rollout: Rollout, live: Scored, candidate: Scored,

@@ -240,9 +240,10 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
         backoff_s=ONE_ATTEMPT_S, backoff_max_s=ONE_ATTEMPT_S,
         max_connections=rollout.shadow_max_in_flight)))
     control = await stack.enter_async_context(RolloutControl(
-        RolloutTable(store), catalogue, candidate_client, rollout, metrics))
-    await control.adopt_candidates(router.models)
-    await client.check_served(control.serving(router.models))  # versions promoted since
+        RolloutTable(store), catalogue, candidate_client, rollout, metrics,
+        routed=router.models))
+    await control.adopt_candidates()
+    await client.check_served(control.serving())  # versions promoted since
     candidates = CandidateRequests(candidate_client, control, rollout.shadow_timeout_s)
     shadow = await stack.enter_async_context(Shadow(
         candidates, store, rollout.shadow_max_in_flight, metrics, scored))

@@ -146,7 +146,7 @@ class FakeModels:
     """TorchServe's answers per version: a score, or an error, after a delay."""
 
     def __init__(self, answers: dict[str, object], delay_s: dict[str, float] | None = None):
-        self.answers = answers
+        self.answers = answers  # only the versions it serves
         self.delay_s = delay_s or {}
         self.calls: list[str] = []
 
@@ -165,7 +165,7 @@ class FakeModels:
         return [self.answers[model.version]] * len(bodies)
 
     async def serves(self, model: ModelEntry) -> bool:
-        return True
+        return model.version in self.answers
 
 
 class InlineAudio:
@@ -207,7 +207,8 @@ async def rig(folder: Path, rollout: Rollout, live: FakeModels, candidate: FakeM
         assert await table.write(rollout, None)
         metrics = Metrics(CollectorRegistry())
         control = await stack.enter_async_context(
-            RolloutControl(table, CATALOGUE, candidate, config, metrics))
+            RolloutControl(table, CATALOGUE, candidate, config, metrics,
+                           routed=ROUTER.models))
         requests = CandidateRequests(candidate, control, config.shadow_timeout_s)
         shadow = await stack.enter_async_context(
             Shadow(requests, store, config.shadow_max_in_flight, metrics, scored))
@@ -271,7 +272,7 @@ async def test_once_promoted_the_candidate_scores_every_stream_and_is_checked_at
         promoted = promoted.promoted(STEPS, "ok")
     live = FakeModels({"1.0": answer(0.2), "2.0": answer(0.3)})  # one TorchServe serves both
     async with rig(tmp_path / "p", promoted, live, FakeModels({"2.0": answer(0.3)})) as r:
-        assert r.control.serving(ROUTER.models) == [CANDIDATE]
+        assert r.control.serving() == [CANDIDATE]
         outcomes = await r.scorer.score([clip(i, f"s{i}") for i in range(8)])
     assert {o.model.version for o in outcomes} == {"2.0"}
     assert live.calls == ["2.0"] * 8  # the live client now calls the promoted version
@@ -309,3 +310,16 @@ async def test_one_request_per_model_sends_live_clips_together_and_canary_clips_
     # The canary clips, then as much of the shadow sample (every live clip) as had room.
     assert dropped == live_served - FAST.shadow_max_in_flight
     assert candidate.calls == ["2.0"] * (len(on_candidate) + FAST.shadow_max_in_flight)
+
+
+async def test_a_daemon_that_cannot_serve_the_candidate_sits_the_rollout_out(tmp_path):
+    canary = begin().promoted(STEPS, "ok").promoted(STEPS, "ok")  # 25%
+    streams = [f"s{i}" for i in range(16)]
+    live = FakeModels({"1.0": answer(0.2)})
+    elsewhere = FakeModels({})  # this daemon's TorchServe does not have 2.0
+    async with rig(tmp_path / "o", canary, live, elsewhere) as r:
+        outcomes = await r.scorer.score([clip(i, s) for i, s in enumerate(streams)])
+        await asyncio.sleep(0.05)
+        row = await RolloutTable(r.store).get("audio_nsfw_hi", "hi")
+    assert {o.model.version for o in outcomes} == {"1.0"} and elsewhere.calls == []
+    assert row == canary  # left for the daemons that can judge it

@@ -43,7 +43,8 @@ def env(tmp_path: Path, tansu: Tansu, versions: TorchServe, topics: harness.Topi
 
 
 @pytest.fixture
-def daemons(tmp_path: Path, env: dict[str, str]) -> Iterator[list[harness.Daemon]]:
+def daemons() -> Iterator[list[harness.Daemon]]:
+    """The daemons a test starts, killed at its end whatever happened."""
     started: list[harness.Daemon] = []
     yield started
     for daemon in started:

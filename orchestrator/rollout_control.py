@@ -212,7 +212,7 @@ class RolloutControl:
             self._gate(*key, gate).set(value)
         if "flip_rate" in judgement.figures:
             self._flip_rate(*key).set(judgement.figures["flip_rate"])
-        if judgement.verdict in (PROMOTE, ROLL_BACK) and key not in self._moving:
+        if judgement.verdict in (PROMOTE, ROLL_BACK):  # _step_stats: none is being written
             self._moving.add(key)
             task = asyncio.create_task(self._decide(rollout, judgement))
             self._tasks.add(task)

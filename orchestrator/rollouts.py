@@ -105,9 +105,8 @@ class Rollout:
         return dataclasses.asdict(self)
 
     def on_candidate(self, stream_id: str) -> bool:
-        """Whether ``stream_id``'s verdicts come from the candidate at this step."""
-        if self.state == PROMOTED:
-            return False  # the candidate is the live version now: serving_version has it
+        """Whether ``stream_id``'s verdicts come from the candidate at this step (once
+        promoted, the candidate is the serving version instead)."""
         return self.running and self.mode == CANARY and share_of(
             f"{self.model}/{self.language}/{self.candidate_version}/{stream_id}") < self.fraction
 
@@ -150,15 +149,16 @@ class RolloutTable:
     async def write(self, new: Rollout, over: Rollout | None) -> bool:
         """Write ``new`` if the row is still ``over`` (absent when ``over`` is None), and
         its history entry; False when someone else changed the row first."""
+        row = new.row()
         if over is None:
-            await upsert(self.store, "model_rollouts", [new.row()], keep_existing=True)
+            await upsert(self.store, "model_rollouts", [row], keep_existing=True)
         else:
             changed = [c for c in ROLLOUT_COLUMNS if c not in ("model", "language")]
             await self.store.execute_many(
                 f"UPDATE model_rollouts SET {', '.join(f'{c} = ?' for c in changed)} "
                 "WHERE model = ? AND language = ? AND revision = ?",
-                [(*(new.row()[c] for c in changed), new.model, new.language, over.revision)])
+                [(*(row[c] for c in changed), new.model, new.language, over.revision)])
         if await self.get(new.model, new.language) != new:
             return False
-        await upsert(self.store, "model_rollout_history", [new.row()], keep_existing=True)
+        await upsert(self.store, "model_rollout_history", [row], keep_existing=True)
         return True

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from handlers.audio_io import ClipDecoder
+from handlers.audio_io import DEFAULT_MAX_DECODE_S, ClipDecoder
 from handlers.batch_handler import BatchHandler, Rows
 from handlers.errors import BadInput
 
@@ -24,7 +24,9 @@ class AudioNsfwHandler(BatchHandler):
     def setup(self, model_dir: str) -> None:
         rate = int(self.settings.get("sample_rate", SAMPLE_RATE_HZ))
         seconds = float(self.settings.get("clip_seconds", CLIP_SECONDS))
-        self.decoder = ClipDecoder(sample_rate=rate, clip_samples=int(rate * seconds))
+        self.decoder = ClipDecoder(
+            sample_rate=rate, clip_samples=int(rate * seconds),
+            max_decode_s=float(self.settings.get("max_decode_s", DEFAULT_MAX_DECODE_S)))
         self.threshold = float(self.settings.get("threshold", 0.5))
 
     def example_input(self) -> Rows:

@@ -14,7 +14,8 @@ import torch
 from handlers.batch_handler import BatchHandler, Rows
 from handlers.enhance import FrameEnhancer
 from handlers.errors import BadInput
-from handlers.visual_io import DEFAULT_MAX_DECODE_S, DEFAULT_MAX_PIXELS, FramePreparer
+from handlers.visual_io import (DEFAULT_MAX_DECODE_S, DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS,
+                                FramePreparer)
 
 
 def mean_embedding(frame_embeddings: torch.Tensor) -> torch.Tensor:
@@ -31,6 +32,7 @@ class ClipVisualHandler(BatchHandler):
             max_seconds=float(self.settings.get("max_video_s", 900)),
             max_pixels=int(self.settings.get("max_pixels", DEFAULT_MAX_PIXELS)),
             max_decode_s=float(self.settings.get("max_decode_s", DEFAULT_MAX_DECODE_S)),
+            max_frames=int(self.settings.get("max_frames", DEFAULT_MAX_FRAMES)),
             enhancer=FrameEnhancer.from_settings(self.settings.get("enhance")))
 
     def example_input(self) -> Rows:

@@ -84,7 +84,9 @@ def describe(spec: ArchiveSpec, settings: dict, labels: list[str]) -> dict:
              "file": spec.file_name, "languages": list(spec.languages), "labels": labels,
              "accepts": list(ACCEPTS[spec.family]), "engine": spec.engine,
              "precision": settings.get("precision", spec.precision),
-             "threshold": spec.threshold, "inputs": {}, "outputs": {}, "sources": {}}
+             "threshold": spec.threshold, "inputs": {}, "outputs": {}, "sources": {},
+             "limits": {"decode_s": spec.decode_limit_s, "batch_size": spec.batch_size,
+                        "response_timeout_s": spec.response_timeout_s}}
     if "embedding_dim" in settings:
         entry["outputs"] = {"embedding": int(settings["embedding_dim"])}
     if "dims" in settings:

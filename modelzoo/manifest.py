@@ -35,7 +35,12 @@ class ArchiveSpec:
     workers: int = 2
     batch_size: int = 8
     max_batch_delay_ms: int = 20
+    # TorchServe's responseTimeout: past it the frontend kills the worker. It must exceed
+    # what the handler may spend on a batch of slow inputs (batch_size x decode_limit_s),
+    # and the daemons' request timeout lies between the two (docs/OPERATIONS.md, "Limits").
     response_timeout_s: int = 120
+    # How long the handler may decode one input before answering it with a 413.
+    decode_limit_s: float = 3.0
     threshold: float = 0.5
     # 0: the serving machine's cores divided by the workers of every archive served
     # together (handlers/runtime.py); set a number to override.
@@ -63,6 +68,17 @@ class ArchiveSpec:
             raise ManifestError(f"{self.name}: threshold {self.threshold} is outside [0, 1]")
         if self.workers < 1 or self.batch_size < 1:
             raise ManifestError(f"{self.name}: workers and batch_size must be at least 1")
+        if not 0 < self.slowest_batch_s < self.response_timeout_s:
+            raise ManifestError(
+                f"{self.name}: a batch of slow inputs may take batch_size x decode_limit_s = "
+                f"{self.slowest_batch_s:g} s, which must be positive and under "
+                f"response_timeout_s ({self.response_timeout_s} s), or TorchServe kills the "
+                "worker instead of the handler answering 413")
+
+    @property
+    def slowest_batch_s(self) -> float:
+        """The longest the handler may decode one batch: every input at its limit."""
+        return self.batch_size * self.decode_limit_s
 
     @property
     def file_name(self) -> str:
@@ -85,6 +101,7 @@ class ArchiveSpec:
                 "engine": self.engine,
                 "precision": self.precision,
                 "intra_op_threads": self.intra_op_threads,
+                "max_decode_s": self.decode_limit_s,
                 **self.options,
             },
         }

@@ -20,6 +20,7 @@ archives:
     assert [s.threshold for s in specs] == [0.4, 0.7]
     config = specs[1].model_config()
     assert config["batchSize"] == 8 and config["handler"]["threshold"] == 0.7
+    assert config["handler"]["max_decode_s"] == specs[1].decode_limit_s
 
 
 @pytest.mark.parametrize("entry, message", [
@@ -28,6 +29,9 @@ archives:
     ("{name: a, family: audio_nsfw, languages: [x], threshold: 1.5}", "outside"),
     ("{name: a, family: audio_nsfw, languages: [x], engine: onnx}", "unknown engine"),
     ("{name: a, family: audio_nsfw}", "languages"),
+    # 8 inputs at 20 s each outlast TorchServe's 120 s: the worker would be killed.
+    ("{name: a, family: audio_nsfw, languages: [x], decode_limit_s: 20}", "response_timeout"),
+    ("{name: a, family: audio_nsfw, languages: [x], decode_limit_s: 0}", "positive"),
 ])
 def test_bad_entries_are_refused_with_a_reason(tmp_path, entry, message):
     with pytest.raises(ManifestError, match=message):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.config import RoutingConfig
+from orchestrator.config import AppConfig, RoutingConfig
 from orchestrator.errors import ConfigError, UnknownLanguage
 
 FORMAT = 1
@@ -43,6 +43,9 @@ class ModelEntry:
     threshold: float | None = None
     # Scores at build or calibration time: {"edges", "fractions", "count", "source"}.
     score_reference: Mapping[str, Any] | None = None
+    # What the archive bounds a request by: {"decode_s", "batch_size", "response_timeout_s"}
+    # (absent from catalogues written before the limits were recorded).
+    limits: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, entry: Mapping[str, Any]) -> ModelEntry:
@@ -60,6 +63,29 @@ class ModelEntry:
         """``language`` where this model serves it by name, else ``*``: the value of a
         metric's language label, which a clip's own language string would let anyone mint."""
         return language if language in self.languages else ANY_LANGUAGE
+
+
+def check_request_timeout(models: Iterable[ModelEntry], config: AppConfig) -> None:
+    """Raise :class:`ConfigError` unless the daemon's request timeout lies between what each
+    model's handler may spend on a worker's batch of slow inputs, each answered with its
+    413 at the archive's decode limit, and TorchServe's ``responseTimeout``, past which the
+    frontend kills the worker: then an input that is slow ends as its handler's 413, never
+    as a timeout or a dead worker (docs/OPERATIONS.md, "Limits")."""
+    timeout_s = config.torchserve.timeout_s
+    # One request per clip, or (batch_requests) up to a batch's clips in one request.
+    bodies = config.batch.max_size if config.torchserve.batch_requests else 1
+    for model in models:
+        if not model.limits:
+            continue
+        limits = model.limits
+        slowest = limits["batch_size"] * bodies * limits["decode_s"]
+        if not slowest < timeout_s < limits["response_timeout_s"]:
+            raise ConfigError(
+                f"torchserve.timeout_s ({timeout_s:g} s) must lie between {slowest:g} s, what "
+                f"{model.name} {model.version} may spend on a batch of slow inputs "
+                f"({limits['batch_size']:g} requests x {bodies} per request x its "
+                f"{limits['decode_s']:g} s decode limit), and its TorchServe responseTimeout "
+                f"({limits['response_timeout_s']:g} s)")
 
 
 class Catalogue:

@@ -325,8 +325,10 @@ class AppConfig:
 # What differs between the daemons before any file or variable is read.
 PIPELINE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "audio": {},
+    # Video decodes within 5 s per input (archives/manifest.yaml): 8 of them take 40 s.
     "vrt": {"kafka": {"group_id": "vigil-vrt", "input_topic": "posts.created",
-                      "output_topic": "posts.scored"}},
+                      "output_topic": "posts.scored"},
+            "torchserve": {"timeout_s": 60.0}},
     "minview": {"kafka": {"group_id": "vigil-minview", "input_topic": "posts.views",
                           "output_topic": "review.queue"}},
     # Writes tables and metrics only: the output topic is not used.

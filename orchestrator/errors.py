@@ -20,7 +20,8 @@
     ├── AuthError                  TorchServe refused the key even after re-reading it
     └── TransientError             retried with backoff within a time budget
         ├── ModelUnavailable       connection refused or lost, 503/507 (also pauses intake)
-        ├── ModelTimeout
+        ├── ModelTimeout           retried once only, and never pauses intake: the input
+        │                          itself may be what is slow
         ├── MediaFetchFailed       timeout, connection error or 5xx from the media host
         ├── BrokerUnavailable      the broker did not acknowledge in time (also pauses intake)
         └── StoreUnavailable       the database is unreachable (also pauses intake)
@@ -112,6 +113,10 @@ class AuthError(VigilError):
 
 class TransientError(VigilError):
     reason = "transient"
+    # How many attempts at most (None: as many as the retry budget allows), and whether
+    # the failure says a dependency is down, so that intake pauses until it is back.
+    max_attempts: int | None = None
+    outage = True
 
 
 class ModelUnavailable(TransientError):
@@ -120,6 +125,11 @@ class ModelUnavailable(TransientError):
 
 class ModelTimeout(TransientError):
     reason = "model_timeout"
+    # A handler answers a slow input with its own 413 well inside the request timeout, so
+    # a timeout is an overloaded server or an input that slips past a limit: one retry
+    # covers the first, and the second must not hold up every other message.
+    max_attempts = 2
+    outage = False
 
 
 class MediaFetchFailed(TransientError):

@@ -5,7 +5,9 @@ Only :class:`~orchestrator.errors.TransientError` is retried, so a programming e
 refusal fails at once. Backoff doubles up to a cap, with jitter so many clients do not
 retry in step, and the whole call stays within a time budget measured on the event loop's
 clock: an outage is waited out for that long, then the last error is raised with the
-number of attempts on it (``error.attempts``).
+number of attempts on it (``error.attempts``). An error class may cap its attempts
+(``max_attempts``) and may say it is no outage (``outage``), in which case intake does not
+pause for it.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ class RetryPolicy:
         """``await operation(*args)``, retrying transient errors.
 
         Raises the operation's error: at once when it is not transient, else once the next
-        wait would pass the budget. ``health`` hears False after each transient failure and
-        True after a success (backpressure pauses intake meanwhile).
+        wait would pass the budget or its class's ``max_attempts`` is reached. ``health``
+        hears False after each failure that is an outage and True after a success
+        (backpressure pauses intake meanwhile).
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.budget_s
@@ -48,9 +51,11 @@ class RetryPolicy:
             try:
                 result = await operation(*args)
             except TransientError as error:
-                self._health(False)
+                if error.outage:
+                    self._health(False)
                 pause = delay * random.uniform(0.5, 1.0)
-                if loop.time() + pause > deadline:
+                capped = error.max_attempts is not None and attempt >= error.max_attempts
+                if capped or loop.time() + pause > deadline:
                     error.attempts = attempt
                     raise
                 self._on_retry(error)

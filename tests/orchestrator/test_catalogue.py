@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from orchestrator.catalogue import Catalogue, ModelEntry, Router
-from orchestrator.config import RoutingConfig
+from orchestrator.catalogue import Catalogue, ModelEntry, Router, check_request_timeout
+from orchestrator.config import AppConfig, BatchConfig, RoutingConfig, TorchServeConfig
 from orchestrator.errors import ConfigError, UnknownLanguage
 from tests.orchestrator.fakes import CATALOGUE
 
@@ -80,3 +80,29 @@ def test_a_promoted_candidate_is_made_live_in_the_catalogue(tmp_path):
     assert loaded.live("m").version == "1.1" and loaded.candidates == {}
     with pytest.raises(SystemExit, match="m 2.0"):
         main(["build", "--make-live", "m=2.0", "--export-dir", str(tmp_path)])
+
+
+LIMITED = ModelEntry(name="m", version="1.0", family="audio_nsfw", file="m-1.0.mar",
+                     limits={"decode_s": 3, "batch_size": 8, "response_timeout_s": 120})
+
+
+@pytest.mark.parametrize("timeout_s, batch_requests, max_size, refused", [
+    (30, False, 8, False),  # 8 x 3 s < 30 s < 120 s
+    (20, False, 8, True),  # a batch of slow inputs outlasts the daemon's wait
+    (120, False, 8, True),  # TorchServe would kill the worker before the daemon gives up
+    (30, True, 8, True),  # 8 requests of 8 clips each: 192 s
+    (60, True, 2, False),  # 8 x 2 x 3 s = 48 s
+])
+def test_the_request_timeout_sits_between_the_handlers_limits_and_torchserves(
+        timeout_s, batch_requests, max_size, refused):
+    config = AppConfig(torchserve=TorchServeConfig(timeout_s=timeout_s,
+                                                   batch_requests=batch_requests),
+                       batch=BatchConfig(max_size=max_size))
+    if refused:
+        with pytest.raises(ConfigError, match="torchserve.timeout_s"):
+            check_request_timeout([LIMITED], config)
+    else:
+        check_request_timeout([LIMITED], config)
+    # A catalogue from before the limits were recorded is not held to them.
+    check_request_timeout([ModelEntry(name="old", version="1.0", family="audio_nsfw",
+                                      file="old-1.0.mar")], config)

@@ -5,7 +5,8 @@ import asyncio
 import pytest
 
 from orchestrator.config import RetryConfig
-from orchestrator.errors import ModelUnavailable, StoreUnavailable, UndecodableMedia, attempts_of
+from orchestrator.errors import (ModelTimeout, ModelUnavailable, StoreUnavailable,
+                                 UndecodableMedia, attempts_of)
 from orchestrator.retry import RetryPolicy
 
 QUICK = RetryConfig(budget_s=1.0, backoff_s=0.01, backoff_max_s=0.02)
@@ -57,3 +58,18 @@ async def test_a_refusal_after_retries_reports_how_many_attempts_it_took():
     with pytest.raises(UndecodableMedia) as caught:
         await RetryPolicy(QUICK).call(operation)
     assert attempts_of(caught.value) == 2
+
+
+async def test_a_timeout_is_tried_twice_at_most_and_never_pauses_intake():
+    # A slow input times out on every attempt: retrying it for the whole budget would hold
+    # a worker per attempt and, reported as an outage, pause intake for every message.
+    retried, health = [], []
+    operation, calls = flaky([ModelTimeout("slow")] * 10)
+    policy = RetryPolicy(QUICK, on_retry=retried.append, health=health.append)
+    with pytest.raises(ModelTimeout) as caught:
+        await policy.call(operation)
+    assert len(calls) == 2 and attempts_of(caught.value) == 2
+    assert len(retried) == 1 and health == []
+    operation, calls = flaky([ModelTimeout("slow"), ModelUnavailable("503")])
+    assert await policy.call(operation) == "done"
+    assert health == [False, True]  # only the outage was reported

@@ -9,6 +9,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from orchestrator.escape import EscapingFormatter
+
 DEFAULT_MANIFEST = "archives/manifest.yaml"
 DEFAULT_EXPORT_DIR = "archives"
 VIGIL_LOGGERS = ("orchestrator", "modelzoo", "handlers", "benchmarks")
@@ -300,8 +302,11 @@ def make_parser() -> argparse.ArgumentParser:
 def _configure_logging(verbose: bool) -> None:
     # Vigil's own loggers speak at INFO; libraries only when something is wrong (their INFO
     # lines, e.g. open_clip's model config dump, drown the daemon's), or everything with -v.
+    handler = logging.StreamHandler()
+    # A message's text (a URL, an error) may hold a line break that would forge a log line.
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        handlers=[handler])
     for name in VIGIL_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
 

@@ -9,7 +9,9 @@ not a Vigil error), and its partition moves on:
 - the scorer raises as a whole: every item of its batch fails with that error;
 - a sink fails for good on a batch: the results are written one by one, so only the
   results that fail alone are dead-lettered (a transient failure is retried first);
-- a dead letter that cannot be written even after retries stops the daemon without
+- a dead letter the broker refuses for its size or content is reduced until it can be
+  written (see :class:`~orchestrator.sinks.DeadLetterSink`); one that cannot be written
+  because the broker stays unreachable through the retries stops the daemon without
   acknowledging the message, which is then redelivered: nothing is dropped.
 
 A message is acknowledged only once its results are durable in every sink or its dead

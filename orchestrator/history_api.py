@@ -14,9 +14,9 @@ from aiohttp import web
 
 from orchestrator.errors import StoreError, StoreUnavailable
 from orchestrator.history import HistoryRepository
+from orchestrator.messages import MAX_ID_CHARS, valid_identifier
 
 logger = logging.getLogger(__name__)
-MAX_USER_ID = 200
 REPOSITORY = web.AppKey("repository", HistoryRepository)
 TOKEN = web.AppKey("token", bytes)
 
@@ -33,8 +33,9 @@ async def _require_token(request: web.Request, handler):
 
 async def _history(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
-    if not user_id or len(user_id) > MAX_USER_ID:
-        raise web.HTTPBadRequest(text=f"user id must be 1..{MAX_USER_ID} characters")
+    if not valid_identifier(user_id):  # the rule the pipelines store ids under
+        raise web.HTTPBadRequest(text=f"user id must be 1..{MAX_ID_CHARS} printable "
+                                      "characters")
     try:
         history = await request.app[REPOSITORY].get(user_id)
     except (StoreError, StoreUnavailable) as exc:

@@ -4,13 +4,19 @@ A parse function takes an :class:`Envelope` and returns its typed message, or ra
 :class:`~orchestrator.errors.BadMessage` naming what is wrong. Values are decoded with
 orjson: it refuses nesting past 1,024 levels with a decode error (the standard library
 raises ``RecursionError``), and NaN, Infinity and lone surrogates, none of which could be
-re-emitted as valid JSON. Unknown fields are kept, for the events that re-emit them.
+re-emitted as valid JSON, and a value with duplicate keys (readers that keep the first
+would see another message than readers that keep the last). Every field is bounded: ids,
+the record's key, texts, numbers and timestamps (from 2000 to now plus a clock skew); a bound
+passed is :class:`~orchestrator.errors.InvalidField`. The input's fields Vigil does not know
+are kept apart (``extra``), for the events that re-emit them under a key of their own.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Mapping
+import unicodedata
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +28,13 @@ from orchestrator.errors import InvalidField, InvalidJson, MissingField
 
 Partition = tuple[str, int]
 MAX_ID_CHARS = 256  # ids are keys in the database and on the topics
+MAX_KEY_BYTES = 1024  # a record's key is re-emitted with its verdict and its dead letter
+MAX_TEXT_CHARS = 100_000  # a caption, a URL: far above any real one, far below a record
+EARLIEST_S = 946_684_800.0  # 2000-01-01T00:00:00Z: nothing Vigil scores is older
+MAX_CLOCK_SKEW_S = 600.0  # how far ahead of this host a producer's clock may run
+MAX_VIEWS = 10**11  # more views than any post has had
+# Invisible characters that are not format (Cf) or separators (Z*) by category.
+INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +53,25 @@ class Envelope:
         return (self.topic, self.partition)
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
+
+
 def json_object(envelope: Envelope) -> dict[str, Any]:
-    """The value as a JSON object whose fields can be re-emitted; else :class:`InvalidJson`."""
+    """The value as a JSON object whose fields can be re-emitted; else :class:`InvalidJson`
+    (:class:`InvalidField` for a record key over :data:`MAX_KEY_BYTES`)."""
+    if envelope.key is not None and len(envelope.key) > MAX_KEY_BYTES:
+        raise InvalidField(f"the record key is {len(envelope.key)} bytes, over "
+                           f"{MAX_KEY_BYTES}")
     try:
         message = orjson.loads(envelope.value or b"")
     except orjson.JSONDecodeError as exc:
@@ -54,7 +84,18 @@ def json_object(envelope: Envelope) -> dict[str, Any]:
         orjson.dumps(message)
     except orjson.JSONEncodeError as exc:
         raise InvalidJson(f"value cannot be re-emitted as JSON: {exc}") from exc
+    try:
+        # orjson keeps the last of duplicate keys; the standard library's hook sees them
+        # all (safe here: orjson has already refused deep nesting, NaN and bad UTF-8).
+        json.loads(envelope.value or b"", object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise InvalidJson(f"duplicate key {str(exc)[:50]!r} in the value") from exc
     return message
+
+
+def extra_fields(message: Mapping[str, Any], known: Collection[str]) -> dict[str, Any]:
+    """The fields of ``message`` that are not in ``known``, as received."""
+    return {name: value for name, value in message.items() if name not in known}
 
 
 def identifier(message: Mapping[str, Any], name: str) -> str:
@@ -68,9 +109,15 @@ def identifier(message: Mapping[str, Any], name: str) -> str:
         raise MissingField(f"missing field {name!r}")
     if not isinstance(value, str):
         raise InvalidField(f"field {name!r} must be a string")
-    if len(value) > MAX_ID_CHARS or not value.isprintable():
+    if not valid_identifier(value):
         raise InvalidField(f"field {name!r} must be 1..{MAX_ID_CHARS} printable characters")
     return value
+
+
+def valid_identifier(value: str) -> bool:
+    """The one rule for an id, in messages, tables and APIs alike: 1 to 256 printable
+    characters (no NUL, no control character)."""
+    return 0 < len(value) <= MAX_ID_CHARS and value.isprintable()
 
 
 def optional_text(message: Mapping[str, Any], name: str) -> str | None:
@@ -82,20 +129,44 @@ def optional_text(message: Mapping[str, Any], name: str) -> str | None:
         raise InvalidField(f"field {name!r} must be a string")
     if "\x00" in value:
         raise InvalidField(f"field {name!r} must not hold NUL characters")
+    if len(value) > MAX_TEXT_CHARS:
+        raise InvalidField(f"field {name!r} is {len(value)} characters, over {MAX_TEXT_CHARS}")
     return value
 
 
+def visible(text: str | None) -> str | None:
+    """``text``, or None when it holds nothing a reader could see (whitespace, zero-width
+    and other format characters only)."""
+    if text is None or not any(unicodedata.category(c)[0] not in "CZ" and c not in INVISIBLE
+                               for c in text):
+        return None
+    return text
+
+
+def in_window(seconds: float, now: float) -> bool:
+    """Whether epoch ``seconds`` lies between 2000 and ``now`` plus the clock skew."""
+    return EARLIEST_S <= seconds <= now + MAX_CLOCK_SKEW_S
+
+
 def instant(message: Mapping[str, Any], name: str, envelope: Envelope) -> float:
-    """An ISO 8601 field as epoch seconds; the record's timestamp (or now) when absent."""
+    """An ISO 8601 field as epoch seconds, between 2000 and now plus a clock skew
+    (:class:`InvalidField` otherwise); when the field is absent, the record's timestamp,
+    or now where that is absent or outside the same window."""
+    now = time.time()
     stamp = message.get(name)
     if stamp is None or stamp == "":
-        return envelope.timestamp_ms / 1000 if envelope.timestamp_ms else time.time()
+        record = envelope.timestamp_ms / 1000 if envelope.timestamp_ms else now
+        return record if in_window(record, now) else now
     if not isinstance(stamp, str):
         raise InvalidField(f"{name} must be an ISO 8601 string")
     try:
-        return parse_iso(stamp)
-    except ValueError as exc:
+        seconds = parse_iso(stamp)
+    except (ValueError, OverflowError) as exc:
         raise InvalidField(f"{name} is not ISO 8601: {stamp[:50]!r}") from exc
+    if not in_window(seconds, now):
+        raise InvalidField(f"{name} {stamp[:50]!r} is not between 2000 and now (plus "
+                           f"{MAX_CLOCK_SKEW_S:.0f} s of clock skew)")
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +174,7 @@ class ClipMessage:
     """A ``livestream.audio`` clip, routed to the model of its language."""
 
     envelope: Envelope
-    fields: dict[str, Any]  # every field as received, for the verdict event
+    extra: dict[str, Any]  # the fields Vigil does not know, for the verdict event
     clip_id: str
     stream_id: str
     language: str
@@ -114,6 +185,9 @@ class ClipMessage:
     received_at: float  # monotonic seconds
 
 
+CLIP_FIELDS = ("clip_id", "stream_id", "language", "audio_url", "audio_b64", "created_at")
+
+
 def parse_clip(envelope: Envelope, route: Callable[[str], ModelEntry]) -> ClipMessage:
     """Validate a clip message and route it; raises a :class:`BadMessage`."""
     message = json_object(envelope)
@@ -122,7 +196,8 @@ def parse_clip(envelope: Envelope, route: Callable[[str], ModelEntry]) -> ClipMe
     audio_url, audio_b64 = optional_text(message, "audio_url"), optional_text(message, "audio_b64")
     if audio_url is None and audio_b64 is None:
         raise MissingField("one of 'audio_url' or 'audio_b64' is required")
-    return ClipMessage(envelope, message, clip_id, stream_id, language, route(language),
+    return ClipMessage(envelope, extra_fields(message, CLIP_FIELDS), clip_id, stream_id,
+                       language, route(language),
                        audio_url, audio_b64, instant(message, "created_at", envelope),
                        time.monotonic())
 
@@ -132,12 +207,13 @@ class PostMessage:
     """A ``posts.created`` post: media (a video or an image) and/or text."""
 
     envelope: Envelope
-    fields: dict[str, Any]
+    extra: dict[str, Any]  # the fields Vigil does not know, for the score event
     post_id: str
     user_id: str
     video_url: str | None
     image_url: str | None
     text: str | None
+    language: str | None
     created_at: float
     received_at: float
 
@@ -146,17 +222,20 @@ class PostMessage:
         return self.video_url or self.image_url
 
 
+POST_FIELDS = ("post_id", "user_id", "created_at", "video_url", "image_url", "text", "language")
+
+
 def parse_post(envelope: Envelope) -> PostMessage:
     """Validate a post; raises a :class:`BadMessage` naming the problem."""
     message = json_object(envelope)
     post_id, user_id = identifier(message, "post_id"), identifier(message, "user_id")
     video_url, image_url = optional_text(message, "video_url"), optional_text(message, "image_url")
-    text = optional_text(message, "text")
-    if text is not None and not text.strip():
-        text = None
+    text = visible(optional_text(message, "text"))
+    language = optional_text(message, "language")
     if video_url is None and image_url is None and text is None:
-        raise MissingField("a post needs video_url, image_url or text")
-    return PostMessage(envelope, message, post_id, user_id, video_url, image_url, text,
+        raise MissingField("a post needs video_url, image_url or visible text")
+    return PostMessage(envelope, extra_fields(message, POST_FIELDS), post_id, user_id,
+                       video_url, image_url, text, language,
                        instant(message, "created_at", envelope), time.monotonic())
 
 
@@ -179,8 +258,8 @@ def parse_views(envelope: Envelope) -> ViewsMessage:
         raise MissingField("missing field 'views'")
     if isinstance(views, bool) or not isinstance(views, int):
         raise InvalidField(f"views must be an integer, not {str(views)[:50]!r}")
-    if views < 0:
-        raise InvalidField(f"views must not be negative: {views}")
+    if not 0 <= views <= MAX_VIEWS:
+        raise InvalidField(f"views must be in 0..{MAX_VIEWS}, not {str(views)[:30]}")
     return ViewsMessage(envelope, post_id, views, instant(message, "at", envelope))
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ SHADOW, CANARY, LIVE = "shadow", "canary", "live"
 RUNNING, PROMOTED, ROLLED_BACK = "running", "promoted", "rolled_back"
 # vigil_rollout_state: the step a rollout is at, in order; -1 once rolled back.
 ROLLED_BACK_STATE = -1
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,8 @@ class RolloutTable:
     async def _select(self, table: str, clause: str, params: Sequence[Any]) -> list[Rollout]:
         rows = await self.store.fetch_all(
             f"SELECT {', '.join(ROLLOUT_COLUMNS)} FROM {table} {clause}", params)
-        return [Rollout(*row[:5], float(row[5]), *row[6:9], int(row[9])) for row in rows]
+        return [rollout for rollout in map(_decoded, rows) if rollout is not None]
+
 
     async def write(self, new: Rollout, over: Rollout | None) -> bool:
         """Write ``new`` if the row is still ``over`` (absent when ``over`` is None), and
@@ -162,3 +165,17 @@ class RolloutTable:
             return False
         await upsert(self.store, "model_rollout_history", [row], keep_existing=True)
         return True
+
+
+def _decoded(row: Sequence[Any]) -> Rollout | None:
+    """A row as a :class:`Rollout`, or None (logged) for one that cannot be read: a row
+    written by hand must not stop every daemon, whatever model it names."""
+    try:
+        fraction, revision = float(row[5]), int(row[9])
+        if not all(isinstance(row[i], str) for i in (0, 1, 2, 3, 4, 6)):
+            raise ValueError("a text column holds something else")
+    except (TypeError, ValueError) as exc:
+        logger.warning("skipping a model_rollouts row that cannot be read (%s): %.300r",
+                       exc, tuple(row))
+        return None
+    return Rollout(*row[:5], fraction, *row[6:9], revision)

@@ -24,8 +24,8 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from orchestrator import answers
-from orchestrator.catalogue import Catalogue, ModelEntry, Router
-from orchestrator.clock import iso_utc
+from orchestrator.catalogue import Catalogue, ModelEntry, Router, check_request_timeout
+from orchestrator.clock import iso_from_epoch, iso_utc
 from orchestrator.config import AppConfig
 from orchestrator.drift import ScoreDrift
 from orchestrator.errors import VigilError
@@ -87,11 +87,15 @@ class Verdict:
                 "model_version": self.model.version, "score": self.score, "label": self.label,
                 "threshold": self.threshold, "scored_at": self.scored_at}
 
+    def summary(self) -> dict[str, Any]:
+        """The ``moderation.verdicts`` event without what the input brought: Vigil's fields."""
+        return {**self.row(), "engine": self.engine, "precision": self.precision,
+                "latency_ms": self.latency_ms, "created_at": iso_from_epoch(self.clip.created_at)}
+
     def event(self) -> dict[str, Any]:
-        """The ``moderation.verdicts`` event: the clip's own fields, less its audio."""
-        kept = {k: v for k, v in self.clip.fields.items() if k != "audio_b64"}
-        return {**kept, **self.row(), "engine": self.engine, "precision": self.precision,
-                "latency_ms": self.latency_ms}
+        """The ``moderation.verdicts`` event: Vigil's fields, the clip's URL, and the input's
+        other fields under ``extra``, where no reader can take them for Vigil's."""
+        return {**self.summary(), "audio_url": self.clip.audio_url, "extra": self.clip.extra}
 
     def key(self) -> bytes | None:
         return self.clip.envelope.key
@@ -226,6 +230,7 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
     :class:`~orchestrator.errors.ConfigError` when a routed model is not served."""
     catalogue = Catalogue.load(config.torchserve.catalogue)
     router = Router.for_audio(catalogue, config.routing)
+    check_request_timeout(router.models, config)
     retries = metrics.retries.labels(NAME)
     client = await stack.enter_async_context(TorchServeClient(
         config.torchserve, on_retry=lambda error: retries.inc(), health=health("torchserve"),
@@ -243,6 +248,7 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
         RolloutTable(store), catalogue, candidate_client, rollout, metrics,
         routed=router.models))
     await control.adopt_candidates()
+    check_request_timeout(control.serving(), config)
     await client.check_served(control.serving())  # versions promoted since
     candidates = CandidateRequests(candidate_client, control, rollout.shadow_timeout_s)
     shadow = await stack.enter_async_context(Shadow(
@@ -253,6 +259,7 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
         scorer=ClipScorer(client, fetcher, batch_requests=config.torchserve.batch_requests,
                           control=control, candidates=candidates, shadow=shadow),
         sinks=[TableSink(store, "audio_verdicts", Verdict.row),
-               TopicSink(producer, config.kafka.output_topic, Verdict.event, Verdict.key)],
+               TopicSink(producer, config.kafka.output_topic, event=Verdict.event,
+                         summary=Verdict.summary, key=Verdict.key)],
         account=partial(account, labelled(metrics.verdicts), metrics.end_to_end.labels(NAME),
                         ScoreDrift(metrics, NAME, config.drift)))

@@ -3,7 +3,8 @@
     posts.views → parse_views (validate)
         → batch of ≤ 8 → CaseScorer (the post's user and first-line score from the
           database, the user's 6-month history, the policy's risk)
-        → TriageBook, once per post and net: decide (review or skip), record the decision
+        → TriageBook, once per post and net, one net per event (the lowest the post has
+          crossed and not yet had decided): decide (review or skip), record the decision
           in triage_decisions, then publish a review: review_queue and review.queue
         → acknowledge; or the dead-letter topic (unknown_post, ...), with the reason.
 
@@ -87,8 +88,8 @@ class CaseScorer:
 
 
 class TriageBook:
-    """The sink: decides each net a post crossed for the first time, records it, publishes
-    the reviews. Batches run concurrently and one post's events can sit in several of them;
+    """The sink: decides the lowest net a post crossed and has no decision for, records it,
+    publishes the reviews. Batches run concurrently and one post's events can sit in several of them;
     holding the posts' locks makes "read, decide, record, publish, mark" happen once."""
 
     def __init__(self, store: Store, producer: EventProducer, topic: str,
@@ -107,11 +108,15 @@ class TriageBook:
             decisions = await self._decided(post_ids)
             new = []
             for case in cases:
-                for net in (n for n in self.settings.nets if case.views.views >= n):
-                    if (case.views.post_id, net) not in decisions:
-                        decision = self._decide(case, net, decisions)
-                        decisions[(case.views.post_id, net)] = decision
-                        new.append(decision)
+                # One net per event: a post that jumps past several nets in one event has
+                # the lowest decided now and the next on its next event, so each net is
+                # decided on an event of its own (and a forged jump decides one net only).
+                net = next((n for n in self.settings.nets if case.views.views >= n
+                            and (case.views.post_id, n) not in decisions), None)
+                if net is not None:
+                    decision = self._decide(case, net, decisions)
+                    decisions[(case.views.post_id, net)] = decision
+                    new.append(decision)
             if new:
                 await upsert(self.store, "triage_decisions", new, keep_existing=True)
             users = {case.views.post_id: case.user_id for case in cases}

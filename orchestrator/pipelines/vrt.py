@@ -22,7 +22,8 @@ from typing import Any
 import orjson
 
 from orchestrator import answers
-from orchestrator.catalogue import ANY_LANGUAGE, Catalogue, ModelEntry
+from orchestrator.catalogue import (ANY_LANGUAGE, Catalogue, ModelEntry,
+                                    check_request_timeout)
 from orchestrator.clock import iso_from_epoch, iso_utc
 from orchestrator.config import AppConfig
 from orchestrator.drift import ScoreDrift
@@ -80,12 +81,20 @@ class PostScore:
                 "categories": orjson.dumps(self.categories).decode(),
                 "model_version": self.model_version, "scored_at": self.scored_at}
 
+    def summary(self) -> dict[str, Any]:
+        """The ``posts.scored`` event without what the input brought: Vigil's fields."""
+        return {**self.post_row(), "score": self.score, "categories": self.categories,
+                "top_category": self.top_category, "model_version": self.model_version,
+                "modalities": self.modalities, "scored_at": self.scored_at,
+                "latency_ms": self.latency_ms}
+
     def event(self) -> dict[str, Any]:
-        """The ``posts.scored`` event: the post's own fields and its scores."""
-        return {**self.post.fields, **self.post_row(), "score": self.score,
-                "categories": self.categories, "top_category": self.top_category,
-                "model_version": self.model_version, "modalities": self.modalities,
-                "scored_at": self.scored_at, "latency_ms": self.latency_ms}
+        """The ``posts.scored`` event: Vigil's fields, the post's media, text and language,
+        and the input's other fields under ``extra``, where no reader can take them for
+        Vigil's."""
+        post = self.post
+        return {**self.summary(), "video_url": post.video_url, "image_url": post.image_url,
+                "text": post.text, "language": post.language, "extra": post.extra}
 
     def key(self) -> bytes | None:
         return self.post.envelope.key
@@ -140,6 +149,7 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
         inference=metrics.inference))
     extractors = Extractors.from_catalogue(
         client.predict, Catalogue.load(config.torchserve.catalogue), config.vrt.fusion_model)
+    check_request_timeout(extractors.models, config)
     await client.check_served(extractors.models)
     fetcher = await stack.enter_async_context(
         MediaFetcher(config.media, on_retry=lambda error: retries.inc()))
@@ -149,6 +159,7 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
         scorer=PostScorer(fetcher, extractors, metrics),
         sinks=[TableSink(store, "posts", PostScore.post_row),
                TableSink(store, "post_scores", PostScore.score_row),
-               TopicSink(producer, config.kafka.output_topic, PostScore.event, PostScore.key)],
+               TopicSink(producer, config.kafka.output_topic, event=PostScore.event,
+                         summary=PostScore.summary, key=PostScore.key)],
         account=partial(account, metrics, config.vrt.sla_s,
                         ScoreDrift(metrics, NAME, config.drift), extractors.fusion))

@@ -69,7 +69,12 @@ async def test_history_counts_only_the_window_and_is_served_over_http(database_u
                     assert (body["posts"], body["discards"]) == (posts, discards), user
                 unknown = (await client.get("/users/nobody/history")).json()
                 assert (unknown["posts"], unknown["discards"]) == (0, 0)
-                assert (await client.get(f"/users/{'x' * 300}/history")).status_code == 400
+                assert (await client.get(f"/users/{'x' * 257}/history")).status_code == 400
+                assert (await client.get("/users/bad%00id/history")).status_code == 400
+                assert (await client.get("/users/bad%0Aid/history")).status_code == 400
+                # The longest id the pipelines store is one the endpoint answers for.
+                longest = (await client.get(f"/users/{'x' * 256}/history")).json()
+                assert (longest["posts"], longest["discards"]) == (0, 0)
                 # Within the TTL the cached counts are served, even after new posts.
                 await store.execute_many("INSERT INTO posts VALUES (?, ?, ?)",
                                          [("late", "user-1", "2099-01-01T00:00:00.000Z")])

@@ -2,6 +2,7 @@
 addresses a name may resolve to (SSRF, DNS rebinding)."""
 
 import base64
+import ipaddress
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,8 @@ class Handler(BaseHTTPRequestHandler):
             "/missing.wav": (404, {}, b""),
             "/hop": (302, {"Location": "/clip.wav"}, b""),
             "/escape": (302, {"Location": "http://evil.invalid/clip.wav"}, b""),
+            "/to-ftp": (302, {"Location": "ftp://127.0.0.1/clip.wav"}, b""),
+            "/to-bad": (302, {"Location": "http://evil\\@127.0.0.1/clip.wav"}, b""),
         }
         status, headers, body = routes.get(self.path, (404, {}, b""))
         self.send_response(status)
@@ -87,6 +90,8 @@ async def test_allowed_url_and_redirect_inside_the_allow_list(fetcher, server):
 
 @pytest.mark.parametrize("path, error", [
     ("/escape", MediaNotAllowed),
+    ("/to-ftp", MediaNotAllowed),  # a redirect to a refused scheme is no outage either
+    ("/to-bad", MediaNotAllowed),
     ("/big.wav", MediaTooLarge),
     ("/missing.wav", MediaUnavailable),
 ])
@@ -145,6 +150,37 @@ async def test_addresses_in_the_url_are_checked_even_when_the_host_is_listed(tmp
                                    allowed_networks=())) as media:
         with pytest.raises(MediaNotAllowed):
             await media.fetch(url)
+
+
+@pytest.mark.parametrize("url", [
+    "http://evil\\@127.0.0.1/clip.wav",  # urlsplit and the client once read two hosts here
+    "http://127.0.0.1/clip.wav\nCRITICAL forged log line",
+    "http://127.0.0.1/clip .wav", "http://127.0.0.1:99999/clip.wav", "http://127.0.0.1:0/x",
+    "http://[::1/clip.wav", "http:///clip.wav", "http://127.0.0.1/" + "a" * 9000,
+])
+async def test_a_malformed_url_is_refused_at_once_not_retried_as_an_outage(fetcher, url):
+    with pytest.raises(MediaNotAllowed):
+        await fetcher.fetch(url)
+
+
+@pytest.mark.parametrize("address", [
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+    "64:ff9b::7f00:1", "64:ff9b:1::a00:7",  # NAT64 of 127.0.0.1; local-use NAT64
+    "2002:a9fe:a9fe::1",  # 6to4 of the metadata service
+    "::ffff:0:a00:7",  # IPv4-translated 10.0.0.7
+    "::a9fe:a9fe",  # IPv4-compatible
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+])
+def test_ipv6_addresses_that_carry_a_private_ipv4_one_are_not_public(address):
+    assert not media_module.address_allowed(ipaddress.ip_address(address), [])
+
+
+def test_ipv6_addresses_that_carry_a_public_ipv4_one_are_judged_by_it():
+    assert media_module.address_allowed(ipaddress.ip_address("2002:808:808::1"), [])
+    assert media_module.address_allowed(ipaddress.ip_address("64:ff9b::808:808"), [])
+    assert media_module.address_allowed(ipaddress.ip_address("2606:4700::1111"), [])
+    assert media_module.address_allowed(ipaddress.ip_address("64:ff9b::a00:7"),
+                                        [ipaddress.ip_network("10.0.0.0/8")])
 
 
 async def test_a_listed_port_admits_only_that_port(tmp_path, server):

@@ -23,7 +23,10 @@ def test_a_views_event_is_read_with_its_time():
     ([1, 2], InvalidJson, "not an object"),
     ({"views": 1000}, MissingField, "post_id"),
     ({"post_id": "p1"}, MissingField, "views"),
-    ({"post_id": "p1", "views": -5}, InvalidField, "negative"),
+    ({"post_id": "p1", "views": -5}, InvalidField, "0..100000000000"),
+    # One event with 10^15 views would decide every net at once.
+    ({"post_id": "p1", "views": 10**15}, InvalidField, "0..100000000000"),
+    ({"post_id": "p1", "views": 1000, "at": "1970-01-01T00:00:00Z"}, InvalidField, "2000"),
     ({"post_id": "p1", "views": "1000"}, InvalidField, "integer"),
     ({"post_id": "p1", "views": True}, InvalidField, "integer"),
     ({"post_id": 7, "views": 1000}, InvalidField, "string"),

@@ -70,7 +70,7 @@ def check(pipeline: str, value: bytes) -> None:
         assert error.reason in PARSE_REASONS, (type(error), error)
         return
     assert item.envelope.value == value
-    fields = getattr(item, "fields", None)
+    fields = getattr(item, "extra", None)
     if fields is not None:
         orjson.dumps(fields)  # every kept field can be re-emitted
 

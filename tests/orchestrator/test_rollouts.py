@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -140,6 +141,25 @@ async def test_the_table_writes_a_change_only_over_the_revision_it_was_decided_o
         assert not await table.write(first.rolled_back("stale"), first)
         assert await table.get("audio_nsfw_hi", "hi") == promoted
         assert [r.revision for r in await table.history()] == [2, 1]
+
+
+async def test_rows_that_cannot_be_read_are_skipped_with_a_warning(tmp_path, caplog):
+    # SQLite keeps whatever a hand-written INSERT puts in a column; one such row once
+    # stopped every audio daemon at start-up, whatever model it named.
+    async with SqliteStore(str(tmp_path / "v.db")) as store:
+        caplog.set_level(logging.WARNING, logger="orchestrator.rollouts")
+        table = RolloutTable(store)
+        good = begin()
+        assert await table.write(good, None)
+        await store.execute_many(
+            "INSERT INTO model_rollouts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [("audio_nsfw_zz", "zz", "1.0", "2.0", "shadow", 0.0, "running", "by hand",
+              "2026-12-01T00:00:00.000Z", "two"),
+             ("audio_nsfw_yy", "yy", "1.0", "2.0", "shadow", 0.0, "running", "by hand",
+              "2026-12-01T00:00:00.000Z", "3rd")])
+        assert await table.all() == [good]
+        assert await table.get("audio_nsfw_zz", "zz") is None
+    assert sum("cannot be read" in r.message for r in caplog.records) == 3  # all(), get()
 
 
 class FakeModels:

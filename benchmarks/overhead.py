@@ -24,8 +24,11 @@ DISTINCT_CLIPS = 16
 
 
 def build_trivial(store: Path, *, workers: int, batch_delay_ms: int) -> ArchiveSpec:
+    # One-request-per-batch mode hands a worker up to 8 x 8 clips: decode_limit_s 1 keeps
+    # that batch (64 s at worst) inside the daemon's timeout (stack.served).
     spec = ArchiveSpec(name=MODEL, family="audio_nsfw", languages=("*",), workers=workers,
-                       max_batch_delay_ms=batch_delay_ms, intra_op_threads=1)
+                       max_batch_delay_ms=batch_delay_ms, intra_op_threads=1,
+                       response_timeout_s=600, decode_limit_s=1)
     with tqdm([spec], desc="building the trivial archive", leave=False) as progress:
         package_model(spec, TrivialScorer().eval(),
                       BuildOptions(export_dir=store, release=False), progress)

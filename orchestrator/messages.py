@@ -120,8 +120,10 @@ def valid_identifier(value: str) -> bool:
     return 0 < len(value) <= MAX_ID_CHARS and value.isprintable()
 
 
-def optional_text(message: Mapping[str, Any], name: str) -> str | None:
-    """An optional string field (None when absent, null or empty)."""
+def optional_text(message: Mapping[str, Any], name: str,
+                  max_chars: int | None = MAX_TEXT_CHARS) -> str | None:
+    """An optional string field (None when absent, null or empty) of at most ``max_chars``
+    (None: bounded elsewhere, as inline media is by ``media.max_bytes``)."""
     value = message.get(name)
     if value is None or value == "":
         return None
@@ -129,8 +131,8 @@ def optional_text(message: Mapping[str, Any], name: str) -> str | None:
         raise InvalidField(f"field {name!r} must be a string")
     if "\x00" in value:
         raise InvalidField(f"field {name!r} must not hold NUL characters")
-    if len(value) > MAX_TEXT_CHARS:
-        raise InvalidField(f"field {name!r} is {len(value)} characters, over {MAX_TEXT_CHARS}")
+    if max_chars is not None and len(value) > max_chars:
+        raise InvalidField(f"field {name!r} is {len(value)} characters, over {max_chars}")
     return value
 
 
@@ -193,7 +195,8 @@ def parse_clip(envelope: Envelope, route: Callable[[str], ModelEntry]) -> ClipMe
     message = json_object(envelope)
     clip_id, stream_id = identifier(message, "clip_id"), identifier(message, "stream_id")
     language = identifier(message, "language")
-    audio_url, audio_b64 = optional_text(message, "audio_url"), optional_text(message, "audio_b64")
+    audio_url = optional_text(message, "audio_url")
+    audio_b64 = optional_text(message, "audio_b64", max_chars=None)
     if audio_url is None and audio_b64 is None:
         raise MissingField("one of 'audio_url' or 'audio_b64' is required")
     return ClipMessage(envelope, extra_fields(message, CLIP_FIELDS), clip_id, stream_id,

@@ -51,7 +51,6 @@ def wait_for_progress(database_url: str, at_least: int, daemon: harness.Daemon) 
 
 def test_300_clips_over_3_partitions_and_3_languages(daemon, topics, tansu, database_url):
     clip_ids = harness.produce_clips(tansu.bootstrap, topics.input, 300)
-    daemon.env["VIGIL_TORCHSERVE_BATCH_REQUESTS"] = "true"  # a request per model and batch
     daemon.env["VIGIL_DRIFT_MIN_SCORES"] = "20"
     daemon.start()
     rows = wait_for_rows(database_url, set(clip_ids), daemon)
@@ -66,7 +65,8 @@ def test_300_clips_over_3_partitions_and_3_languages(daemon, topics, tansu, data
     models = {e["language"]: e["model"] for e in events}
     assert models == {"hi": "audio_nsfw_hi", "ta": "audio_nsfw_ta", "xx": "audio_nsfw_multi"}
     assert all(0 <= e["score"] <= 1 and "audio_b64" not in e for e in events)
-    assert all(e["stream_id"].startswith("stream-") for e in events)  # input fields kept
+    assert all(e["stream_id"].startswith("stream-") for e in events)
+    assert all(e["extra"] == {} for e in events)  # the input had no other fields
     # Some batch reached 8 items: fewer batches fall at or under 7 than there were batches.
     total = harness.metric_value(metrics, "vigil_batch_size_count")
     at_most_7 = harness.metric_value(metrics, "vigil_batch_size_bucket", 'le="7.0"')
@@ -206,7 +206,10 @@ def test_bad_messages_go_to_the_dlq_with_their_reason(daemon, topics, tansu, dat
         if index < len(bad):
             values.append(bad[index][1:])
     harness.produce(tansu.bootstrap, topics.input, values)
-    daemon.env["VIGIL_TORCHSERVE_BATCH_REQUESTS"] = "true"  # bad clips refused part by part
+    # Bad clips refused part by part; batches of 2 keep a worker's batch of 8 requests
+    # (16 clips at 3 s each at worst) inside the request timeout.
+    daemon.env |= {"VIGIL_TORCHSERVE_BATCH_REQUESTS": "true", "VIGIL_BATCH_MAX_SIZE": "2",
+                   "VIGIL_TORCHSERVE_TIMEOUT_S": "60"}
     daemon.start()
     wait_for_rows(database_url, {m["clip_id"] for m in good}, daemon)
     dead = harness.read_topic(tansu.bootstrap, topics.dlq, expect=len(bad))

@@ -12,6 +12,7 @@ import pytest
 from modelzoo.triage.calibrate import calibrate, write_outputs
 from modelzoo.triage.data import generate_history
 from orchestrator import history_api
+from orchestrator.clock import iso_utc
 from orchestrator.history import HistoryRepository
 from orchestrator.stores import open_store
 from orchestrator.triage import TriagePolicy
@@ -177,3 +178,27 @@ def test_enqueues_exactly_the_selected_posts_once_per_net_across_a_restart(
     dead = harness.read_topic(tansu.bootstrap, topics.dlq, expect=3)
     reasons = {m.key(): dict(m.headers())["vigil-reason"].decode() for m in dead}
     assert reasons == {b"nope": "unknown_post", b"neg": "invalid_field", b"junk": "invalid_json"}
+
+
+def test_a_jump_past_both_nets_decides_one_net_per_event(minview, tansu, database_url):
+    daemon, topics = minview
+    world = make_world()
+    world.seed(database_url)
+    jump = [{"post_id": post_id, "views": 2500, "at": iso_utc()}
+            for post_id in world.triage_posts[:6]]
+    forged = {"post_id": world.triage_posts[6], "views": 10**15, "at": iso_utc()}
+    harness.produce(tansu.bootstrap, topics.input, encoded([*jump, forged]))
+    daemon.start()
+    daemon.wait_ready()
+    wait_handled(daemon, len(jump) + 1)
+    decided = harness.query(database_url, "SELECT post_id, net FROM triage_decisions")
+    assert sorted(decided) == sorted((e["post_id"], 1000) for e in jump)
+    # The next event of each post decides its second net, on data of its own.
+    harness.produce(tansu.bootstrap, topics.input,
+                    encoded([{**e, "views": 2600, "at": iso_utc()} for e in jump]))
+    wait_handled(daemon, 2 * len(jump) + 1)
+    assert daemon.terminate() == 0
+    decided = harness.query(database_url, "SELECT post_id, net FROM triage_decisions")
+    assert sorted(decided) == sorted((e["post_id"], net) for e in jump for net in NETS)
+    letters = harness.read_topic(tansu.bootstrap, topics.dlq, expect=1)
+    assert [dict(m.headers())["vigil-reason"] for m in letters] == [b"invalid_field"]

@@ -103,3 +103,9 @@ def test_a_clock_a_little_ahead_is_accepted_and_a_bad_record_timestamp_is_replac
 def test_unknown_fields_are_kept_apart_from_the_known_ones():
     clip = parse({**GOOD, "action": "allow", "score": 0.0})
     assert clip.extra == {"action": "allow", "score": 0.0}
+
+
+def test_inline_audio_is_bounded_by_the_media_limit_not_the_text_limit():
+    assert len(parse({**GOOD, "audio_b64": "A" * 200_000}).audio_b64) == 200_000
+    with pytest.raises(InvalidField, match="100000"):
+        parse({**GOOD, "audio_url": "https://m/" + "a" * 100_000})

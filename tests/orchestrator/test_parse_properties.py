@@ -118,3 +118,17 @@ def test_a_deeply_nested_extra_field_is_refused_not_raised(pipeline, levels):
     with pytest.raises(BadMessage) as caught:
         PARSERS[pipeline](envelope(value))
     assert caught.value.reason == "invalid_json"
+
+
+TIME_FIELDS = {"audio": "created_at", "vrt": "created_at", "minview": "at",
+               "quality": "decided_at"}
+
+
+@pytest.mark.parametrize("pipeline", PARSERS)
+@pytest.mark.parametrize("stamp", ["9999-12-31T23:59:59-01:00", "1970-01-01T00:00:00Z",
+                                   "+275760-09-13T00:00:00Z", "2026-11-28T10:00:00+99:00"])
+def test_every_pipeline_refuses_timestamps_outside_its_window(pipeline, stamp):
+    message = {**VALID[pipeline], TIME_FIELDS[pipeline]: stamp}
+    with pytest.raises(BadMessage) as caught:
+        PARSERS[pipeline](envelope(json.dumps(message).encode()))
+    assert caught.value.reason == "invalid_field"

@@ -162,6 +162,9 @@ def sample_video(payload: bytes, *, frames_per_second: float, max_seconds: float
             stream = container.streams.video[0]
             check_pixels(stream.codec_context.width, stream.codec_context.height, max_pixels,
                          "the video")
+            # FFmpeg's own bound too: a frame that grows mid-stream is refused before it
+            # is allocated, not after (it would be decoded even where it is not kept).
+            stream.codec_context.options = {"max_pixels": str(max_pixels)}
             duration = _duration_s(container, stream)
             if duration is not None and duration > max_seconds:
                 raise MediaTooLong(f"video is {duration:.0f} s long, over the "

@@ -21,7 +21,9 @@ import asyncio
 import base64
 import binascii
 import ipaddress
+import os
 import socket
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -198,15 +200,24 @@ class MediaFetcher:
         return await self.retry.call(self._fetch_http, parsed)
 
     def _read_file(self, path: Path) -> bytes:
+        limit = self.config.max_bytes
         try:
-            size = path.stat().st_size
-            if size > self.config.max_bytes:
-                raise MediaTooLarge(f"{path} is {size} bytes, over {self.config.max_bytes}")
-            return path.read_bytes()
+            # A FIFO or a device would block the open or the read, or never end: regular
+            # files only, checked on what was opened (non-blocking: a FIFO opens at once).
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as media:
+                status = os.fstat(media.fileno())
+                if not stat.S_ISREG(status.st_mode):
+                    raise MediaUnavailable(f"not a regular file: {path}")
+                if status.st_size > limit:
+                    raise MediaTooLarge(f"{path} is {status.st_size} bytes, over {limit}")
+                body = media.read(limit + 1)  # a file that grew since: still bounded
         except FileNotFoundError as exc:
             raise MediaUnavailable(f"no such file: {path}") from exc
         except IsADirectoryError as exc:
             raise MediaUnavailable(f"not a file: {path}") from exc
+        if len(body) > limit:
+            raise MediaTooLarge(f"{path} is over {limit} bytes")
+        return body
 
     async def _fetch_http(self, url: URL) -> bytes:
         for _ in range(MAX_REDIRECTS + 1):

@@ -1,8 +1,10 @@
 """The media fetcher against a real HTTP server on 127.0.0.1: limits, the allow-list, and
 addresses a name may resolve to (SSRF, DNS rebinding)."""
 
+import asyncio
 import base64
 import ipaddress
+import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -115,6 +117,15 @@ async def test_files_inside_the_allowed_directory(fetcher, tmp_path):
         await fetcher.fetch((tmp_path / "b.wav").as_uri())
     with pytest.raises(MediaUnavailable):
         await fetcher.fetch((tmp_path / "c.wav").as_uri())
+
+
+async def test_only_regular_files_are_read(fetcher, tmp_path):
+    os.mkfifo(tmp_path / "fifo.wav")  # would block the read for ever
+    with pytest.raises(MediaUnavailable, match="not a regular file"):
+        await asyncio.wait_for(fetcher.fetch((tmp_path / "fifo.wav").as_uri()), 5)
+    (tmp_path / "zero.wav").symlink_to("/dev/zero")  # resolves outside the directory
+    with pytest.raises(MediaNotAllowed):
+        await fetcher.fetch((tmp_path / "zero.wav").as_uri())
 
 
 def test_inline_media(fetcher):

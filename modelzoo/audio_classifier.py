@@ -16,7 +16,9 @@ import torch
 from torch import nn
 from transformers import Wav2Vec2Config, Wav2Vec2ForSequenceClassification
 
+from modelzoo import keyword_spotter
 from modelzoo.hf import quiet_loss_lookup
+from modelzoo.keyword_spotter import KeywordSpotter, SpotterConfig
 
 SAMPLE_RATE_HZ = 16_000
 CLIP_SECONDS = 20
@@ -52,8 +54,10 @@ class AudioModelSize:
     filterbank: bool = False
 
 
-# "tiny" trains in a minute on generated speech and keeps tests and the demo fast (25
-# frames per second); "base" is wav2vec2-base for the benchmarks (HF's default front end).
+# "tiny" keeps tests fast (25 frames per second); "base" is wav2vec2-base for the
+# benchmarks (HF's default front end); "small" is the keyword spotter that `vigil train
+# audio` trains from scratch (modelzoo/keyword_spotter.py).
+SMALL = "small"
 SIZES = {
     "tiny": AudioModelSize(
         hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128,
@@ -97,6 +101,11 @@ class AudioNsfwClassifier(nn.Module):
         frames = self.encoder.wav2vec2(waveforms).last_hidden_state
         return self.encoder.classifier(self.encoder.projector(frames).max(dim=1).values)
 
+    @property
+    def head(self) -> nn.Linear:
+        """The last layer, whose bias sets where scores sit."""
+        return self.encoder.classifier
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """What training updates: all but a fixed filterbank front end."""
         first = self.encoder.wav2vec2.feature_extractor.conv_layers[0].conv
@@ -129,20 +138,6 @@ class AudioNsfwClassifier(nn.Module):
         return labels_of(self)
 
 
-def generated_clips(count: int, generator: torch.Generator) -> torch.Tensor:
-    """``count`` 20 s clips of drifting tones, noise and silences: calibration input that
-    looks more like audio than Gaussian noise does (the model normalises each clip)."""
-    t = torch.arange(CLIP_SAMPLES) / SAMPLE_RATE_HZ
-    clips = torch.zeros(count, CLIP_SAMPLES)
-    for index in range(count):
-        pitches = 120 + 780 * torch.rand(3, generator=generator)
-        tones = sum(0.2 * torch.sin(2 * torch.pi * f * t * (1 + 0.05 * torch.sin(t)))
-                    for f in pitches)
-        gate = (torch.sin(2 * torch.pi * 0.3 * t + float(index)) > -0.3).float()
-        clips[index] = tones * gate + 0.03 * torch.randn(CLIP_SAMPLES, generator=generator)
-    return clips
-
-
 def _positive_index(id2label: dict[int, str]) -> int:
     for index, label in id2label.items():
         if label.lower() == POSITIVE_LABEL:
@@ -156,11 +151,14 @@ def labels_of(model: AudioNsfwClassifier) -> list[str]:
     return [id2label[i] for i in range(len(id2label))]
 
 
-def from_checkpoint(name_or_path: str) -> AudioNsfwClassifier:
-    """Load a fine-tuned checkpoint: a local directory or a model-hub id.
+def from_checkpoint(name_or_path: str) -> AudioNsfwClassifier | KeywordSpotter:
+    """Load a fine-tuned checkpoint: a local directory or a model-hub id (a Wav2Vec2
+    sequence classifier), or a directory holding a keyword spotter trained from scratch.
 
     Raises whatever ``transformers`` raises when the checkpoint cannot be found or read.
     """
+    if keyword_spotter.is_saved_in(Path(name_or_path)):
+        return keyword_spotter.load(Path(name_or_path))
     encoder = Wav2Vec2ForSequenceClassification.from_pretrained(name_or_path)
     normalize = True
     try:
@@ -197,8 +195,13 @@ def gabor_filterbank(conv: nn.Conv1d, sample_rate: int = SAMPLE_RATE_HZ) -> None
                 conv.weight[4 * band + offset, 0] = window * wave
 
 
-def from_size(size: str, *, seed: int, labels: tuple[str, ...] = DEFAULT_LABELS) -> AudioNsfwClassifier:
-    """A randomly initialised classifier of a named size; ``seed`` makes it reproducible."""
+def from_size(size: str, *, seed: int, labels: tuple[str, ...] = DEFAULT_LABELS
+              ) -> AudioNsfwClassifier | KeywordSpotter:
+    """A randomly initialised classifier of a named size (``small``: the keyword spotter
+    trained from scratch on generated speech); ``seed`` makes it reproducible."""
+    if size == SMALL:
+        torch.manual_seed(seed)
+        return KeywordSpotter(SpotterConfig(labels=labels)).eval()
     dims = SIZES[size]
     config = Wav2Vec2Config(
         hidden_size=dims.hidden_size,

@@ -1,20 +1,27 @@
-"""``vigil train audio``: fine-tune the per-language Wav2Vec2 classifier on labelled clips,
-calibrate its threshold on a held-out split, report, and hand it to the normal build.
+"""``vigil train audio``: train a language's audio classifier on labelled clips, stop and
+calibrate on speech it has not heard, report, and hand it to the normal build.
 
 The data is a ``manifest.jsonl`` (a folder holding one, or the file): one clip per line,
 ``path`` (relative to the manifest) and ``label`` (``nsfw``/``safe``, or 1/0), in any format
-the audio handler decodes, and optionally ``span`` (``[start_s, end_s]``: where the labelled
-speech is). Clips are decoded exactly as the handler does (16 kHz mono, padded or cut to
-20 s) and split into train and held-out parts stratified by label. Where clips have spans,
-training steps on windows of ``crop_s`` around them (five times cheaper per step, and with
-max pooling over time a window is what the whole clip shows the head); the held-out loss,
-on whole clips as they are served, decides when to stop (early stopping, the best epoch
-kept).
+the audio handler decodes, and optionally ``span`` (where the labelled speech is) and
+``word_span`` (where the policy word, or a near miss, is), in seconds. Clips are decoded
+exactly as the handler decodes them (16 kHz mono) and split into train and held-out parts,
+stratified by label.
 
-The threshold is chosen on the held-out scores for a target: ``fpr:0.01`` (the default:
-the highest recall at a false-positive rate of at most 1%, the operating point published
-voice-safety classifiers use) or ``recall:0.95`` (the highest threshold keeping 95% recall,
-like the min-view triage).
+Where clips have spans, training steps on windows of ``crop_s``: a positive clip's window
+holds its word, a negative clip's its phrase (or near miss), and windows of positive clips
+away from the word are negatives too, so the model learns the word and not the voice or
+the room around it. Every window is augmented anew each epoch (modelzoo/augment.py). A
+time budget bounds training.
+
+A **shifted set** (``--shifted``: clips generated in the shifted style, or any other
+recording conditions) is split in two halves: the *validation* half decides when to stop
+(its ROC AUC, whole clips as served) and takes part in calibration; the *evaluation* half is
+only reported. The threshold is the highest that meets the target (``fpr:0.01`` by default:
+the most recall at a false-positive rate of at most 1%, the operating point published
+voice-safety classifiers use; or ``recall:0.95``) on the held-out clips **and** on the
+shifted validation half, so the false-positive rate the report promises holds on speech
+unlike the training set too, not only on the training generator's own.
 """
 
 from __future__ import annotations
@@ -22,8 +29,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,30 +39,35 @@ import torch
 from torch import nn
 
 from handlers.audio_io import ClipDecoder
-from modelzoo.audio_classifier import (CLIP_SAMPLES, POSITIVE_LABEL, SAMPLE_RATE_HZ,
-                                       AudioNsfwClassifier)
+from modelzoo.audio_classifier import CLIP_SAMPLES, POSITIVE_LABEL, SAMPLE_RATE_HZ
+from modelzoo.augment import AugmentOptions, Augmenter
 
 TARGET_KINDS = ("fpr", "recall")
+SCORE_BATCH = 16
+Model = nn.Module  # an AudioNsfwClassifier or a KeywordSpotter: logits(waveforms), forward
 
 
 @dataclass(frozen=True, kw_only=True)
 class AudioTrainingOptions:
-    epochs: int = 40
-    batch_size: int = 16
+    budget_s: float = 180.0  # training time, evaluations included
+    max_epochs: int = 80
+    batch_size: int = 32
     learning_rate: float = 1e-3
     held_out: float = 0.25
-    patience: int = 5  # epochs without a better held-out loss before stopping...
-    # ...once past these: from scratch the loss sits near log 2 for a few epochs while the
-    # front end finds the words, and held-out noise there is not a plateau.
-    min_epochs: int = 12
-    crop_s: float = 4.0  # training windows around labelled spans, where clips have them
+    patience: int = 8  # epochs without a better validation AUC before stopping...
+    min_epochs: int = 4  # ...once past these
+    crop_s: float = 3.0  # training windows, where clips have spans
+    away_share: float = 0.3  # windows away from the word, per positive clip
     target: str = "fpr:0.01"
+    augment: AugmentOptions = field(default_factory=AugmentOptions)
     seed: int = 0
 
     def __post_init__(self) -> None:
         parse_target(self.target)
         if not 0 < self.held_out < 1:
             raise ValueError("held_out must be a share in (0, 1)")
+        if self.budget_s <= 0:
+            raise ValueError("budget_s must be positive")
 
 
 def parse_target(target: str) -> tuple[str, float]:
@@ -75,6 +87,11 @@ class LabelledClip:
     path: Path
     positive: bool
     span: tuple[float, float] | None = None  # seconds
+    word_span: tuple[float, float] | None = None
+
+
+def _seconds(pair: Any) -> tuple[float, float] | None:
+    return (float(pair[0]), float(pair[1])) if pair else None
 
 
 def read_labelled(source: Path) -> list[LabelledClip]:
@@ -89,10 +106,10 @@ def read_labelled(source: Path) -> list[LabelledClip]:
             label = entry.get("label")
             if label not in (POSITIVE_LABEL, "safe", 0, 1, True, False):
                 raise ValueError(f"{manifest}:{number}: label {label!r} is not nsfw/safe/1/0")
-            span = entry.get("span")
             clips.append(LabelledClip(manifest.parent / entry["path"],
                                       label in (POSITIVE_LABEL, 1, True),
-                                      (float(span[0]), float(span[1])) if span else None))
+                                      _seconds(entry.get("span")),
+                                      _seconds(entry.get("word_span"))))
     positives = sum(c.positive for c in clips)
     if positives < 2 or len(clips) - positives < 2:
         raise ValueError(f"{manifest}: need at least 2 clips of each label, got "
@@ -100,127 +117,174 @@ def read_labelled(source: Path) -> list[LabelledClip]:
     return clips
 
 
-def windows(waves: torch.Tensor, spans: list[tuple[float, float] | None], indices,
-            crop_s: float, generator: torch.Generator) -> torch.Tensor:
-    """For each index, a ``crop_s`` window covering as much of its span as fits, at a random
-    placement; the whole clip where a clip has no span."""
-    crop = int(crop_s * SAMPLE_RATE_HZ)
-    if any(spans[i] is None for i in indices):
-        return waves[indices]
-    out = []
-    for i in indices:
-        start, end = (int(t * SAMPLE_RATE_HZ) for t in spans[i])
-        lowest = max(0, min(end, waves.shape[1]) - crop)
-        highest = max(lowest, min(start, waves.shape[1] - crop))
-        offset = int(torch.randint(lowest, highest + 1, (1,), generator=generator))
-        out.append(waves[i, offset:offset + crop])
-    return torch.stack(out)
-
-
-def load_waveforms(clips: list[LabelledClip], progress=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every clip decoded as the handler decodes it: ``(N, 20 s)`` and labels ``(N,)``."""
+def load_waveforms(clips: Sequence[LabelledClip], progress=None) -> list[np.ndarray]:
+    """Every clip decoded as the handler decodes it (mono, 16 kHz, at most 20 s)."""
     decoder = ClipDecoder(sample_rate=SAMPLE_RATE_HZ, clip_samples=CLIP_SAMPLES)
     waves = []
     for clip in clips:
-        waves.append(decoder.decode(clip.path.read_bytes()))
+        waves.append(decoder.samples(clip.path.read_bytes()).numpy())
         if progress is not None:
             progress.update()
-    return torch.stack(waves), torch.tensor([c.positive for c in clips], dtype=torch.long)
+    return waves
 
 
-def split(labels: torch.Tensor, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split(labels: np.ndarray, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Train and held-out indices, stratified by label."""
     from sklearn.model_selection import train_test_split
 
     indices = np.arange(len(labels))
-    train, held = train_test_split(indices, test_size=held_out, stratify=labels.numpy(),
+    train, held = train_test_split(indices, test_size=held_out, stratify=labels,
                                    random_state=seed)
     return np.sort(train), np.sort(held)
 
 
-def _scores(model: AudioNsfwClassifier, waves: torch.Tensor, batch_size: int) -> torch.Tensor:
+@dataclass
+class LabelledSet:
+    """Clips decoded, with their labels: what the model is scored on, whole."""
+
+    name: str
+    waves: list[np.ndarray]
+    labels: np.ndarray
+
+    def subset(self, name: str, indices: np.ndarray) -> LabelledSet:
+        return LabelledSet(name, [self.waves[i] for i in indices], self.labels[indices])
+
+
+def scores(model: Model, waves: Sequence[np.ndarray]) -> np.ndarray:
+    """``model``'s score of each clip, padded to 20 s as the handler pads it."""
     model.eval()
+    out = []
     with torch.inference_mode():
-        return torch.cat([model(waves[i:i + batch_size]) for i in range(0, len(waves),
-                                                                         batch_size)])
+        for start in range(0, len(waves), SCORE_BATCH):
+            batch = np.zeros((len(waves[start:start + SCORE_BATCH]), CLIP_SAMPLES), np.float32)
+            for row, wave in enumerate(waves[start:start + SCORE_BATCH]):
+                batch[row, :len(wave)] = wave[:CLIP_SAMPLES]
+            out.append(model(torch.from_numpy(batch)).float().numpy())
+    return np.concatenate(out)
 
 
-def _held_out_loss(model: AudioNsfwClassifier, waves: torch.Tensor, labels: torch.Tensor,
-                   loss: nn.Module, batch_size: int) -> float:
-    model.eval()
-    total = 0.0
-    with torch.inference_mode():
-        for i in range(0, len(waves), batch_size):
-            total += loss(model.logits(waves[i:i + batch_size]),
-                          labels[i:i + batch_size]).item() * len(waves[i:i + batch_size])
-    return total / len(waves)
+def auc(labels: np.ndarray, values: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(np.asarray(labels, dtype=bool), values))
 
 
-def train(model: AudioNsfwClassifier, waves: torch.Tensor, labels: torch.Tensor,
-          options: AudioTrainingOptions, *, spans: list | None = None,
-          on_epoch: Callable[[dict], None] | None = None
-          ) -> tuple[AudioNsfwClassifier, dict[str, Any]]:
-    """Train with early stopping on held-out loss; returns the best model and the held-out
-    split's labels and scores (``history``, ``held_out``, ``train_seconds``)."""
+class Windows:
+    """The training windows of an epoch, augmented: (inputs, labels) batches."""
+
+    def __init__(self, clips: Sequence[LabelledClip], waves: list[np.ndarray],
+                 options: AudioTrainingOptions, augmenter: Augmenter) -> None:
+        self.clips, self.waves, self.options = clips, waves, options
+        self.augmenter = augmenter
+        self.rng = np.random.default_rng(options.seed)
+        self.crop = int(options.crop_s * SAMPLE_RATE_HZ)
+        # Windows need to know where the speech is; without spans, whole clips.
+        self.whole = any(c.span is None and c.word_span is None for c in clips)
+
+    def epoch(self, indices: np.ndarray) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        positives = [i for i in indices if self.clips[i].positive]
+        items = [(i, "around") for i in indices]
+        if not self.whole:
+            count = int(self.options.away_share * len(positives))
+            items += [(int(i), "away") for i in self.rng.choice(positives, count)]
+        order = self.rng.permutation(len(items))
+        batches = []
+        for start in range(0, len(order), self.options.batch_size):
+            windows, labels = [], []
+            for index, kind in (items[j] for j in order[start:start + self.options.batch_size]):
+                window = self._cut(index, kind)
+                if window is not None:
+                    windows.append(self.augmenter(window))
+                    labels.append(int(kind == "around" and self.clips[index].positive))
+            batches.append((torch.from_numpy(np.stack(windows)), torch.tensor(labels)))
+        return batches
+
+    def _cut(self, index: int, kind: str) -> np.ndarray | None:
+        wave, clip = self.waves[index], self.clips[index]
+        if self.whole:
+            return np.pad(wave, (0, CLIP_SAMPLES - len(wave)))
+        start_s, end_s = clip.word_span or clip.span
+        start, end = int(start_s * SAMPLE_RATE_HZ), int(end_s * SAMPLE_RATE_HZ)
+        length = len(wave)
+        if kind == "away":  # the clip around its word: the word's absence is a negative
+            ranges = [r for r in ((0, start - self.crop), (end, length - self.crop))
+                      if r[1] > r[0]]
+            if not ranges:
+                return None
+            low, high = ranges[self.rng.integers(len(ranges))]
+        else:
+            low = max(0, end - self.crop)
+            high = max(low, min(start, length - self.crop))
+        offset = int(self.rng.integers(low, high + 1))
+        window = wave[offset:offset + self.crop]
+        return np.pad(window, (0, self.crop - len(window))).astype(np.float32)
+
+
+def train(model: Model, clips: Sequence[LabelledClip], waves: list[np.ndarray],
+          options: AudioTrainingOptions, *, shifted: LabelledSet | None = None,
+          on_epoch: Callable[[dict], None] | None = None) -> tuple[Model, dict[str, Any]]:
+    """Train until the budget, the epochs or the patience run out, keeping the epoch with
+    the best ROC AUC on the shifted validation half (on the held-out clips without a
+    shifted set). Returns the model and the sets it is to be reported on: ``held_out``,
+    and where given ``shifted_validation`` and ``shifted`` (:class:`LabelledSet`), with
+    ``history``, ``best_epoch``, ``train_seconds`` and ``train_clips``."""
     torch.manual_seed(options.seed)
+    labels = np.array([c.positive for c in clips])
     train_idx, held_idx = split(labels, options.held_out, options.seed)
-    counts = torch.bincount(labels[train_idx], minlength=2).float()
-    weights = counts.sum() / (2 * counts.clamp(min=1))  # balanced classes
-    loss = nn.CrossEntropyLoss(weight=weights)
+    everything = LabelledSet("held-out", waves, labels)
+    sets = {"held_out": everything.subset("held-out", held_idx)}
+    if shifted is not None:
+        half_a, half_b = split(shifted.labels, 0.5, options.seed)
+        sets["shifted_validation"] = shifted.subset("shifted validation", half_a)
+        sets["shifted"] = shifted.subset("shifted evaluation", half_b)
+    judge = sets.get("shifted_validation", sets["held_out"])
+    weights = len(train_idx) / (2 * np.bincount(labels[train_idx], minlength=2).clip(min=1))
+    loss = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=options.learning_rate)
-    generator = torch.Generator().manual_seed(options.seed)
-    # The held-out loss is taken on what training sees (fixed windows where there are spans),
-    # so it tracks learning; the held-out scores that calibrate are on whole clips.
-    held_inputs = windows(waves, spans or [None] * len(waves), held_idx, options.crop_s,
-                          torch.Generator().manual_seed(options.seed))
-    best = {"loss": math.inf, "epoch": 0, "state": None}
-    history = []
+    windows = Windows(clips, waves, options, Augmenter(options.augment, seed=options.seed))
+    best = {"auc": -math.inf, "epoch": 0, "state": None}
+    history: list[dict] = []
     started = time.monotonic()
-    for epoch in range(1, options.epochs + 1):
+    for epoch in range(1, options.max_epochs + 1):
         model.train()
-        order = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
-        running = 0.0
-        for i in range(0, len(order), options.batch_size):
-            batch = order[i:i + options.batch_size]
+        running, seen = 0.0, 0
+        for inputs, targets in windows.epoch(train_idx):
             optimizer.zero_grad()
-            inputs = windows(waves, spans or [None] * len(waves), batch, options.crop_s,
-                             generator)
-            step_loss = loss(model.logits(inputs), labels[batch])
-            step_loss.backward()
+            step = loss(model.logits(inputs), targets)
+            step.backward()
             optimizer.step()
-            running += step_loss.item() * len(batch)
-        held = _held_out_loss(model, held_inputs, labels[held_idx], loss, options.batch_size)
-        row = {"epoch": epoch, "train_loss": running / len(order), "held_out_loss": held,
-               "seconds": time.monotonic() - started}
+            running += step.item() * len(targets)
+            seen += len(targets)
+        judged = auc(judge.labels, scores(model, judge.waves))
+        row = {"epoch": epoch, "train_loss": running / max(1, seen), "judged_on": judge.name,
+               "auc": judged, "seconds": time.monotonic() - started}
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
-        if held < best["loss"]:
-            best = {"loss": held, "epoch": epoch,
+        if judged > best["auc"]:
+            best = {"auc": judged, "epoch": epoch,
                     "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-        elif epoch >= options.min_epochs and epoch - best["epoch"] >= options.patience:
+        stalled = epoch >= options.min_epochs and epoch - best["epoch"] >= options.patience
+        if stalled or time.monotonic() - started > options.budget_s:
             break
     model.load_state_dict(best["state"])
-    seconds = time.monotonic() - started
-    scores = _scores(model, waves[held_idx], options.batch_size)
-    return model.eval(), {"history": history, "best_epoch": best["epoch"],
-                          "train_seconds": seconds, "held_out_labels": labels[held_idx],
-                          "held_out_scores": scores, "train_clips": len(train_idx)}
+    return model.eval(), {"sets": sets, "history": history, "best_epoch": best["epoch"],
+                          "train_seconds": time.monotonic() - started,
+                          "train_clips": len(train_idx)}
 
 
-def calibrate(labels: np.ndarray, scores: np.ndarray, target: str) -> dict[str, float]:
-    """The threshold for ``target`` on labelled scores, and what it gives there.
+def threshold_for(labels: np.ndarray, values: np.ndarray, target: str) -> float:
+    """The threshold ``target`` asks for on one labelled set of scores.
 
     ``fpr:x``: the lowest threshold whose false-positive rate is at most x (the most recall
     that rate allows); ``recall:x``: the highest threshold whose recall is at least x.
     """
     kind, value = parse_target(target)
     labels = np.asarray(labels, dtype=bool)
-    scores = np.asarray(scores, dtype=float)
-    candidates = np.unique(np.concatenate([scores, [1.0]]))
+    values = np.asarray(values, dtype=float)
     best = None
-    for threshold in candidates:  # ascending: recall falls, FPR falls
-        flagged = scores >= threshold
+    for threshold in np.unique(np.concatenate([values, [1.0]])):  # recall and FPR fall
+        flagged = values >= threshold
         recall = (flagged & labels).sum() / max(1, labels.sum())
         fpr = (flagged & ~labels).sum() / max(1, (~labels).sum())
         if kind == "fpr" and fpr <= value:
@@ -228,26 +292,36 @@ def calibrate(labels: np.ndarray, scores: np.ndarray, target: str) -> dict[str, 
             break
         if kind == "recall" and recall >= value:
             best = threshold
-    threshold = float(best if best is not None else 1.0)
-    return {"threshold": threshold, **rates(labels, scores, threshold)}
+    return float(best if best is not None else 1.0)
 
 
-def rates(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
-    """Precision, recall and false-positive rate of ``scores >= threshold``, and ROC AUC."""
-    from sklearn.metrics import roc_auc_score
+def calibrate(sets: Sequence[tuple[np.ndarray, np.ndarray]], target: str) -> float:
+    """The threshold that meets ``target`` on every (labels, scores) set: the highest of
+    their own thresholds for an FPR target (every set's false positives held under it),
+    the lowest for a recall target (every set's recall kept)."""
+    thresholds = [threshold_for(labels, values, target) for labels, values in sets]
+    return max(thresholds) if parse_target(target)[0] == "fpr" else min(thresholds)
 
+
+def rates(labels: np.ndarray, values: np.ndarray, threshold: float) -> dict[str, float]:
+    """Precision, recall and false-positive rate of ``values >= threshold``, ROC AUC, and
+    the recall a 1% false-positive rate would allow, on one labelled set."""
     labels = np.asarray(labels, dtype=bool)
-    flagged = np.asarray(scores) >= threshold
+    flagged = np.asarray(values) >= threshold
     true_positives = int((flagged & labels).sum())
-    return {"precision": true_positives / flagged.sum() if flagged.any() else math.nan,
+    at_one_percent = threshold_for(labels, values, "fpr:0.01")
+    return {"clips": int(len(labels)), "positives": int(labels.sum()),
+            "precision": true_positives / flagged.sum() if flagged.any() else math.nan,
             "recall": true_positives / max(1, labels.sum()),
             "fpr": int((flagged & ~labels).sum()) / max(1, (~labels).sum()),
-            "auc": float(roc_auc_score(labels, scores))}
+            "auc": auc(labels, values),
+            "recall_at_1pct_fpr": float(((np.asarray(values) >= at_one_percent) & labels)
+                                        .sum() / max(1, labels.sum()))}
 
 
 def write_report(out: Path, *, language: str, metrics: dict[str, Any],
-                 labels: np.ndarray, scores: np.ndarray) -> list[Path]:
-    """metrics.json, report.md and roc_pr.png (ROC and precision-recall on held-out clips)."""
+                 curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[Path]:
+    """metrics.json, report.md and roc_pr.png (ROC and precision-recall of each set)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -256,33 +330,35 @@ def write_report(out: Path, *, language: str, metrics: dict[str, Any],
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
-    figure, (roc, pr) = plt.subplots(1, 2, figsize=(9, 4))
-    fpr, tpr, _ = roc_curve(labels, scores)
-    roc.plot(fpr, tpr)
-    roc.scatter([metrics["fpr"]], [metrics["recall"]], color="red", zorder=3,
-                label=f"threshold {metrics['threshold']:.3f}")
+    figure, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, (labels, values) in curves.items():
+        figures = metrics[name]
+        fpr, tpr, _ = roc_curve(labels, values)
+        roc.plot(fpr, tpr, label=f"{name.replace('_', ' ')} (AUC {figures['auc']:.3f})")
+        roc.scatter([figures["fpr"]], [figures["recall"]], zorder=3)
+        precision, recall, _ = precision_recall_curve(labels, values)
+        pr.plot(recall, precision, label=name.replace("_", " "))
     roc.set(xlabel="false-positive rate", ylabel="recall",
-            title=f"ROC, AUC {metrics['auc']:.3f}")
+            title=f"ROC; dots: threshold {metrics['threshold']:.3f}")
     roc.legend()
-    precision, recall, _ = precision_recall_curve(labels, scores)
-    pr.plot(recall, precision)
-    if not math.isnan(metrics["precision"]):
-        pr.scatter([metrics["recall"]], [metrics["precision"]], color="red", zorder=3)
     pr.set(xlabel="recall", ylabel="precision", title="precision-recall")
-    figure.suptitle(f"audio_nsfw_{language}: held-out clips")
+    pr.legend()
+    figure.suptitle(f"audio_nsfw_{language}")
     figure.tight_layout()
     figure.savefig(out / "roc_pr.png", dpi=110)
     plt.close(figure)
+    rows = [f"| {name.replace('_', ' ')} | {m['clips']} ({m['positives']} nsfw) | "
+            f"{_percent(m['precision'])} | {_percent(m['recall'])} | {_percent(m['fpr'])} | "
+            f"{m['auc']:.3f} | {_percent(m['recall_at_1pct_fpr'])} |"
+            for name in curves for m in (metrics[name],)]
     lines = [f"# audio_nsfw_{language}: training report", "",
-             f"Held-out split: {metrics['held_out_clips']} clips "
-             f"({metrics['held_out_positives']} nsfw); trained on {metrics['train_clips']} "
-             f"in {metrics['train_seconds']:.0f} s ({metrics['epochs_run']} epochs, best "
-             f"{metrics['best_epoch']}).", "",
-             "| target | threshold | precision | recall | false-positive rate | ROC AUC |",
-             "|---|---|---|---|---|---|",
-             f"| {metrics['target']} | {metrics['threshold']:.4f} | "
-             f"{_percent(metrics['precision'])} | {_percent(metrics['recall'])} | "
-             f"{_percent(metrics['fpr'])} | {metrics['auc']:.3f} |", "",
+             f"{metrics['size']} model, trained on {metrics['train_clips']} clips in "
+             f"{metrics['train_seconds']:.0f} s ({metrics['epochs_run']} epochs, best "
+             f"{metrics['best_epoch']}, judged on {metrics['judged_on']}). Threshold "
+             f"{metrics['threshold']:.4f} for {metrics['target']}, calibrated on "
+             f"{' and '.join(metrics['calibrated_on'])}.", "",
+             "| set | clips | precision | recall | false-positive rate | ROC AUC | "
+             "recall at 1% FPR |", "|---|---|---|---|---|---|---|", *rows, "",
              "![ROC and precision-recall](roc_pr.png)", ""]
     (out / "report.md").write_text("\n".join(lines))
     return [out / "metrics.json", out / "report.md", out / "roc_pr.png"]
@@ -290,4 +366,3 @@ def write_report(out: Path, *, language: str, metrics: dict[str, Any],
 
 def _percent(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{100 * value:.1f}%"
-

@@ -91,7 +91,7 @@ def _engine(spec: ArchiveSpec, model: nn.Module, options: BuildOptions, scratch:
     """The checked engine for ``spec``, its check, and (auto) every candidate's trial."""
     kind = families.OUTPUT_KIND[spec.family]
     generator = torch.Generator().manual_seed(0)
-    checks = [model.example(size, generator) for size in options.check_batch_sizes]
+    checks = families.checks(spec.family, model, options.check_batch_sizes)
     calibration = families.calibration(spec.family, model)
     key = (spec.family, options.size or spec.checkpoint)
     if spec.precision != "auto":

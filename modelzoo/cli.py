@@ -74,6 +74,8 @@ def train_vrt(args: argparse.Namespace) -> int:
                              f" do not match the extractor archives {dims}")
     options = vrt_training.TrainingOptions(epochs=args.epochs, seed=args.seed)
     head, report = vrt_training.train(table, dims, options)
+    if args.other_table:
+        report["other"] = vrt_training.evaluate(head, read_table(Path(args.other_table)), dims)
     for path in vrt_training.write_outputs(head, report, Path(args.out)):
         print(f"wrote {path}")
     trained = dataclasses.replace(spec, checkpoint=str(Path(args.out) / "fusion.pt"))
@@ -91,6 +93,21 @@ def train_vrt(args: argparse.Namespace) -> int:
     return 0
 
 
+def generate_posts(args: argparse.Namespace) -> int:
+    """Write generated posts whose every modality carries their category."""
+    from tqdm import tqdm
+
+    from modelzoo import vrt_posts
+
+    with tqdm(total=args.posts, desc=f"making {args.template} posts", unit="post") as progress:
+        lines = vrt_posts.generate(Path(args.out), args.posts, template=args.template,
+                                   seed=args.seed, progress=progress)
+    print(f"{args.out}/posts.jsonl: {len(lines)} posts, "
+          f"{sum('disagrees' in line for line in lines)} with a modality that disagrees, "
+          f"{sum('missing' in line for line in lines)} with one missing")
+    return 0
+
+
 def generate_speech(args: argparse.Namespace) -> int:
     """Synthesise a labelled speech set with espeak-ng."""
     from tqdm import tqdm
@@ -102,7 +119,7 @@ def generate_speech(args: argparse.Namespace) -> int:
                                  ("near_misses", args.near_misses)) if value}
     options = speech.SpeechSetOptions(language=args.language, clips=args.clips,
                                       positive_share=args.positive_share, seed=args.seed,
-                                      **words)
+                                      seconds=args.seconds, style=args.style, **words)
     try:
         with tqdm(total=options.clips, desc=f"speaking {args.language} clips",
                   unit="clip") as progress:
@@ -121,8 +138,9 @@ def train_audio(args: argparse.Namespace) -> int:
 
     request = TrainAudioRequest(
         data=Path(args.data), language=args.language,
-        init=Path(args.init) if args.init else None, target=args.target,
-        epochs=args.epochs, learning_rate=args.learning_rate, version=args.version,
+        shifted=Path(args.shifted) if args.shifted else None,
+        init=Path(args.init) if args.init else None, size=args.size, target=args.target,
+        budget_s=args.budget_s, learning_rate=args.learning_rate, version=args.version,
         out=Path(args.out or f"models/audio/{args.language}"),
         manifest=Path(args.manifest), export_dir=Path(args.export_dir), seed=args.seed,
         candidate=args.candidate)

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from modelzoo import audio_classifier, catalogue, clip_visual, fusion, vggish, xlmr_text
+from modelzoo import (audio_checks, audio_classifier, catalogue, clip_visual, fusion, vggish,
+                      xlmr_text)
 from modelzoo.manifest import ArchiveSpec
 
 # The fusion head reads its input sizes from these archives, never from constants.
@@ -69,13 +70,23 @@ def workers_served_together(specs: Sequence[ArchiveSpec]) -> dict[str, int]:
 
 
 def calibration(family: str, model: nn.Module, seed: int = 0) -> list:
-    """Inputs for the int8 quantisers: generated clips for the audio classifiers (tones,
-    noise and silence, as speech-like as a generator gets), the model's examples else."""
-    generator = torch.Generator().manual_seed(seed)
+    """Inputs for the int8 quantisers: representative audio for the audio classifiers
+    (speech, silence, noise, music: modelzoo/audio_checks.py), the model's examples else."""
     if family == "audio_nsfw":
-        return [audio_classifier.generated_clips(8, generator)
-                for _ in range(CALIBRATION_BATCHES)]
+        return audio_checks.batches((8,) * CALIBRATION_BATCHES, audio_checks.CALIBRATION_SEED)
+    generator = torch.Generator().manual_seed(seed)
     return [model.example(8, generator) for _ in range(CALIBRATION_BATCHES)]
+
+
+def checks(family: str, model: nn.Module, sizes: Sequence[int]) -> list:
+    """Inputs the accuracy check compares an engine with eager on, in batches of ``sizes``:
+    representative audio for the audio classifiers (disjoint from the calibration clips,
+    and a batch of 12 more so the correlation is taken over enough scores), the model's
+    examples else."""
+    if family == "audio_nsfw":
+        return audio_checks.batches((*sizes, 12), audio_checks.CHECK_SEED)
+    generator = torch.Generator().manual_seed(0)
+    return [model.example(size, generator) for size in sizes]
 
 
 def describe(spec: ArchiveSpec, settings: dict, labels: list[str]) -> dict:

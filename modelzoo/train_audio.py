@@ -1,7 +1,8 @@
 """From labelled clips to a served model version, in one call (``vigil train audio``):
-decode, train (early stopping), calibrate the threshold, report, save the checkpoint, and
-build ``audio_nsfw_<language>`` at a new version through the normal build, which runs the
-engine's accuracy check and records the archive (with its threshold) in the catalogue."""
+decode, train (stopping on a shifted validation set), calibrate the threshold on the
+held-out and shifted clips, report both, save the checkpoint, and build
+``audio_nsfw_<language>`` at a new version through the normal build, which runs the engine's
+accuracy check and records the archive (with its threshold) in the catalogue."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from modelzoo import audio_classifier, audio_training, catalogue
@@ -27,9 +29,11 @@ class TrainAudioRequest:
     out: Path
     manifest: Path
     export_dir: Path
+    shifted: Path | None = None  # clips unlike the training set: stopping and calibration
     init: Path | None = None
+    size: str = audio_classifier.SMALL
     target: str = "fpr:0.01"
-    epochs: int = audio_training.AudioTrainingOptions.epochs
+    budget_s: float = audio_training.AudioTrainingOptions.budget_s
     learning_rate: float | None = None
     version: str | None = None
     seed: int = 0
@@ -44,15 +48,21 @@ class TrainedAudio:
 
     def summary(self) -> str:
         m, spec = self.metrics, self.built.spec
-        return (f"{self.built.path}  ({spec.name} {spec.version}, {spec.engine} "
-                f"{spec.precision}, threshold {m['threshold']:.4f}, vs eager max |diff| "
-                f"{self.built.max_difference:.1e})\n"
-                f"held-out: precision {m['precision']:.3f}, recall {m['recall']:.3f}, "
-                f"FPR {m['fpr']:.3f}, AUC {m['auc']:.3f}; trained in "
-                f"{m['train_seconds']:.0f} s\n"
-                f"report: {self.reports[1]}\n"
-                f"to make this the manifest's model: version: \"{spec.version}\", "
-                f"checkpoint: {spec.checkpoint}, threshold: {m['threshold']:.4f}")
+        lines = [f"{self.built.path}  ({spec.name} {spec.version}, {spec.engine} "
+                 f"{spec.precision}, threshold {m['threshold']:.4f}, vs eager max |diff| "
+                 f"{self.built.max_difference:.1e})"]
+        for name in REPORTED:
+            if name in m:
+                f = m[name]
+                lines.append(f"{name.replace('_', ' ')}: precision {f['precision']:.3f}, recall "
+                             f"{f['recall']:.3f}, FPR {f['fpr']:.3f}, AUC {f['auc']:.3f}")
+        lines += [f"trained in {m['train_seconds']:.0f} s; report: {self.reports[1]}",
+                  f"to make this the manifest's model: version: \"{spec.version}\", "
+                  f"checkpoint: {spec.checkpoint}, threshold: {m['threshold']:.4f}"]
+        return "\n".join(lines)
+
+
+REPORTED = ("held_out", "shifted_validation", "shifted")
 
 
 def archive_spec(manifest: Path, language: str) -> ArchiveSpec:
@@ -69,54 +79,73 @@ def next_version(version: str) -> str:
     return f"{major}.{int(minor or 0) + 1}"
 
 
-def train_and_build(request: TrainAudioRequest) -> TrainedAudio:
-    """Train on ``request.data`` and build the new version; raises ValueError for bad data
-    or a bad target, :class:`ManifestError` for an unknown language or a version that is
-    already released."""
-    spec = archive_spec(request.manifest, request.language)
-    learning_rate = request.learning_rate or (
-        FINE_TUNE_LEARNING_RATE if request.init else audio_training.AudioTrainingOptions
-        .learning_rate)
-    options = audio_training.AudioTrainingOptions(epochs=request.epochs, target=request.target,
-                                                  learning_rate=learning_rate,
-                                                  seed=request.seed)
-    clips = audio_training.read_labelled(request.data)
-    with tqdm(total=len(clips), desc="decoding clips", unit="clip") as progress:
-        waves, labels = audio_training.load_waveforms(clips, progress)
+def _decoded(source: Path, what: str) -> tuple[list, list]:
+    clips = audio_training.read_labelled(source)
+    with tqdm(total=len(clips), desc=f"decoding {what}", unit="clip") as progress:
+        return clips, audio_training.load_waveforms(clips, progress)
+
+
+def _model(request: TrainAudioRequest, spec: ArchiveSpec):
     if request.init:
         model = audio_classifier.from_checkpoint(str(request.init))
-        # The usual fine-tuning of a pretrained wav2vec2: its convolutional front end stays.
-        model.encoder.freeze_feature_encoder()
-    else:
-        model = audio_classifier.from_size("tiny", seed=seed_for(spec.name))
-    with tqdm(total=options.epochs, desc=f"training {spec.name}", unit="epoch") as progress:
-        def report(row: dict) -> None:
-            progress.set_postfix_str(f"train {row['train_loss']:.3f} held-out "
-                                     f"{row['held_out_loss']:.3f}")
-            progress.update()
+        if hasattr(model, "encoder"):  # the usual fine-tuning: the conv front end stays
+            model.encoder.freeze_feature_encoder()
+        return model
+    return audio_classifier.from_size(request.size, seed=seed_for(spec.name))
 
-        model, result = audio_training.train(model, waves, labels, options,
-                                             spans=[clip.span for clip in clips],
+
+def train_and_build(request: TrainAudioRequest) -> TrainedAudio:
+    """Train on ``request.data`` (stopping and calibrating on ``request.shifted`` too) and
+    build the new version; raises ValueError for bad data or a bad target,
+    :class:`ManifestError` for an unknown language or a version that is already released."""
+    spec = archive_spec(request.manifest, request.language)
+    learning_rate = request.learning_rate or (
+        FINE_TUNE_LEARNING_RATE if request.init
+        else audio_training.AudioTrainingOptions.learning_rate)
+    options = audio_training.AudioTrainingOptions(budget_s=request.budget_s,
+                                                  target=request.target,
+                                                  learning_rate=learning_rate,
+                                                  seed=request.seed)
+    clips, waves = _decoded(request.data, "training clips")
+    shifted = None
+    if request.shifted:
+        shifted_clips, shifted_waves = _decoded(request.shifted, "shifted clips")
+        shifted = audio_training.LabelledSet("shifted", shifted_waves,
+                                             np.array([c.positive for c in shifted_clips]))
+    model = _model(request, spec)
+    with tqdm(total=round(options.budget_s), desc=f"training {spec.name}", unit="s") as bar:
+        def report(row: dict) -> None:
+            bar.set_postfix_str(f"epoch {row['epoch']}, loss {row['train_loss']:.3f}, "
+                                f"{row['judged_on']} AUC {row['auc']:.3f}")
+            bar.update(min(round(row["seconds"]), bar.total) - bar.n)
+
+        model, result = audio_training.train(model, clips, waves, options, shifted=shifted,
                                              on_epoch=report)
-    held_labels = result["held_out_labels"].numpy()
-    held_scores = result["held_out_scores"].numpy()
-    metrics = {**audio_training.calibrate(held_labels, held_scores, options.target),
-               "target": options.target, "train_seconds": result["train_seconds"],
-               "best_epoch": result["best_epoch"], "epochs_run": len(result["history"]),
-               "train_clips": result["train_clips"], "held_out_clips": len(held_labels),
-               "held_out_positives": int(held_labels.sum()), "history": result["history"]}
+    sets = result["sets"]
+    judged = {name: (data.labels, audio_training.scores(model, data.waves))
+              for name, data in sets.items()}
+    calibrated_on = [name for name in ("held_out", "shifted_validation") if name in judged]
+    threshold = audio_training.calibrate([judged[name] for name in calibrated_on],
+                                         options.target)
+    metrics = {"target": options.target, "threshold": threshold,
+               "calibrated_on": [sets[name].name for name in calibrated_on],
+               **{name: audio_training.rates(*judged[name], threshold) for name in judged},
+               "size": f"fine-tuned {request.init}" if request.init else request.size,
+               "train_seconds": result["train_seconds"], "best_epoch": result["best_epoch"],
+               "epochs_run": len(result["history"]), "judged_on": result["history"][-1][
+                   "judged_on"], "train_clips": result["train_clips"],
+               "history": result["history"]}
     checkpoint = request.out / "checkpoint"
     model.save_pretrained(checkpoint)
     reports = audio_training.write_report(request.out, language=request.language,
-                                          metrics=metrics, labels=held_labels,
-                                          scores=held_scores)
+                                          metrics=metrics, curves=judged)
     trained = dataclasses.replace(spec, version=request.version or next_version(spec.version),
-                                  threshold=round(metrics["threshold"], 6),
-                                  checkpoint=str(checkpoint))
+                                  threshold=round(threshold, 6), checkpoint=str(checkpoint))
     # Clips from the generator make a dev build, like the random-weight ones.
     generated = (request.data if request.data.is_dir() else request.data.parent) / GENERATOR_FILE
     build = BuildOptions(export_dir=request.export_dir, release=not generated.exists(),
                          candidate=request.candidate)
+    held_labels, held_scores = judged["held_out"]
     with tqdm(total=1, desc="building the archive", unit="archive") as progress:
         built = package_model(trained, model, build, progress,
                               reference=catalogue.score_reference(

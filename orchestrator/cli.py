@@ -61,6 +61,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                         help="embeddings table from `vigil embed` (.jsonl, .parquet, .csv)")
     source.add_argument("--generate", type=int, metavar="N",
                         help="train on N generated posts with a learnable signal instead")
+    vrt.add_argument("--other-table", metavar="TABLE",
+                     help="embeddings of posts of other templates (`vigil vrt generate "
+                     "--template other`): per-class figures on them too, in the report")
     vrt.add_argument("--manifest", default=DEFAULT_MANIFEST, help="archive manifest (YAML)")
     vrt.add_argument("--export-dir", default=DEFAULT_EXPORT_DIR,
                      help="model store holding the extractor archives; the head goes here")
@@ -72,22 +75,32 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         "audio", help="a language's Wav2Vec2 NSFW-speech classifier, from labelled clips",
         description="Fine-tune the audio_nsfw classifier of --language on labelled clips "
         "(manifest.jsonl: path, label nsfw|safe; any format the handler decodes), from a "
-        "local Hugging Face checkpoint (--init) or a tiny config; early stopping on the "
-        "held-out loss; calibrate the threshold on the held-out split for --target; write "
-        "report.md, roc_pr.png and metrics.json to --out; build the new version of "
-        "audio_nsfw_<language> (engine, accuracy check, catalogue) with that threshold.")
+        "local Hugging Face checkpoint (--init) or from scratch (--size); augmented windows "
+        "around each clip's word; early stopping on a shifted validation set (--shifted, "
+        "else the held-out split); calibrate the threshold for --target on the held-out "
+        "and shifted clips; write report.md, roc_pr.png and metrics.json to --out; build "
+        "the new version of audio_nsfw_<language> (engine, accuracy check, catalogue).")
     audio.add_argument("--data", required=True,
                        help="a folder holding manifest.jsonl, or the manifest itself")
     audio.add_argument("--language", required=True, help="the archive's language, e.g. hi")
+    audio.add_argument("--shifted", metavar="DIR",
+                       help="clips unlike the training set (`vigil audio generate --style "
+                       "shifted`): half decides when to stop and takes part in calibrating "
+                       "the threshold, half is only reported")
     audio.add_argument("--init", metavar="CHECKPOINT_DIR",
                        help="a local Hugging Face Wav2Vec2ForSequenceClassification folder "
-                       "(default: a tiny config with random weights)")
+                       "to fine-tune (default: a keyword spotter trained from scratch)")
+    audio.add_argument("--size", default="small", choices=("small", "tiny"),
+                       help="from scratch: small (the keyword spotter, the default) or tiny "
+                       "(a tiny Wav2Vec2)")
     audio.add_argument("--target", default="fpr:0.01",
                        help="fpr:<share> (highest recall at that false-positive rate; the "
                        "default, 1%%) or recall:<share> (e.g. recall:0.95)")
-    audio.add_argument("--epochs", type=int, default=40, help="at most; early stopping")
+    audio.add_argument("--budget-s", type=float, default=180.0,
+                       help="training time, evaluations included; early stopping may end "
+                       "it sooner")
     audio.add_argument("--learning-rate", type=float, default=None,
-                       help="default 1e-3 from a tiny config, 3e-5 from a checkpoint")
+                       help="default 1e-3 from scratch, 3e-5 from a checkpoint")
     audio.add_argument("--version", help="the new archive version (default: the manifest's "
                        "version, one minor up)")
     audio.add_argument("--out", help="checkpoint and report folder (default models/audio/LANG)")
@@ -109,15 +122,24 @@ def _add_audio(commands: argparse._SubParsersAction) -> None:
     steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
     generate = steps.add_parser(
         "generate", help="synthesise a labelled set of spoken 20 s clips with espeak-ng",
-        description="Synthesise spoken 20 s clips offline with espeak-ng: positives say one "
-        "of the policy words (harmless stand-ins by default: fruit names), negatives do not, "
-        "some of them near misses; random offset, voice, speed, pitch, amplitude and "
-        "background. Writes OUT/clips/*.wav and OUT/manifest.jsonl for `vigil train "
-        "audio`. A stand-in for real labelled audio: the training code is the same.")
+        description="Synthesise spoken clips offline with espeak-ng: positives say one of the "
+        "policy words (harmless stand-ins by default: fruit names), negatives do not, some "
+        "of them near misses; phrases of everyday words by one speaker under noise, music "
+        "or other speakers, in a room or through a codec, as --style says. Writes "
+        "OUT/clips/*.wav and OUT/manifest.jsonl for `vigil train audio`. A stand-in for "
+        "real labelled audio: the training code is the same.")
     generate.add_argument("--language", required=True,
                           help="an espeak-ng voice: hi, ta, te, bn, mr, en, ...")
     generate.add_argument("--out", required=True, help="folder for clips/ and manifest.jsonl")
     generate.add_argument("--clips", type=int, default=200, help="how many clips")
+    generate.add_argument("--seconds", type=float, default=20.0,
+                          help="clip length (training sets may be shorter: less to "
+                          "synthesise per word)")
+    generate.add_argument("--style", choices=("training", "shifted"), default="training",
+                          help="how the clips sound: shifted differs from training in every "
+                          "way the generator varies (words, near misses, speakers, prosody, "
+                          "where the word sits, phrases, backgrounds, noise level, rooms, "
+                          "codecs)")
     generate.add_argument("--positive-share", type=float, default=0.5,
                           help="share of clips that say a policy word")
     generate.add_argument("--policy-words", help="comma-separated words positives say")
@@ -125,6 +147,26 @@ def _add_audio(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--seed", type=int, default=0,
                           help="same seed, same clips (voices, offsets, noise)")
     generate.set_defaults(entry="modelzoo.cli:generate_speech")
+
+
+def _add_vrt(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "vrt", help="generated posts for training and judging the VRT fusion head",
+        description="Tools for the VRT fusion head's training data.")
+    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+    generate = steps.add_parser(
+        "generate", help="write posts whose frames, caption and audio carry their category",
+        description="Write posts (videos with a sound track, images, captions in English, "
+        "Hindi, Tamil and Spanish) whose every modality carries the post's category, some "
+        "with a modality that disagrees or is missing, as OUT/posts.jsonl and media for "
+        "`vigil embed`. The training template is what the head learns from; the other "
+        "template renders the same cues differently, to judge it on posts unlike those.")
+    generate.add_argument("--out", required=True, help="folder for posts.jsonl and media")
+    generate.add_argument("--posts", type=int, default=1000, help="how many posts")
+    generate.add_argument("--template", choices=("training", "other"), default="training",
+                          help="how the cues are rendered")
+    generate.add_argument("--seed", type=int, default=0, help="same seed, same posts")
+    generate.set_defaults(entry="modelzoo.cli:generate_posts")
 
 
 def _add_embed(commands: argparse._SubParsersAction) -> None:
@@ -294,6 +336,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_minview(commands)
     _add_train(commands)
     _add_audio(commands)
+    _add_vrt(commands)
     _add_embed(commands)
     _add_health(commands)
     return parser

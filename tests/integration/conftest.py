@@ -1,12 +1,15 @@
 """Real services for the pipeline tests: a Tansu broker, PostgreSQL, and a TorchServe with
-the audio archives the tests route to."""
+the audio archives the tests route to; and a Hindi classifier trained on generated speech."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ from modelzoo.manifest import ArchiveSpec
 from orchestrator.stores import TABLES
 from scripts.harness import Daemon, Topics
 from scripts.services.postgres import Postgres
-from scripts.services.process import free_port
+from scripts.services.process import REPO_ROOT, free_port
 from scripts.services.tansu import Tansu
 from scripts.services.torchserve import TorchServe
 
@@ -65,7 +68,7 @@ def build_version(spec: ArchiveSpec, store: Path, version: str, nsfw_bias: float
     added to the positive class's logit (0: the live model's very weights)."""
     model = families.load(spec, "tiny", seed_for(spec.name), store).eval()
     with torch.no_grad():
-        model.encoder.classifier.bias[model.positive_index] += nsfw_bias
+        model.head.bias[model.positive_index] += nsfw_bias
     package_model(dataclasses.replace(spec, version=version), model,
                   BuildOptions(export_dir=store, size="tiny", candidate=True),
                   tqdm(disable=True))
@@ -136,3 +139,41 @@ def daemon(tmp_path: Path, tansu: Tansu, pipeline_server: TorchServe, topics: To
         yield runner
     finally:
         runner.kill()
+
+
+@dataclass
+class TrainedClassifier:
+    """What `vigil train audio` made of generated speech: its store, report and output."""
+
+    work: Path
+    store: Path
+    stdout: str
+
+    @property
+    def metrics(self) -> dict:
+        return json.loads((self.work / "model" / "metrics.json").read_text())
+
+
+def vigil(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    completed = subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=cwd,
+                               capture_output=True, text=True, timeout=900, check=False)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
+    return completed
+
+
+@pytest.fixture(scope="session")
+def trained_hi(tmp_path_factory: pytest.TempPathFactory) -> TrainedClassifier:
+    """`vigil audio generate` (a training set of 6 s clips and a shifted set), then `vigil
+    train audio --shifted` on a one-minute budget, built as audio_nsfw_hi 1.1."""
+    work = tmp_path_factory.mktemp("train-audio")
+    vigil("audio", "generate", "--language", "hi", "--clips", "900", "--seconds", "6",
+          "--out", str(work / "speech"), cwd=work)
+    vigil("audio", "generate", "--language", "hi", "--clips", "200", "--style", "shifted",
+          "--seed", "1", "--out", str(work / "shifted"), cwd=work)
+    # A recall target (rather than the default 1% FPR) leaves most positives above the
+    # threshold, so fresh positives and negatives can each be checked.
+    result = vigil("train", "audio", "--data", str(work / "speech"), "--language", "hi",
+                   "--shifted", str(work / "shifted"), "--target", "recall:0.9",
+                   "--budget-s", "60", "--manifest", str(REPO_ROOT / "archives" / "manifest.yaml"),
+                   "--export-dir", str(work / "store"), "--out", str(work / "model"), cwd=work)
+    return TrainedClassifier(work, work / "store", result.stdout)

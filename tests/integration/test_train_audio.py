@@ -1,74 +1,58 @@
-"""`vigil audio generate` then `vigil train audio` on a small generated set, and the trained
-archive served by a real TorchServe: the path from labelled clips to a served model."""
+"""`vigil audio generate` then `vigil train audio --shifted` on generated speech, and the
+trained archive served by a real TorchServe: the path from labelled clips to a served model,
+judged on speech generated differently from what it learned from."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import httpx
 import pytest
 
 from modelzoo import catalogue
-from scripts.services.process import REPO_ROOT, free_port
+from scripts.services.process import free_port
 from scripts.services.torchserve import TorchServe
+from tests.integration.conftest import vigil
 
 pytestmark = pytest.mark.integration
-# Measured on the 2-core EPYC (AVX-512 BF16) with 480 generated clips and the default
-# settings: held-out AUC 0.81, 0.85 and 0.89 for seeds 0, 1 and 2 (25-35 s each). Chance is
-# 0.5; the bound sits well below what was measured and well above chance.
-MIN_HELD_OUT_AUC = 0.70
+# Measured on the 2-core AVX2 machine with 900 six-second clips and a one-minute budget (15
+# epochs): held-out AUC 0.94, shifted AUC 0.82 (0.88 on the validation half). Chance is 0.5;
+# the bounds sit well below what was measured (a slower machine runs fewer epochs in the
+# budget) and well above chance.
+MIN_HELD_OUT_AUC, MIN_SHIFTED_AUC = 0.80, 0.65
 
 
-def vigil(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=900, check=False)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    work = tmp_path_factory.mktemp("train-audio")
-    store = work / "store"
-    generated = vigil("audio", "generate", "--language", "hi", "--clips", "480",
-                      "--out", str(work / "speech"), cwd=work)
-    assert generated.returncode == 0, generated.stderr[-2000:]
-    # A recall target (rather than the default 1% FPR) leaves most positives above the
-    # threshold, so one fresh positive and one fresh negative can each be checked.
-    result = vigil("train", "audio", "--data", str(work / "speech"), "--language", "hi",
-                   "--target", "recall:0.9",
-                   "--manifest", str(REPO_ROOT / "archives" / "manifest.yaml"),
-                   "--export-dir", str(store), "--out", str(work / "model"), cwd=work)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    return work, store, result
-
-
-def test_training_beats_chance_and_reports_what_it_measured(trained):
-    work, store, result = trained
-    metrics = json.loads((work / "model" / "metrics.json").read_text())
-    assert metrics["auc"] >= MIN_HELD_OUT_AUC, metrics
-    assert metrics["recall"] >= 0.9  # the target it was calibrated for
+def test_training_beats_chance_on_shifted_speech_and_reports_both_sets(trained_hi):
+    metrics = trained_hi.metrics
+    assert metrics["held_out"]["auc"] >= MIN_HELD_OUT_AUC, metrics["held_out"]
+    assert metrics["shifted"]["auc"] >= MIN_SHIFTED_AUC, metrics["shifted"]
+    assert metrics["calibrated_on"] == ["held-out", "shifted validation"]
+    assert metrics["judged_on"] == "shifted validation"
+    # recall:0.9 on both calibration sets: the threshold keeps 90% of each one's positives.
+    assert metrics["held_out"]["recall"] >= 0.9 and metrics["shifted_validation"]["recall"] >= 0.9
+    assert metrics["shifted"]["clips"] + metrics["shifted_validation"]["clips"] == 200
     assert 0 < metrics["threshold"] <= 1 and metrics["train_seconds"] > 0
     assert metrics["best_epoch"] <= metrics["epochs_run"]
-    report = (work / "model" / "report.md").read_text()
-    assert "| recall:0.9 |" in report and (work / "model" / "roc_pr.png").stat().st_size > 0
-    entry = catalogue.entry(store, "audio_nsfw_hi")
+    report = (trained_hi.work / "model" / "report.md").read_text()
+    assert "| shifted evaluation |" not in report and "| shifted |" in report
+    assert "calibrated on held-out and shifted validation" in report
+    assert (trained_hi.work / "model" / "roc_pr.png").stat().st_size > 0
+    entry = catalogue.entry(trained_hi.store, "audio_nsfw_hi")
     assert entry["version"] == "1.1" and entry["threshold"] == pytest.approx(
         metrics["threshold"], abs=1e-6)
     assert entry["release"] is False  # trained on generated speech: a dev build
     reference = entry["score_reference"]  # what vigil_score_psi compares live scores with
-    assert reference["count"] == metrics["held_out_clips"]
-    assert reference["source"] == f"{metrics['held_out_clips']} held-out clips"
-    assert "to make this the manifest's model" in result.stdout
+    assert reference["count"] == metrics["held_out"]["clips"]
+    assert "shifted: precision" in trained_hi.stdout
 
 
-def test_the_trained_archive_scores_a_held_out_positive_above_its_threshold(trained, tmp_path):
-    work, store, _ = trained
+def test_the_trained_archive_scores_fresh_positives_above_fresh_negatives(trained_hi,
+                                                                          tmp_path):
     fresh = tmp_path / "fresh"
-    assert vigil("audio", "generate", "--language", "hi", "--clips", "8", "--seed", "77",
-                 "--out", str(fresh), cwd=tmp_path).returncode == 0
+    vigil("audio", "generate", "--language", "hi", "--clips", "16", "--seed", "77",
+          "--seconds", "6", "--out", str(fresh), cwd=tmp_path)
     clips = [json.loads(line) for line in (fresh / "manifest.jsonl").read_text().splitlines()]
-    server = TorchServe(workdir=tmp_path / "ts", model_store=store,
+    server = TorchServe(workdir=tmp_path / "ts", model_store=trained_hi.store,
                         ports=(free_port(), free_port(), free_port()))
     try:
         server.start(models=["audio_nsfw_hi"])

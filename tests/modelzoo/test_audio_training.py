@@ -10,7 +10,7 @@ import pytest
 import soundfile
 
 from modelzoo import audio_training, speech
-from modelzoo.audio_training import calibrate, parse_target
+from modelzoo.audio_training import calibrate, parse_target, rates, threshold_for
 
 HAND_LABELS = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1], dtype=bool)
 HAND_SCORES = np.array([0.05, 0.1, 0.15, 0.2, 0.3, 0.35, 0.4, 0.5, 0.62, 0.9,
@@ -18,23 +18,38 @@ HAND_SCORES = np.array([0.05, 0.1, 0.15, 0.2, 0.3, 0.35, 0.4, 0.5, 0.62, 0.9,
 
 
 def test_at_most_one_percent_fpr_the_threshold_clears_every_negative():
-    result = calibrate(HAND_LABELS, HAND_SCORES, "fpr:0.01")
-    assert result["threshold"] == 0.95  # the lowest threshold above the 0.9 negative
+    threshold = threshold_for(HAND_LABELS, HAND_SCORES, "fpr:0.01")
+    assert threshold == 0.95  # the lowest threshold above the 0.9 negative
+    result = rates(HAND_LABELS, HAND_SCORES, threshold)
     assert (result["recall"], result["fpr"], result["precision"]) == (0.2, 0.0, 1.0)
 
 
 def test_a_looser_fpr_buys_recall():
-    result = calibrate(HAND_LABELS, HAND_SCORES, "fpr:0.2")  # two of ten negatives allowed
-    assert result["threshold"] == 0.6
+    threshold = threshold_for(HAND_LABELS, HAND_SCORES, "fpr:0.2")  # two of ten negatives
+    result = rates(HAND_LABELS, HAND_SCORES, threshold)
+    assert threshold == 0.6
     assert result["fpr"] == pytest.approx(0.2) and result["recall"] == pytest.approx(0.8)
 
 
 def test_a_recall_target_keeps_the_highest_threshold_that_reaches_it():
-    result = calibrate(HAND_LABELS, HAND_SCORES, "recall:0.95")
-    assert result["threshold"] == 0.45 and result["recall"] == 1.0
+    threshold = threshold_for(HAND_LABELS, HAND_SCORES, "recall:0.95")
+    result = rates(HAND_LABELS, HAND_SCORES, threshold)
+    assert threshold == 0.45 and result["recall"] == 1.0
     assert result["fpr"] == pytest.approx(0.3)  # 0.5, 0.62 and 0.9 of ten negatives
-    assert calibrate(HAND_LABELS, HAND_SCORES, "recall:0.6")["threshold"] == 0.7
+    assert threshold_for(HAND_LABELS, HAND_SCORES, "recall:0.6") == 0.7
     assert math.isclose(result["auc"], 43 / 50)  # positive above negative in 43 of 50 pairs
+    assert result["recall_at_1pct_fpr"] == pytest.approx(0.2)
+
+
+def test_calibrating_on_several_sets_holds_the_target_on_each():
+    # Another set whose negatives score higher, as speech unlike the training set's can.
+    shifted_labels = np.array([0, 0, 0, 0, 1, 1], dtype=bool)
+    shifted_scores = np.array([0.2, 0.5, 0.7, 0.97, 0.96, 0.99])
+    sets = [(HAND_LABELS, HAND_SCORES), (shifted_labels, shifted_scores)]
+    threshold = calibrate(sets, "fpr:0.01")
+    assert threshold == 0.99  # 0.95 alone would flag a quarter of the second set's negatives
+    assert all(rates(*s, threshold)["fpr"] == 0 for s in sets)
+    assert calibrate(sets, "recall:0.95") == 0.45  # every set keeps its recall
 
 
 @pytest.mark.parametrize("target", ["fpr:0", "fpr:1.5", "precision:0.9", "recall", "fpr:x"])
@@ -59,7 +74,7 @@ def test_the_generator_labels_match_what_is_said(generated):
         says_policy_word = any(word in said for word in options.policy_words)
         assert says_policy_word == (clip.label == speech.POSITIVE), clip.text
         if clip.kind == "near_miss":
-            assert any(miss in clip.text for miss in options.near_misses)
+            assert any(miss in clip.text.split() for miss in options.misses)
         samples, rate = soundfile.read(out / clip.path)
         assert rate == speech.SAMPLE_RATE_HZ and len(samples) == 4 * rate
     assert {c.kind for c in clips} == {"positive", "negative", "near_miss"}
@@ -83,3 +98,38 @@ def test_labelled_data_needs_both_labels(tmp_path):
     (tmp_path / "manifest.jsonl").write_text(json.dumps({"path": "a.wav", "label": "spicy"}))
     with pytest.raises(ValueError, match="not nsfw/safe"):
         audio_training.read_labelled(tmp_path)
+
+
+def test_the_shifted_style_differs_from_training_in_every_dimension():
+    training, shifted = speech.TRAINING, speech.SHIFTED
+    fields = [f for f in speech.SpeechStyle.__dataclass_fields__ if f != "name"]
+    assert all(getattr(training, f) != getattr(shifted, f) for f in fields), [
+        f for f in fields if getattr(training, f) == getattr(shifted, f)]
+    for disjoint in ("words", "near_misses", "variants", "backgrounds", "babble_languages",
+                     "codecs"):
+        assert not set(getattr(training, disjoint)) & set(getattr(shifted, disjoint)) - {
+            speech.BABBLE}, disjoint
+    assert training.word_at == "anywhere" and shifted.word_at == "edges"
+
+
+def test_a_shifted_set_sounds_the_way_its_style_says(tmp_path):
+    options = speech.SpeechSetOptions(language="hi", clips=16, seed=5, seconds=8.0,
+                                      style="shifted")
+    clips = speech.generate(options, tmp_path)
+    style = speech.SHIFTED
+    for clip in clips:
+        assert clip.voice["voice"].split("+")[1] in style.variants
+        assert style.speed_wpm[0] <= clip.voice["speed"] <= style.speed_wpm[1]
+        assert clip.sound["background"] in style.backgrounds
+        assert clip.sound["codec"] is None or clip.sound["codec"].split()[0] in {
+            codec for codec, _ in style.codecs}
+        assert clip.sound["room"] in (None, "decay")
+        phrases = [p.split() for p in clip.text.split(" | ")]
+        everyday = [w for p in phrases for w in p if w not in options.policy_words
+                    and w not in style.near_misses]
+        assert set(everyday) <= set(style.words)
+        if clip.kind != "negative":  # the word sits at an edge of its phrase
+            assert any(p[0] in (*options.policy_words, *style.near_misses)
+                       or p[-1] in (*options.policy_words, *style.near_misses) for p in phrases)
+            start, end = clip.word_span
+            assert clip.span[0] <= start < end <= clip.span[1]

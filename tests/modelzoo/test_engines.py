@@ -56,13 +56,18 @@ def test_aotinductor_builds_at_fp32_and_bf16_with_a_dynamic_batch(tmp_path):
 
 
 @pytest.mark.parametrize("engine", ["openvino", "onnxruntime", "torchscript"])
-def test_int8_is_calibrated_and_stays_within_the_accuracy_check(engine, tmp_path):
+def test_int8_is_calibrated_and_judged_on_representative_audio(engine, tmp_path):
     model = FAMILIES["audio_nsfw"]().eval()
     calibration = families.calibration("audio_nsfw", model)
     built = engines.build(engine, "int8", model, model.example(2), tmp_path, calibration)
     assert built.precision == "int8"
-    result = engine_choice.verify(built, model, "int8", "score", checks(model), 0.5)
-    assert result["passed"] and result["agreement"] >= accuracy.MIN_AGREEMENT
+    checked = families.checks("audio_nsfw", model, (1, 3, 8))
+    scores = accuracy.outputs(built, checked)
+    assert len(scores) == 24 and bool(((scores >= 0) & (scores <= 1)).all())
+    # A random head's scores hardly move, so little is left to track: the guard judges it by
+    # that spread (tests/modelzoo/test_accuracy_guard.py has engines it must refuse).
+    result = accuracy.compare("score", accuracy.outputs(model, checked), scores, 0.5)
+    assert result["difference_bound"] <= accuracy.SPREAD_SHARE * result["eager_spread"] + 1e-9
 
 
 def test_a_pair_an_engine_does_not_offer_is_refused(tmp_path):

@@ -68,6 +68,7 @@ class SpeechStyle:
 
     name: str
     words: tuple[str, ...]  # the everyday words around the policy word
+    invented_share: float  # of those words, how many are made up (vocabulary.invented)
     near_misses: tuple[str, ...]
     variants: tuple[str, ...]  # espeak-ng speakers
     speed_wpm: tuple[int, int]
@@ -86,7 +87,8 @@ class SpeechStyle:
 
 
 TRAINING = SpeechStyle(
-    name="training", words=vocabulary.TRAINING_WORDS, near_misses=TRAINING_NEAR_MISSES,
+    name="training", words=vocabulary.TRAINING_WORDS, invented_share=0.5,
+    near_misses=TRAINING_NEAR_MISSES,
     variants=vocabulary.TRAINING_VARIANTS, speed_wpm=(130, 200), pitch=(30, 75),
     word_at="anywhere", phrases=(1, 3), phrase_words=(2, 6),
     backgrounds=("white", "pink", "hum", "beeps", "chords", BABBLE),
@@ -94,7 +96,8 @@ TRAINING = SpeechStyle(
     reverb_share=0.5, rt60_s=(0.2, 0.7),
     codecs=(("opus", 16_000), ("mp3", 32_000), ("aac", 32_000)), codec_share=0.4)
 SHIFTED = SpeechStyle(
-    name="shifted", words=vocabulary.SHIFTED_WORDS, near_misses=SHIFTED_NEAR_MISSES,
+    name="shifted", words=vocabulary.SHIFTED_WORDS, invented_share=0.0,
+    near_misses=SHIFTED_NEAR_MISSES,
     variants=vocabulary.SHIFTED_VARIANTS, speed_wpm=(110, 230), pitch=(15, 90),
     word_at="edges", phrases=(2, 4), phrase_words=(3, 8),
     backgrounds=("brown", "plucks", BABBLE), babble_languages=vocabulary.SHIFTED_BABBLE,
@@ -189,10 +192,16 @@ class Phrase:
     word_span: tuple[int, int] | None  # samples, within the phrase
 
 
+def _everyday(rng: random.Random, style: SpeechStyle, count: int) -> list[str]:
+    avoid = (*DEFAULT_POLICY_WORDS, *style.near_misses)
+    return [vocabulary.invented(rng, avoid) if rng.random() < style.invented_share
+            else rng.choice(style.words) for _ in range(count)]
+
+
 def phrase(rng: random.Random, style: SpeechStyle, voice: dict, word: str | None) -> Phrase:
     """A phrase of everyday words (``word`` among them, placed as the style says), spoken
     in up to three parts with short pauses between."""
-    words = rng.sample(style.words, rng.randint(*style.phrase_words))
+    words = _everyday(rng, style, rng.randint(*style.phrase_words))
     if word is not None:
         at = (rng.randint(0, len(words)) if style.word_at == "anywhere"
               else rng.choice([0, len(words)]))

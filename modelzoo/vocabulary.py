@@ -76,3 +76,19 @@ def halves(words: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
 TRAINING_WORDS, SHIFTED_WORDS = halves(EVERYDAY)
 TRAINING_VARIANTS, SHIFTED_VARIANTS = halves(VARIANTS)
 TRAINING_BABBLE, SHIFTED_BABBLE = halves(list(BABBLE_LANGUAGES))
+
+
+ONSETS = ("b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z",
+          "ch", "sh", "th", "br", "dr", "gr", "kl", "st", "tr")
+VOWELS = ("a", "e", "i", "o", "u", "ai", "ee", "oo", "ou")
+CODAS = ("", "", "", "n", "m", "r", "s", "t", "k", "l")
+
+
+def invented(rng, avoid: tuple[str, ...], syllables: tuple[int, int] = (1, 3)) -> str:
+    """A pronounceable word no dictionary has, sharing no three letters in a row with any of
+    ``avoid`` (the policy words and near misses), so it cannot pass for one of them."""
+    while True:
+        word = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) + rng.choice(CODAS)
+                       for _ in range(rng.randint(*syllables)))
+        if not any(word[i:i + 3] in other for other in avoid for i in range(len(word) - 2)):
+            return word

@@ -133,3 +133,16 @@ def test_a_shifted_set_sounds_the_way_its_style_says(tmp_path):
                        or p[-1] in (*options.policy_words, *style.near_misses) for p in phrases)
             start, end = clip.word_span
             assert clip.span[0] <= start < end <= clip.span[1]
+
+
+def test_invented_words_never_pass_for_a_policy_word_or_a_near_miss():
+    import random
+
+    from modelzoo import vocabulary
+
+    rng = random.Random(3)
+    avoid = (*speech.DEFAULT_POLICY_WORDS, *speech.TRAINING_NEAR_MISSES)
+    words = [vocabulary.invented(rng, avoid) for _ in range(2000)]
+    assert len(set(words)) > 1500  # a vocabulary no list could give
+    assert not [w for w in words for other in avoid
+                if any(w[i:i + 3] in other for i in range(len(w) - 2))]

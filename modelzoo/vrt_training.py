@@ -84,7 +84,6 @@ def _tensors(table: pd.DataFrame, dims: dict[str, int], labels: list[str]):
 def train(table: pd.DataFrame, dims: dict[str, int], options: TrainingOptions = TrainingOptions(),
           labels: list[str] = list(DEFAULT_LABELS)) -> tuple[FusionHead, dict[str, Any]]:
     """Fit the head; returns it and a report measured on the validation split."""
-    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
     from sklearn.model_selection import train_test_split
 
     rows, targets = _tensors(table, dims, labels)
@@ -105,39 +104,69 @@ def train(table: pd.DataFrame, dims: dict[str, int], options: TrainingOptions = 
             optimizer.zero_grad()
             loss_fn(head.logits(rows[chosen]), targets[chosen]).backward()
             optimizer.step()
-        head.eval()
-        with torch.no_grad():
-            predicted = head.logits(rows[valid_index]).argmax(dim=1).numpy()
-        macro = f1_score(targets[valid_index].numpy(), predicted, average="macro")
+        macro = measure(head, rows[valid_index], targets[valid_index], labels)["macro_f1"]
         if macro > best_f1:
             best_f1, best_state = macro, {k: v.clone() for k, v in head.state_dict().items()}
     head.load_state_dict(best_state)
-    head.eval()
-    with torch.no_grad():
-        predicted = head.logits(rows[valid_index]).argmax(dim=1).numpy()
-    truth = targets[valid_index].numpy()
-    precision, recall, f1, support = precision_recall_fscore_support(
-        truth, predicted, labels=range(len(labels)), zero_division=0)
-    shares = np.bincount(truth, minlength=len(labels)) / len(truth)
-    report = {
-        "train_posts": len(train_index), "validation_posts": len(valid_index),
-        "dims": dims, "labels": labels, "macro_f1": float(best_f1),
-        # A guesser that draws labels at the class frequencies gets this macro-F1.
-        "chance_macro_f1": float(np.mean(shares)),
-        "per_class": {label: {"precision": float(p), "recall": float(r), "f1": float(f),
-                              "support": int(s)}
-                      for label, p, r, f, s in zip(labels, precision, recall, f1, support)},
-        "confusion": confusion_matrix(truth, predicted, labels=range(len(labels))).tolist(),
-    }
+    report = {"train_posts": len(train_index), "validation_posts": len(valid_index),
+              "dims": dims, "labels": labels,
+              **measure(head, rows[valid_index], targets[valid_index], labels)}
     return head, report
 
 
+def measure(head: FusionHead, rows: torch.Tensor, targets: torch.Tensor,
+            labels: list[str]) -> dict[str, Any]:
+    """Macro-F1, accuracy, per-class precision and recall, and the confusion matrix of
+    ``head`` on ``rows``."""
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+    head.eval()
+    with torch.no_grad():
+        predicted = head.logits(rows).argmax(dim=1).numpy()
+    truth = targets.numpy()
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, predicted, labels=range(len(labels)), zero_division=0)
+    shares = np.bincount(truth, minlength=len(labels)) / len(truth)
+    return {
+        "posts": len(truth),
+        "macro_f1": float(f1_score(truth, predicted, labels=range(len(labels)),
+                                   average="macro", zero_division=0)),
+        "accuracy": float(np.mean(truth == predicted)),
+        # A guesser that draws labels at the class frequencies gets this macro-F1.
+        "chance_macro_f1": float(np.mean(shares)),
+        "per_class": {label: {"precision": float(p), "recall": float(r), "f1": float(f),
+                              "support": int(n)}
+                      for label, p, r, f, n in zip(labels, precision, recall, f1, support)},
+        "confusion": confusion_matrix(truth, predicted, labels=range(len(labels))).tolist(),
+    }
+
+
+def evaluate(head: FusionHead, table: pd.DataFrame, dims: dict[str, int]) -> dict[str, Any]:
+    """:func:`measure` on another table: posts the head was neither trained nor stopped on
+    (posts from other templates, say)."""
+    rows, targets = _tensors(table, dims, head.labels())
+    return measure(head, rows, targets, head.labels())
+
+
 def summary_markdown(report: dict[str, Any]) -> str:
-    lines = [f"Validation: {report['validation_posts']:,} posts. Macro-F1 "
-             f"**{report['macro_f1']:.3f}** (chance {report['chance_macro_f1']:.3f}).", "",
-             "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-    lines += [f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
-              f"{m['support']} |" for label, m in report["per_class"].items()]
+    """The report as Markdown: per-class figures on the validation split and, where the
+    report has them, on posts of other templates side by side."""
+    sets = [("validation", report)] + ([("other templates", report["other"])]
+                                       if "other" in report else [])
+    lines = []
+    for name, figures in sets:
+        lines.append(f"{name.capitalize()}: {figures.get('posts', report['validation_posts']):,}"
+                     f" posts. Macro-F1 **{figures['macro_f1']:.3f}**, accuracy "
+                     f"{figures.get('accuracy', float('nan')):.3f} (chance macro-F1 "
+                     f"{figures['chance_macro_f1']:.3f}).")
+    header = " | ".join(f"{name} precision | {name} recall" for name, _ in sets)
+    lines += ["", f"| class | {header} | support |",
+              "|---|" + "---|" * (2 * len(sets)) + "---|"]
+    for label in report["per_class"]:
+        cells = " | ".join(f"{f['per_class'][label]['precision']:.3f} | "
+                           f"{f['per_class'][label]['recall']:.3f}" for _, f in sets)
+        support = " / ".join(str(f["per_class"][label]["support"]) for _, f in sets)
+        lines.append(f"| {label} | {cells} | {support} |")
     return "\n".join(lines) + "\n"
 
 

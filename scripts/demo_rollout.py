@@ -47,7 +47,7 @@ def build_candidate(store: Path) -> str:
                                     threshold=live["threshold"], checkpoint=str(checkpoint))
     model = audio_classifier.from_checkpoint(str(checkpoint)).eval()
     with torch.no_grad():
-        model.encoder.classifier.bias[model.positive_index] += NSFW_LOGIT_SHIFT
+        model.head.bias[model.positive_index] += NSFW_LOGIT_SHIFT
     harness.step(f"building a candidate {spec.name} {candidate.version}: the trained model with "
                  "its scores pushed up, as a miscalibrated retrain's would be")
     with tqdm(total=1, desc=f"building {spec.name} {candidate.version}", unit="archive") as bar:

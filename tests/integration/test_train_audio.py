@@ -15,7 +15,7 @@ from scripts.services.torchserve import TorchServe
 from tests.integration.conftest import vigil
 
 pytestmark = pytest.mark.integration
-# Measured on the 2-core AVX2 machine with 900 six-second clips and a one-minute budget (15
+# Measured on a 2-core Xeon (AVX-512, AMX) with 900 six-second clips and a one-minute budget (15
 # epochs): held-out AUC 0.94, shifted AUC 0.82 (0.88 on the validation half). Chance is 0.5;
 # the bounds sit well below what was measured (a slower machine runs fewer epochs in the
 # budget) and well above chance.

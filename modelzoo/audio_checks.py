@@ -67,8 +67,18 @@ def representative(count: int, seed: int, language: str = "en") -> torch.Tensor:
     return torch.from_numpy(np.stack(clips[:count]).astype(np.float32))
 
 
-def batches(sizes: tuple[int, ...], seed: int) -> list[torch.Tensor]:
-    """Representative clips in batches of ``sizes``, all of them different clips."""
-    clips = representative(sum(sizes), seed)
+def fitted(clips: torch.Tensor, samples: int) -> torch.Tensor:
+    """``clips`` at a model's input length: their last ``samples`` (where the tail pairs
+    differ) when that is shorter, repeated to fill it when longer."""
+    if samples <= clips.shape[-1]:
+        return clips[..., -samples:]
+    repeats = -(-samples // clips.shape[-1])
+    return clips.repeat(1, repeats)[..., -samples:]
+
+
+def batches(sizes: tuple[int, ...], seed: int, samples: int) -> list[torch.Tensor]:
+    """Representative clips of ``samples`` each in batches of ``sizes``, all of them
+    different clips."""
+    clips = fitted(representative(sum(sizes), seed), samples)
     starts = np.cumsum((0, *sizes))
     return [clips[start:start + size] for start, size in zip(starts, sizes)]

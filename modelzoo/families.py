@@ -69,11 +69,17 @@ def workers_served_together(specs: Sequence[ArchiveSpec]) -> dict[str, int]:
     return {spec.name: totals[SERVING_GROUP[spec.family]] for spec in specs}
 
 
+def _samples(model: nn.Module) -> int:
+    """The waveform length an audio model takes (trivial benchmark models take 1 s)."""
+    return model.example(1).shape[-1]
+
+
 def calibration(family: str, model: nn.Module, seed: int = 0) -> list:
     """Inputs for the int8 quantisers: representative audio for the audio classifiers
     (speech, silence, noise, music: modelzoo/audio_checks.py), the model's examples else."""
     if family == "audio_nsfw":
-        return audio_checks.batches((8,) * CALIBRATION_BATCHES, audio_checks.CALIBRATION_SEED)
+        return audio_checks.batches((8,) * CALIBRATION_BATCHES, audio_checks.CALIBRATION_SEED,
+                                    _samples(model))
     generator = torch.Generator().manual_seed(seed)
     return [model.example(8, generator) for _ in range(CALIBRATION_BATCHES)]
 
@@ -84,7 +90,7 @@ def checks(family: str, model: nn.Module, sizes: Sequence[int]) -> list:
     and a batch of 12 more so the correlation is taken over enough scores), the model's
     examples else."""
     if family == "audio_nsfw":
-        return audio_checks.batches((*sizes, 12), audio_checks.CHECK_SEED)
+        return audio_checks.batches((*sizes, 12), audio_checks.CHECK_SEED, _samples(model))
     generator = torch.Generator().manual_seed(0)
     return [model.example(size, generator) for size in sizes]
 

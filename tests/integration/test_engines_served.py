@@ -25,22 +25,30 @@ def bodies() -> dict[str, bytes]:
 
 @pytest.mark.parametrize("engine, precision", [("openvino", "fp32"), ("onnxruntime", "fp32"),
                                                ("openvino", "int8")])
-def test_every_family_serves_from_this_engine(manifest, tmp_path, engine, precision):
+def test_every_family_serves_from_this_engine(manifest, tmp_path, trained_hi, engine, precision):
     wanted = {"audio_nsfw_hi", "clip_visual", "xlmr_text", "vggish_audio", "vrt_fusion"}
-    # A random-weight classifier scores every clip within a hair of 0.5, so at the default
-    # threshold any int8 rounding flips labels and the build rightly refuses it; a threshold
-    # away from that cluster judges int8 the way a trained model's would be.
-    specs = [dataclasses.replace(s, engine=engine, precision=precision, workers=1,
-                                 threshold=0.8 if s.family == "audio_nsfw" else s.threshold)
+    if precision == "int8":
+        # The trained keyword spotter's int8 graph reorders its scores (correlation with
+        # fp32 about 0.1 here), and the guard refuses it, as it should: int8 is for the
+        # extractors and the fusion head, and for wav2vec2-size classifiers that pass it.
+        wanted.discard("audio_nsfw_hi")
+    specs = [dataclasses.replace(s, engine=engine, precision=precision, workers=1)
              for s in manifest if s.name in wanted]
     store = tmp_path / "store"
-    built = build_all(specs, BuildOptions(export_dir=store, size="tiny"))
+    # The audio classifier is the trained one, which answers like a model that learned
+    # something: a random-weight one scores every clip within a hair of 0.5.
+    audio = [dataclasses.replace(s, checkpoint=str(trained_hi.work / "model" / "checkpoint"))
+             for s in specs if s.family == "audio_nsfw"]
+    built = build_all(audio, BuildOptions(export_dir=store), manifest=specs)
+    built += build_all([s for s in specs if s.family != "audio_nsfw"],
+                       BuildOptions(export_dir=store, size="tiny"), manifest=specs)
     assert {(b.spec.engine, b.spec.precision) for b in built} == {(engine, precision)}
     server = TorchServe(workdir=tmp_path / "ts", model_store=store,
                         ports=(free_port(), free_port(), free_port()))
     try:
         server.start(models=sorted(wanted))
-        answers = {name: server.predict(name, body).json() for name, body in bodies().items()}
+        answers = {name: server.predict(name, body).json() for name, body in bodies().items()
+                   if name in wanted}
         dims = {"visual": len(answers["clip_visual"]["embedding"]),
                 "text": len(answers["xlmr_text"]["embedding"]),
                 "audio": len(answers["vggish_audio"]["embedding"])}
@@ -48,7 +56,8 @@ def test_every_family_serves_from_this_engine(manifest, tmp_path, engine, precis
             {m: [0.1] * n for m, n in dims.items()}).encode()).json()
     finally:
         server.stop()
-    assert 0 <= answers["audio_nsfw_hi"]["score"] <= 1
+    if "audio_nsfw_hi" in wanted:
+        assert 0 <= answers["audio_nsfw_hi"]["score"] <= 1
     assert abs(sum(fused["categories"].values()) - 1) < 1e-3
     for answer in (*answers.values(), fused):
         assert (answer["engine"], answer["precision"]) == (engine, precision), answer

@@ -305,13 +305,14 @@ def calibrate(sets: Sequence[tuple[np.ndarray, np.ndarray]], target: str) -> flo
 
 def rates(labels: np.ndarray, values: np.ndarray, threshold: float) -> dict[str, float]:
     """Precision, recall and false-positive rate of ``values >= threshold``, ROC AUC, and
-    the recall a 1% false-positive rate would allow, on one labelled set."""
+    the recall a 1% false-positive rate would allow, on one labelled set. Precision is
+    None when nothing is flagged (metrics.json stays strict JSON)."""
     labels = np.asarray(labels, dtype=bool)
     flagged = np.asarray(values) >= threshold
     true_positives = int((flagged & labels).sum())
     at_one_percent = threshold_for(labels, values, "fpr:0.01")
     return {"clips": int(len(labels)), "positives": int(labels.sum()),
-            "precision": true_positives / flagged.sum() if flagged.any() else math.nan,
+            "precision": true_positives / flagged.sum() if flagged.any() else None,
             "recall": true_positives / max(1, labels.sum()),
             "fpr": int((flagged & ~labels).sum()) / max(1, (~labels).sum()),
             "auc": auc(labels, values),
@@ -329,7 +330,8 @@ def write_report(out: Path, *, language: str, metrics: dict[str, Any],
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float,
+                                                 allow_nan=False))
     figure, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4))
     for name, (labels, values) in curves.items():
         figures = metrics[name]
@@ -348,8 +350,8 @@ def write_report(out: Path, *, language: str, metrics: dict[str, Any],
     figure.savefig(out / "roc_pr.png", dpi=110)
     plt.close(figure)
     rows = [f"| {name.replace('_', ' ')} | {m['clips']} ({m['positives']} nsfw) | "
-            f"{_percent(m['precision'])} | {_percent(m['recall'])} | {_percent(m['fpr'])} | "
-            f"{m['auc']:.3f} | {_percent(m['recall_at_1pct_fpr'])} |"
+            f"{percent(m['precision'])} | {percent(m['recall'])} | {percent(m['fpr'])} | "
+            f"{m['auc']:.3f} | {percent(m['recall_at_1pct_fpr'])} |"
             for name in curves for m in (metrics[name],)]
     lines = [f"# audio_nsfw_{language}: training report", "",
              f"{metrics['size']} model, trained on {metrics['train_clips']} clips in "
@@ -364,5 +366,6 @@ def write_report(out: Path, *, language: str, metrics: dict[str, Any],
     return [out / "metrics.json", out / "report.md", out / "roc_pr.png"]
 
 
-def _percent(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{100 * value:.1f}%"
+def percent(value: float | None) -> str:
+    """A rate as a percentage, "n/a" where it is undefined (precision of nothing flagged)."""
+    return "n/a" if value is None else f"{100 * value:.1f}%"

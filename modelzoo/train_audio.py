@@ -54,8 +54,9 @@ class TrainedAudio:
         for name in REPORTED:
             if name in m:
                 f = m[name]
-                lines.append(f"{name.replace('_', ' ')}: precision {f['precision']:.3f}, recall "
-                             f"{f['recall']:.3f}, FPR {f['fpr']:.3f}, AUC {f['auc']:.3f}")
+                rates = ", ".join(f"{key} {audio_training.percent(f[key])}"
+                                  for key in ("precision", "recall", "fpr"))
+                lines.append(f"{name.replace('_', ' ')}: {rates}, AUC {f['auc']:.3f}")
         lines += [f"trained in {m['train_seconds']:.0f} s; report: {self.reports[1]}",
                   f"to make this the manifest's model: version: \"{spec.version}\", "
                   f"checkpoint: {spec.checkpoint}, threshold: {m['threshold']:.4f}"]

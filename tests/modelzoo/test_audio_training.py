@@ -10,7 +10,8 @@ import pytest
 import soundfile
 
 from modelzoo import audio_training, speech
-from modelzoo.audio_training import calibrate, parse_target, rates, threshold_for
+from modelzoo.audio_training import (calibrate, parse_target, rates, threshold_for,
+                                     write_report)
 
 HAND_LABELS = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1], dtype=bool)
 HAND_SCORES = np.array([0.05, 0.1, 0.15, 0.2, 0.3, 0.35, 0.4, 0.5, 0.62, 0.9,
@@ -22,6 +23,18 @@ def test_at_most_one_percent_fpr_the_threshold_clears_every_negative():
     assert threshold == 0.95  # the lowest threshold above the 0.9 negative
     result = rates(HAND_LABELS, HAND_SCORES, threshold)
     assert (result["recall"], result["fpr"], result["precision"]) == (0.2, 0.0, 1.0)
+
+
+def test_a_threshold_that_flags_nothing_has_no_precision_and_the_report_stays_json(tmp_path):
+    result = rates(HAND_LABELS, HAND_SCORES, 0.99)
+    assert (result["precision"], result["recall"], result["fpr"]) == (None, 0.0, 0.0)
+    metrics = {"threshold": 0.99, "target": "fpr:0.01", "calibrated_on": ["held-out"],
+               "size": "small", "train_clips": 15, "train_seconds": 1.0, "epochs_run": 1,
+               "best_epoch": 1, "judged_on": "held-out", "held_out": result}
+    write_report(tmp_path, language="hi", metrics=metrics,
+                 curves={"held_out": (HAND_LABELS, HAND_SCORES)})
+    assert json.loads((tmp_path / "metrics.json").read_text())["held_out"]["precision"] is None
+    assert "| n/a |" in (tmp_path / "report.md").read_text()
 
 
 def test_a_looser_fpr_buys_recall():

@@ -95,7 +95,6 @@ def dead_letter_reasons(bootstrap: str, topic: str, expect: int) -> dict[str, st
     return reasons
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_hostile_clips_stop_no_partition_and_kill_no_worker(daemon, topics, tansu,
                                                            pipeline_server, manifest,
                                                            database_url):
@@ -164,7 +163,6 @@ def stored(database_url: str) -> set[str]:
 VRT_ARCHIVES = ["clip_visual", "xlmr_text", "vggish_audio", "vrt_fusion"]
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_hostile_posts_end_as_their_own_refusals_and_kill_no_worker(
         tmp_path: Path, tansu, torchserve, manifest, database_url, request):
     prefix = f"h{abs(hash(request.node.nodeid)) % 10**8}"

@@ -4,7 +4,7 @@ recall target would need.
 Moderators' decisions (``review.decisions``) arrive long after the verdicts; each decided
 clip joined to its verdict is one labelled score. A :class:`QualityWindow` holds the last
 ``size`` of them per model, version and language, keyed by item id, so a redelivered decision
-replaces its earlier copy instead of counting twice.
+replaces its earlier copy instead of counting twice, in the figures or in ``added``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ class Proposal:
 
 
 class QualityWindow:
-    """The last ``size`` labelled scores of one model version and language."""
+    """The last ``size`` labelled scores of one model version and language; ``added``
+    counts the items that entered it (a redelivered one is not counted again)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -45,12 +46,21 @@ class QualityWindow:
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, item_id: str, labelled: LabelledScore) -> None:
-        self._items.pop(item_id, None)
+    def copy(self) -> QualityWindow:
+        """An independent window with the same items and count."""
+        twin = QualityWindow(self.size)
+        twin._items = self._items.copy()
+        twin.added = self.added
+        return twin
+
+    def add(self, item_id: str, labelled: LabelledScore) -> bool:
+        """Put ``labelled`` in; True when ``item_id`` was not in the window already."""
+        new = self._items.pop(item_id, None) is None
         self._items[item_id] = labelled
         if len(self._items) > self.size:
             self._items.popitem(last=False)
-        self.added += 1
+        self.added += new
+        return new
 
     def rates(self) -> tuple[float | None, float | None]:
         """(precision, recall) of the verdicts as flagged, each at its own threshold; None

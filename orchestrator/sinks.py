@@ -36,7 +36,14 @@ Headers = list[tuple[str, bytes]]
 
 
 class Sink(Protocol[R_contra]):
-    """Writes a batch's results; returns once they are durable."""
+    """Writes a batch's results; returns once they are durable.
+
+    The flow may call :meth:`write` again with the same results, or a subset of them (after
+    a transient error, and result by result after a refusal): a sink must be idempotent,
+    so that a second call leaves what a first one did (a table holds one row per key; a
+    topic gets the same events again, same keys, which readers dedupe as they do any
+    at-least-once delivery), and state it keeps in memory changes only once its write has
+    succeeded."""
 
     async def write(self, results: Sequence[R_contra]) -> None:
         """Raise when any of ``results`` could not be written."""

@@ -106,35 +106,52 @@ class QualityBook:
             "WHERE d.kind = 'clip' ORDER BY d.decided_at DESC LIMIT ?",
             [self.config.window * RESTORE_WINDOWS])))
         discarded = {row[0]: row[-1] == "discard" for row in rows}
+        staged: dict[tuple[str, str, str], QualityWindow] = {}
         for clip_id, verdict in _verdicts([row[:-1] for row in rows]).items():
-            self._add(clip_id, verdict, discarded[clip_id])
+            self._stage(staged, clip_id, verdict, discarded[clip_id])
+        self._commit(staged)
 
     async def write(self, results: Sequence[Judged]) -> None:
+        """Add the decisions to staged copies of their windows, write the proposals that
+        fall due, then keep the copies: a write the flow retries (same results, or a
+        subset) neither counts a decision twice nor loses a proposal."""
+        staged: dict[tuple[str, str, str], QualityWindow] = {}
         due = []
         for judged in results:
             if judged.verdict is None:
                 continue
-            key, window = self._add(judged.decision.item_id, judged.verdict,
-                                    judged.decision.positive)
-            if len(window) >= self.config.min_decisions and \
+            key, window, new = self._stage(staged, judged.decision.item_id, judged.verdict,
+                                           judged.decision.positive)
+            if new and len(window) >= self.config.min_decisions and \
                     window.added % self.config.propose_every == 0:
                 due.append(key)
-        proposals = [row for key in due if (row := self._proposal(key)) is not None]
+        proposals = [row for key in due if (row := self._proposal(key, staged[key])) is not None]
         if proposals:
             await upsert(self.store, "threshold_proposals", proposals)
+        self._commit(staged)
 
-    def _add(self, item_id: str, verdict: Verdict, positive: bool
-             ) -> tuple[tuple[str, str, str], QualityWindow]:
+    def _stage(self, staged: dict[tuple[str, str, str], QualityWindow], item_id: str,
+               verdict: Verdict, positive: bool
+               ) -> tuple[tuple[str, str, str], QualityWindow, bool]:
         key = (verdict.model, verdict.version, self._routed(verdict))
-        window = self._windows.setdefault(key, QualityWindow(self.config.window))
-        window.add(item_id, LabelledScore(verdict.score, verdict.threshold, positive))
-        if len(window) >= self.config.min_decisions:
+        if key not in staged:
+            live = self._windows.get(key)
+            staged[key] = live.copy() if live else QualityWindow(self.config.window)
+        window = staged[key]
+        return key, window, window.add(item_id, LabelledScore(verdict.score, verdict.threshold,
+                                                              positive))
+
+    def _commit(self, staged: dict[tuple[str, str, str], QualityWindow]) -> None:
+        """Keep the staged windows and show their figures."""
+        self._windows.update(staged)
+        for key, window in staged.items():
+            if len(window) < self.config.min_decisions:
+                continue
             precision, recall = window.rates()
             if precision is not None:
                 self._precision(*key).set(precision)
             if recall is not None:
                 self._recall(*key).set(recall)
-        return key, window
 
     def _routed(self, verdict: Verdict) -> str:
         """The verdict's language as a metric label (``*`` for a version no longer built)."""
@@ -144,8 +161,9 @@ class QualityBook:
         except ConfigError:
             return ANY_LANGUAGE
 
-    def _proposal(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
-        proposal = self._windows[key].proposal(self.config.recall_target)
+    def _proposal(self, key: tuple[str, str, str], window: QualityWindow
+                  ) -> dict[str, Any] | None:
+        proposal = window.proposal(self.config.recall_target)
         if proposal is None:
             return None
         model, version, language = key

@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # The venv's console scripts (vigil, torchserve, torch-model-archiver) for every recipe.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test test-unit bench archives clean
+.PHONY: setup demo test test-unit test-orchestrator bench archives clean
 
 setup:
 	bash scripts/setup.sh
@@ -22,6 +22,10 @@ test: setup
 # The fast tier for the inner loop (under a minute): no services, no archive builds.
 test-unit: setup
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+# The orchestrator's unit tier under its own install, without torch (a venv of its own).
+test-orchestrator:
+	bash scripts/orchestrator_tests.sh $(PYTEST_ARGS)
 
 # Baseline vs Vigil and the serving path's figures (about 15 minutes on 2 cores).
 bench: setup

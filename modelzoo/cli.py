@@ -1,4 +1,6 @@
-"""``vigil build``: the torch side of the CLI, imported only when a build is asked for."""
+"""``vigil build`` and ``vigil train``: the model side of the CLI. Whatever needs torch is
+imported by the command that uses it, so ``vigil build --make-live`` (a catalogue edit)
+runs under the orchestrator's own install."""
 
 from __future__ import annotations
 
@@ -7,10 +9,6 @@ import logging
 from pathlib import Path
 
 from modelzoo import catalogue
-from modelzoo.accuracy import EngineMismatch
-from modelzoo.build import BuildOptions, build_all
-from modelzoo.engines import EngineError
-from modelzoo.manifest import ManifestError, load_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +18,11 @@ def build(args: argparse.Namespace) -> int:
     name a built version live (``--make-live``)."""
     if args.make_live:
         return make_live(Path(args.export_dir), args.make_live)
+    from modelzoo.accuracy import EngineMismatch
+    from modelzoo.build import BuildOptions, build_all
+    from modelzoo.engines import EngineError
+    from modelzoo.manifest import ManifestError, load_manifest
+
     manifest = load_manifest(Path(args.manifest))
     specs = manifest
     if args.only:
@@ -55,8 +58,9 @@ def train_vrt(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from modelzoo import families, vrt_training
+    from modelzoo.build import BuildOptions, package_model
     from modelzoo.embeddings_table import read_table
-    from modelzoo.build import package_model
+    from modelzoo.manifest import ManifestError, load_manifest
 
     specs = {spec.family: spec for spec in load_manifest(Path(args.manifest))}
     spec = specs["vrt_fusion"]
@@ -134,6 +138,7 @@ def generate_speech(args: argparse.Namespace) -> int:
 
 def train_audio(args: argparse.Namespace) -> int:
     """Fine-tune, calibrate, report, and build the new archive version."""
+    from modelzoo.manifest import ManifestError
     from modelzoo.train_audio import TrainAudioRequest, train_and_build
 
     request = TrainAudioRequest(

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from orchestrator.catalogue import Catalogue, ModelEntry, Router
 from orchestrator.config import RolloutConfig, RoutingConfig
@@ -27,7 +27,6 @@ from orchestrator.rollout_control import RolloutControl
 from orchestrator.rollouts import ROLLED_BACK, Rollout, RolloutTable, share_of
 from orchestrator.shadow import CandidateRequests, Shadow
 from orchestrator.stores import SqliteStore
-from scripts.harness import sample_value
 from tests.orchestrator.fakes import AUDIO
 
 STEPS = (0.05, 0.25)
@@ -211,8 +210,8 @@ class Rig:
     store: SqliteStore
 
     def metric(self, name: str, **labels: str) -> float | None:
-        text = generate_latest(self.metrics.registry).decode()
-        return sample_value(text, name, model="audio_nsfw_hi", language="hi", **labels)
+        return self.metrics.registry.get_sample_value(
+            name, {"model": "audio_nsfw_hi", "language": "hi", **labels})
 
 
 @contextlib.asynccontextmanager

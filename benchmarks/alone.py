@@ -16,7 +16,7 @@ from tqdm import tqdm
 from benchmarks import stack
 from orchestrator.catalogue import Catalogue, ModelEntry
 from orchestrator.config import TorchServeConfig
-from orchestrator.torchserve import TorchServeClient
+from orchestrator.serving import TorchServeClient
 
 BATCH = 8
 

@@ -18,18 +18,21 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from orchestrator.acknowledger import Acknowledger
-from orchestrator.background import BackgroundTasks
-from orchestrator.backpressure import Backpressure
-from orchestrator.batcher import MicroBatcher
 from orchestrator.config import AppConfig
-from orchestrator.flow import Flow, Stages
+from orchestrator.db import Store, open_store
+from orchestrator.flow import (
+    Acknowledger,
+    BackgroundTasks,
+    Backpressure,
+    Flow,
+    Health,
+    MicroBatcher,
+    OffsetTracker,
+    RetryPolicy,
+    Stages,
+)
+from orchestrator.kafka import CONSUME_BATCH, DeadLetterSink, EventProducer, KafkaSource
 from orchestrator.metrics import Metrics
-from orchestrator.offsets import OffsetTracker
-from orchestrator.retry import Health, RetryPolicy
-from orchestrator.sinks import DeadLetterSink, EventProducer
-from orchestrator.source import CONSUME_BATCH, KafkaSource
-from orchestrator.stores import Store, open_store
 
 logger = logging.getLogger(__name__)
 LAG_INTERVAL_S = 5.0
@@ -72,7 +75,7 @@ async def run_daemon(config: AppConfig, pipeline: str, *, metrics: Metrics | Non
     """Run the daemon for ``pipeline`` until ``stop`` is set (or SIGTERM/SIGINT).
 
     Raises :class:`~orchestrator.errors.ConfigError` when a start-up check fails, and
-    :class:`~orchestrator.flow.FlowStopped` when a dead letter could not be written.
+    :class:`~orchestrator.flow.spine.FlowStopped` when a dead letter could not be written.
     """
     open_stages = stages_opener(pipeline)
     metrics = metrics or Metrics()

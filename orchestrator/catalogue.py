@@ -6,7 +6,7 @@ family, languages, labels, what a request may carry, input and output sizes, the
 extractors a fusion head reads, engine, precision and threshold. The daemons take routing,
 names, labels and sizes from here, so none of them restates a model fact. ``live`` names the
 version each model serves verdicts with until a rollout promotes another
-(:mod:`orchestrator.rollouts`); ``candidates``, optional, the version to roll out next.
+(:mod:`orchestrator.rollouts.table`); ``candidates``, optional, the version to roll out next.
 """
 
 from __future__ import annotations

@@ -182,7 +182,7 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
                         help="the table, as JSON Lines (one post per line)")
     parser.add_argument("--config", metavar="FILE", help="YAML config file")
     parser.add_argument("--concurrency", type=int, default=8, help="posts embedded at once")
-    parser.set_defaults(entry="orchestrator.embed:main")
+    parser.set_defaults(entry="orchestrator.commands.embed:main")
 
 
 def _add_health(commands: argparse._SubParsersAction) -> None:
@@ -194,7 +194,7 @@ def _add_health(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="TorchServe inference URL")
     parser.add_argument("--key-file", default="key_file.json", help="TorchServe's key file")
     parser.add_argument("--port", type=int, default=9100, help="the daemon's metrics port")
-    parser.set_defaults(entry="orchestrator.health:main")
+    parser.set_defaults(entry="orchestrator.commands.health:main")
 
 
 def _options_epilog(pipeline: str) -> str:
@@ -267,7 +267,7 @@ def _add_rollout(commands: argparse._SubParsersAction) -> None:
                                  help="a version in the catalogue")
     for command in actions.choices.values():
         command.add_argument("--config", metavar="FILE", help="YAML config file")
-        command.set_defaults(entry="orchestrator.rollout_cli:main")
+        command.set_defaults(entry="orchestrator.commands.rollout:main")
 
 
 def _add_minview(commands: argparse._SubParsersAction) -> None:
@@ -313,7 +313,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from orchestrator.app import run_daemon
     from orchestrator.config import load_config
     from orchestrator.errors import ConfigError
-    from orchestrator.flow import FlowStopped
+    from orchestrator.flow.spine import FlowStopped
 
     try:
         asyncio.run(run_daemon(load_config(args.config, pipeline=args.pipeline),

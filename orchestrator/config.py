@@ -108,7 +108,7 @@ class BatchConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class RetryConfig:
-    """Exponential backoff with jitter, within a time budget (see orchestrator/retry.py)."""
+    """Exponential backoff with jitter, within a time budget (see orchestrator/flow/retry.py)."""
 
     budget_s: float
     backoff_s: float = 0.2

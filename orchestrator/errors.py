@@ -28,7 +28,7 @@
 
 Each class's ``reason`` is what dead letters and metrics are labelled with; anything that is
 not a :class:`VigilError` is dead-lettered as ``internal_error``. ``attempts`` is how many
-times the failing operation ran (set by :class:`~orchestrator.retry.RetryPolicy`).
+times the failing operation ran (set by :class:`~orchestrator.flow.retry.RetryPolicy`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from orchestrator.clock import iso_utc
-from orchestrator.stores import Store, open_store, upsert
+from orchestrator.db import Store, open_store, upsert
 
 RECENT_DAYS = 30
 OLD_DAYS = 300  # outside the 6-month window

@@ -4,7 +4,7 @@ Two methods share one artifact: ``score`` (risk = the first-line score) and ``tr
 a gradient-boosted tree over the score and the user's 6-month history). A post is sent to
 review at a net when its risk reaches that net's threshold; later nets only see posts the
 earlier nets skipped. Saved as portable JSON (format ``vigil-triage-policy/1``, described in
-``orchestrator/triage.py``, which the daemon evaluates without scikit-learn).
+``orchestrator/triage/policy.py``, which the daemon evaluates without scikit-learn).
 """
 
 from __future__ import annotations

@@ -23,25 +23,26 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from orchestrator import answers
 from orchestrator.catalogue import Catalogue, ModelEntry, Router, check_request_timeout
 from orchestrator.clock import iso_from_epoch, iso_utc
 from orchestrator.config import AppConfig
-from orchestrator.drift import ScoreDrift
+from orchestrator.db import Store, TableSink
 from orchestrator.errors import VigilError
-from orchestrator.flow import Stages
-from orchestrator.gates import Scored
-from orchestrator.media import MediaFetcher
+from orchestrator.flow import Failure, Health, Stages, gather_outcomes
+from orchestrator.kafka import EventProducer, TopicSink
 from orchestrator.messages import ClipMessage, parse_clip
 from orchestrator.metrics import Metrics, labelled
-from orchestrator.outcomes import Failure, gather_outcomes
-from orchestrator.retry import Health
-from orchestrator.rollout_control import Plan, RolloutControl
-from orchestrator.rollouts import RolloutTable
-from orchestrator.shadow import CandidateRequests, Shadow, ShadowRequest
-from orchestrator.sinks import EventProducer, TableSink, TopicSink
-from orchestrator.stores import Store
-from orchestrator.torchserve import TorchServeClient
+from orchestrator.monitoring import ScoreDrift
+from orchestrator.rollouts import (
+    CandidateRequests,
+    Plan,
+    RolloutControl,
+    RolloutTable,
+    Scored,
+    Shadow,
+    ShadowRequest,
+)
+from orchestrator.serving import MediaFetcher, TorchServeClient, answers
 
 NAME = "audio"
 ONE_ATTEMPT_S = 0.001  # a retry budget that ends before any retry: candidates get one try

@@ -25,20 +25,15 @@ from typing import Any
 
 import orjson
 
-from orchestrator import history_api
 from orchestrator.clock import iso_utc
 from orchestrator.config import AppConfig, TriageConfig
+from orchestrator.db import TABLES, Store, upsert
 from orchestrator.errors import UnknownPost
-from orchestrator.flow import Stages
-from orchestrator.history import HistoryRepository
-from orchestrator.locks import KeyedLocks
+from orchestrator.flow import Failure, Health, Stages
+from orchestrator.kafka import EventProducer
 from orchestrator.messages import ViewsMessage, parse_views
 from orchestrator.metrics import Metrics
-from orchestrator.outcomes import Failure
-from orchestrator.retry import Health
-from orchestrator.sinks import EventProducer
-from orchestrator.stores import TABLES, Store, upsert
-from orchestrator.triage import TriagePolicy
+from orchestrator.triage import HistoryRepository, KeyedLocks, TriagePolicy, history_api
 
 NAME = "minview"
 ENQUEUE, SKIP = "enqueue", "skip"

@@ -25,15 +25,13 @@ from typing import Any
 from orchestrator.catalogue import ANY_LANGUAGE, Catalogue
 from orchestrator.clock import iso_from_epoch, iso_utc
 from orchestrator.config import AppConfig, QualityConfig
+from orchestrator.db import Store, TableSink, upsert
 from orchestrator.errors import ConfigError
-from orchestrator.flow import Stages
+from orchestrator.flow import Failure, Health, Stages
+from orchestrator.kafka import EventProducer
 from orchestrator.messages import DecisionMessage, parse_decision
 from orchestrator.metrics import Metrics, labelled
-from orchestrator.outcomes import Failure
-from orchestrator.quality import LabelledScore, QualityWindow
-from orchestrator.retry import Health
-from orchestrator.sinks import EventProducer, TableSink
-from orchestrator.stores import Store, upsert
+from orchestrator.monitoring import LabelledScore, QualityWindow
 
 NAME = "quality"
 VERDICT_COLUMNS = ("clip_id", "model", "model_version", "language", "score", "threshold")

@@ -21,23 +21,17 @@ from typing import Any
 
 import orjson
 
-from orchestrator import answers
-from orchestrator.catalogue import (ANY_LANGUAGE, Catalogue, ModelEntry,
-                                    check_request_timeout)
+from orchestrator.catalogue import ANY_LANGUAGE, Catalogue, ModelEntry, check_request_timeout
 from orchestrator.clock import iso_from_epoch, iso_utc
 from orchestrator.config import AppConfig
-from orchestrator.drift import ScoreDrift
+from orchestrator.db import Store, TableSink
 from orchestrator.errors import BadModelResponse, InvalidField
-from orchestrator.extractors import Extractors
-from orchestrator.flow import Stages
-from orchestrator.media import MediaFetcher
+from orchestrator.flow import Failure, Health, Stages, gather_outcomes
+from orchestrator.kafka import EventProducer, TopicSink
 from orchestrator.messages import PostMessage, parse_post
 from orchestrator.metrics import Metrics
-from orchestrator.outcomes import Failure, gather_outcomes
-from orchestrator.retry import Health
-from orchestrator.sinks import EventProducer, TableSink, TopicSink
-from orchestrator.stores import Store
-from orchestrator.torchserve import TorchServeClient
+from orchestrator.monitoring import ScoreDrift
+from orchestrator.serving import Extractors, MediaFetcher, TorchServeClient, answers
 
 NAME = "vrt"
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from modelzoo import catalogue, families
 from modelzoo.build import BuildOptions, package_model, seed_for
 from modelzoo.manifest import ArchiveSpec
-from orchestrator.stores import TABLES
+from orchestrator.db import TABLES
 from scripts.harness import Daemon, Topics
 from scripts.services.postgres import Postgres
 from scripts.services.process import REPO_ROOT, free_port

@@ -28,7 +28,7 @@ GOOD_WITHIN_S = 30
 KEY_BYTES = 999_700  # a default producer takes it; its dead letter, headers and all, not
 # Reasons that say the outage was someone else's, inviting a replay of what is really bad.
 TRANSIENT = {"model_timeout", "model_unavailable", "media_fetch_failed", "internal_error"}
-FORGED = "CRITICAL orchestrator.flow: forged"
+FORGED = "CRITICAL orchestrator.flow.spine: forged"
 
 
 def pod_memory_bytes(pod: str) -> int:

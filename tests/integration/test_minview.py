@@ -11,11 +11,9 @@ import pytest
 
 from modelzoo.triage.calibrate import calibrate, write_outputs
 from modelzoo.triage.data import generate_history
-from orchestrator import history_api
 from orchestrator.clock import iso_utc
-from orchestrator.history import HistoryRepository
-from orchestrator.stores import open_store
-from orchestrator.triage import TriagePolicy
+from orchestrator.db import open_store
+from orchestrator.triage import HistoryRepository, TriagePolicy, history_api
 from scripts import harness
 from scripts.services.process import accepts_connections, free_port
 from scripts.triage_world import encoded, make_world, views_events

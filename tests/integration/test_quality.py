@@ -11,7 +11,7 @@ import time
 import pytest
 from sklearn.metrics import precision_score, recall_score
 
-from orchestrator.stores import open_store, upsert
+from orchestrator.db import open_store, upsert
 from scripts import harness
 
 pytestmark = pytest.mark.integration

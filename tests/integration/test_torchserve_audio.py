@@ -16,14 +16,13 @@ import torch
 import torchaudio
 
 from modelzoo.archiver import tool_path
-from orchestrator.config import TorchServeConfig
-from orchestrator.errors import MediaTooLarge, UndecodableMedia
 from orchestrator.catalogue import Catalogue, ModelEntry
-from orchestrator.errors import ConfigError
-from orchestrator.torchserve import TorchServeClient
+from orchestrator.config import TorchServeConfig
+from orchestrator.errors import ConfigError, MediaTooLarge, UndecodableMedia
+from orchestrator.serving import TorchServeClient
 from scripts import clips
 from scripts.services.process import REPO_ROOT
-from scripts.services.torchserve import FRONTEND_MARKER, TorchServe, WORKER_MARKER
+from scripts.services.torchserve import FRONTEND_MARKER, WORKER_MARKER, TorchServe
 
 pytestmark = pytest.mark.integration
 

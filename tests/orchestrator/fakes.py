@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from orchestrator.catalogue import Catalogue, ModelEntry
 from orchestrator.errors import reason_of
+from orchestrator.flow import Failure
 from orchestrator.messages import Envelope
-from orchestrator.outcomes import Failure
 
 AUDIO = [ModelEntry(name=f"audio_nsfw_{name}", version="1.0", family="audio_nsfw",
                     file=f"audio_nsfw_{name}-1.0.mar", languages=(language,),

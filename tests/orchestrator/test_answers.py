@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from orchestrator import answers
 from orchestrator.errors import BadModelResponse
+from orchestrator.serving import answers
 
 LABELS = ("safe", "nsfw")
 

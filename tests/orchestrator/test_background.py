@@ -1,6 +1,6 @@
 import asyncio
 
-from orchestrator.background import BackgroundTasks
+from orchestrator.flow import BackgroundTasks
 
 
 async def test_failures_are_counted_and_concurrency_is_bounded():

@@ -3,10 +3,9 @@ dependency is down, resume once drained and healthy."""
 
 import asyncio
 
-from orchestrator import backpressure as module
-from orchestrator.backpressure import Backpressure
+from orchestrator.flow import Backpressure, OffsetTracker
+from orchestrator.flow import backpressure as module
 from orchestrator.metrics import Metrics
-from orchestrator.offsets import OffsetTracker
 from tests.orchestrator.fakes import RecordingSource
 
 PARTITION = ("clips", 0)

@@ -2,8 +2,8 @@ import asyncio
 
 import pytest
 
-from orchestrator.batcher import MicroBatcher
 from orchestrator.config import BatchConfig
+from orchestrator.flow import MicroBatcher
 
 
 async def _collect(batcher):

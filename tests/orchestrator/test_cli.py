@@ -24,8 +24,9 @@ def test_every_command_has_help(command, capsys):
 
 def test_the_daemon_side_loads_no_model_code():
     code = ("import sys, orchestrator.cli, orchestrator.app, orchestrator.pipelines.audio, "
-            "orchestrator.pipelines.vrt, orchestrator.pipelines.minview, orchestrator.embed, "
-            "orchestrator.rollout_cli; "
+            "orchestrator.pipelines.vrt, orchestrator.pipelines.minview, "
+            "orchestrator.pipelines.quality, orchestrator.commands.embed, "
+            "orchestrator.commands.rollout; "
             "print(sorted(m for m in ('torch', 'modelzoo', 'handlers', 'sklearn', 'pandas') "
             "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -9,11 +9,16 @@ import orjson
 import pytest
 
 from orchestrator.config import RetryConfig
-from orchestrator.errors import (BrokerUnavailable, DeliveryError, InvalidField,
-                                 ModelUnavailable, UndecodableMedia)
+from orchestrator.errors import (
+    BrokerUnavailable,
+    DeliveryError,
+    InvalidField,
+    ModelUnavailable,
+    UndecodableMedia,
+)
+from orchestrator.flow import RetryPolicy
+from orchestrator.kafka import DeadLetterSink, TopicSink
 from orchestrator.messages import Envelope
-from orchestrator.retry import RetryPolicy
-from orchestrator.sinks import DeadLetterSink, TopicSink
 from tests.orchestrator.fakes import envelope
 
 

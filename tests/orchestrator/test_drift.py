@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry
 from modelzoo.catalogue import score_reference
 from orchestrator.catalogue import ModelEntry
 from orchestrator.config import DriftConfig
-from orchestrator.drift import Reference, ScoreDrift, psi
 from orchestrator.metrics import Metrics
+from orchestrator.monitoring.drift import Reference, ScoreDrift, psi
 
 
 def test_psi_matches_the_formula_worked_by_hand():

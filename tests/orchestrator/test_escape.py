@@ -14,7 +14,7 @@ def test_control_and_bidirectional_characters_are_written_as_escapes():
 
 def test_a_log_line_stays_one_line_whatever_it_interpolates():
     formatter = EscapingFormatter("%(levelname)s %(message)s")
-    record = logging.LogRecord("orchestrator.flow", logging.INFO, __file__, 1,
+    record = logging.LogRecord("orchestrator.flow.spine", logging.INFO, __file__, 1,
                                "dead letter: %s", ("x\nCRITICAL forged",), None)
     assert formatter.format(record) == "INFO dead letter: x\\x0aCRITICAL forged"
     try:

@@ -7,17 +7,25 @@ import asyncio
 
 import pytest
 
-from orchestrator.acknowledger import Acknowledger
-from orchestrator.background import BackgroundTasks
-from orchestrator.batcher import MicroBatcher
 from orchestrator.config import BatchConfig, RetryConfig
 from orchestrator.errors import BrokerUnavailable, StoreUnavailable
-from orchestrator.flow import Flow, Stages
+from orchestrator.flow import (
+    Acknowledger,
+    BackgroundTasks,
+    Flow,
+    MicroBatcher,
+    OffsetTracker,
+    RetryPolicy,
+    Stages,
+)
 from orchestrator.metrics import Metrics
-from orchestrator.offsets import OffsetTracker
-from orchestrator.retry import RetryPolicy
-from tests.orchestrator.fakes import (FakeScorer, RecordingDeadLetters, RecordingSink, envelope,
-                                      parse)
+from tests.orchestrator.fakes import (
+    FakeScorer,
+    RecordingDeadLetters,
+    RecordingSink,
+    envelope,
+    parse,
+)
 
 PARTITION = ("in", 0)
 FAST_RETRY = RetryConfig(budget_s=2.0, backoff_s=0.01, backoff_max_s=0.05)

@@ -1,6 +1,6 @@
 import asyncio
 
-from orchestrator.locks import KeyedLocks
+from orchestrator.triage import KeyedLocks
 
 
 async def test_overlapping_keys_are_exclusive_and_disjoint_keys_are_not():

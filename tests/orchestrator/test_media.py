@@ -12,10 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from orchestrator.config import MediaConfig
-from orchestrator.errors import (InvalidField, MediaNotAllowed, MediaTooLarge,
-                                 MediaUnavailable)
-from orchestrator import media as media_module
-from orchestrator.media import MediaFetcher
+from orchestrator.errors import InvalidField, MediaNotAllowed, MediaTooLarge, MediaUnavailable
+from orchestrator.serving import MediaFetcher
+from orchestrator.serving import media as media_module
 
 BODY = b"x" * 1000
 

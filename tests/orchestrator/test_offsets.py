@@ -1,4 +1,4 @@
-from orchestrator.offsets import OffsetTracker
+from orchestrator.flow import OffsetTracker
 
 P0, P1 = ("audio", 0), ("audio", 1)
 

@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.errors import BadMessage, InvalidField
 from orchestrator.messages import Envelope, parse_decision
-from orchestrator.quality import LabelledScore, QualityWindow
+from orchestrator.monitoring import LabelledScore, QualityWindow
 
 
 def stream(count: int, seed: int) -> list[tuple[str, LabelledScore]]:

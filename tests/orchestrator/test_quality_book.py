@@ -11,11 +11,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from orchestrator.config import QualityConfig
+from orchestrator.db import TableSink
+from orchestrator.db.stores import SqliteStore
 from orchestrator.messages import DecisionMessage, Envelope
 from orchestrator.metrics import Metrics
 from orchestrator.pipelines.quality import Judged, QualityBook, Verdict
-from orchestrator.sinks import TableSink
-from orchestrator.stores import SqliteStore
 from tests.orchestrator.fakes import CATALOGUE
 
 CONFIG = QualityConfig(window=100, min_decisions=2, propose_every=4, recall_target=0.5)

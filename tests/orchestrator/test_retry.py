@@ -5,9 +5,14 @@ import asyncio
 import pytest
 
 from orchestrator.config import RetryConfig
-from orchestrator.errors import (ModelTimeout, ModelUnavailable, StoreUnavailable,
-                                 UndecodableMedia, attempts_of)
-from orchestrator.retry import RetryPolicy
+from orchestrator.errors import (
+    ModelTimeout,
+    ModelUnavailable,
+    StoreUnavailable,
+    UndecodableMedia,
+    attempts_of,
+)
+from orchestrator.flow import RetryPolicy
 
 QUICK = RetryConfig(budget_s=1.0, backoff_s=0.01, backoff_max_s=0.02)
 

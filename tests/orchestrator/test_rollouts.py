@@ -18,15 +18,14 @@ from prometheus_client import CollectorRegistry
 
 from orchestrator.catalogue import Catalogue, ModelEntry, Router
 from orchestrator.config import RolloutConfig, RoutingConfig
+from orchestrator.db.stores import SqliteStore
 from orchestrator.errors import ConfigError, ModelUnavailable
-from orchestrator.gates import PROMOTE, ROLL_BACK, WAIT, Scored, StepStats, judge
 from orchestrator.messages import Envelope, parse_clip
 from orchestrator.metrics import Metrics
 from orchestrator.pipelines.audio import ClipScorer, Verdict, scored
-from orchestrator.rollout_control import RolloutControl
-from orchestrator.rollouts import ROLLED_BACK, Rollout, RolloutTable, share_of
-from orchestrator.shadow import CandidateRequests, Shadow
-from orchestrator.stores import SqliteStore
+from orchestrator.rollouts import CandidateRequests, RolloutControl, Shadow
+from orchestrator.rollouts.gates import PROMOTE, ROLL_BACK, WAIT, Scored, StepStats, judge
+from orchestrator.rollouts.table import ROLLED_BACK, Rollout, RolloutTable, share_of
 from tests.orchestrator.fakes import AUDIO
 
 STEPS = (0.05, 0.25)
@@ -78,7 +77,7 @@ def test_canary_streams_are_the_share_asked_for_and_a_larger_share_keeps_them():
 
 def test_canary_assignment_is_the_same_in_another_process():
     streams = [f"stream-{index}" for index in range(2000)]
-    code = ("import json, sys; from orchestrator.rollouts import share_of; "
+    code = ("import json, sys; from orchestrator.rollouts.table import share_of; "
             "print(json.dumps([share_of(s) for s in json.load(sys.stdin)]))")
     other = subprocess.run([sys.executable, "-c", code], input=json.dumps(streams),
                            capture_output=True, text=True, check=True,
@@ -146,7 +145,7 @@ async def test_rows_that_cannot_be_read_are_skipped_with_a_warning(tmp_path, cap
     # SQLite keeps whatever a hand-written INSERT puts in a column; one such row once
     # stopped every audio daemon at start-up, whatever model it named.
     async with SqliteStore(str(tmp_path / "v.db")) as store:
-        caplog.set_level(logging.WARNING, logger="orchestrator.rollouts")
+        caplog.set_level(logging.WARNING, logger="orchestrator.rollouts.table")
         table = RolloutTable(store)
         good = begin()
         assert await table.write(good, None)

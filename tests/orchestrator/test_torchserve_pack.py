@@ -1,4 +1,4 @@
-from orchestrator.torchserve import PART_OVERHEAD_BYTES, pack
+from orchestrator.serving.torchserve import PART_OVERHEAD_BYTES, pack
 
 
 def test_bodies_are_packed_in_order_under_the_limit():

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from orchestrator import answers
 from orchestrator.catalogue import Catalogue, ModelEntry
+from orchestrator.serving import answers
 
 Predict = Callable[[ModelEntry, bytes], Awaitable[Any]]
 

@@ -1,4 +1,5 @@
-"""The batch contract: a scorer gives back exactly one outcome per item, a result or a
+"""The batch contract: a scorer (:class:`~orchestrator.flow.seams.Scorer`) gives back exactly
+one outcome per item, a result or a
 :class:`Failure`, so routing to the sinks and to the dead-letter topic is one function over
 that list (the shape of Ray Serve's batching: one answer per caller, lengths checked)."""
 
@@ -7,12 +8,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
-T_contra = TypeVar("T_contra", contravariant=True)
-R_co = TypeVar("R_co", covariant=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,13 +22,6 @@ class Failure:
 
 
 Outcome = R | Failure
-
-
-class Scorer(Protocol[T_contra, R_co]):
-    """One stage of a flow: scores a batch of items."""
-
-    async def score(self, items: Sequence[T_contra]) -> list[R_co | Failure]:
-        """Exactly one outcome per item, in order; an item's own error is its Failure."""
 
 
 async def gather_outcomes(awaitables: Iterable[Awaitable[R]]) -> list[R | Failure]:

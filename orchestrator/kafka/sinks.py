@@ -1,7 +1,7 @@
-"""Where results go: database tables and Kafka topics, and the dead-letter topic.
+"""Where results go on Kafka: event topics and the dead-letter topic.
 
-A :class:`Sink` is one method, ``write(results)``, awaited until the results are durable
-(rows committed, events acknowledged by the broker). Errors are translated here: an
+Each sink keeps the :class:`~orchestrator.flow.seams.Sink` contract, awaited until the
+broker acknowledged every event. Errors are translated here: an
 unreachable broker is :class:`~orchestrator.errors.BrokerUnavailable` (retried), a record
 the broker refuses for good is :class:`~orchestrator.errors.DeliveryError`.
 
@@ -16,37 +16,21 @@ import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from orchestrator.broker import delivery_error, log_broker_error
 from orchestrator.errors import DeliveryError, attempts_of, reason_of
 from orchestrator.escape import escape_controls
+from orchestrator.kafka.broker import delivery_error, log_broker_error
 from orchestrator.messages import Envelope
-from orchestrator.stores import Store, upsert
 
 R = TypeVar("R")
-R_contra = TypeVar("R_contra", contravariant=True)
 POLL_INTERVAL_S = 0.02
 MAX_ERROR_CHARS = 1000
 SHORT_ERROR_CHARS = 200  # in a dead letter reduced to its headers
 Headers = list[tuple[str, bytes]]
-
-
-class Sink(Protocol[R_contra]):
-    """Writes a batch's results; returns once they are durable.
-
-    The flow may call :meth:`write` again with the same results, or a subset of them (after
-    a transient error, and result by result after a refusal): a sink must be idempotent,
-    so that a second call leaves what a first one did (a table holds one row per key; a
-    topic gets the same events again, same keys, which readers dedupe as they do any
-    at-least-once delivery), and state it keeps in memory changes only once its write has
-    succeeded."""
-
-    async def write(self, results: Sequence[R_contra]) -> None:
-        """Raise when any of ``results`` could not be written."""
 
 
 class EventProducer:
@@ -106,18 +90,6 @@ def _settle(future: asyncio.Future, error: KafkaError | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(delivery_error(error))
-
-
-class TableSink(Generic[R]):
-    """Upserts one row per result into ``table``, keyed by its primary key."""
-
-    def __init__(self, store: Store, table: str, row: Callable[[R], dict[str, Any]]) -> None:
-        self.store = store
-        self.table = table
-        self.row = row
-
-    async def write(self, results: Sequence[R]) -> None:
-        await upsert(self.store, self.table, [self.row(result) for result in results])
 
 
 class TopicSink(Generic[R]):

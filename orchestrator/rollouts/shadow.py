@@ -19,13 +19,13 @@ from typing import Any
 
 from orchestrator.catalogue import ModelEntry
 from orchestrator.clock import iso_utc
+from orchestrator.db import Store, upsert
 from orchestrator.errors import MediaTooLarge, UndecodableMedia, VigilError
-from orchestrator.gates import Scored
 from orchestrator.metrics import Metrics, labelled
-from orchestrator.rollout_control import DROP_REASONS, RolloutControl
-from orchestrator.rollouts import Rollout
-from orchestrator.stores import Store, upsert
-from orchestrator.torchserve import TorchServeClient
+from orchestrator.rollouts.control import DROP_REASONS, RolloutControl
+from orchestrator.rollouts.gates import Scored
+from orchestrator.rollouts.table import Rollout
+from orchestrator.serving import TorchServeClient
 
 REFUSED = (UndecodableMedia, MediaTooLarge)  # the input's fault, not the candidate's
 FULL, STORE = DROP_REASONS

@@ -32,9 +32,15 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from orchestrator.config import MediaConfig
-from orchestrator.errors import (ConfigError, InvalidField, MediaFetchFailed, MediaNotAllowed,
-                                 MediaTooLarge, MediaUnavailable)
-from orchestrator.retry import RetryPolicy
+from orchestrator.errors import (
+    ConfigError,
+    InvalidField,
+    MediaFetchFailed,
+    MediaNotAllowed,
+    MediaTooLarge,
+    MediaUnavailable,
+)
+from orchestrator.flow import RetryPolicy
 
 MAX_REDIRECTS = 3
 MAX_URL_CHARS = 8192

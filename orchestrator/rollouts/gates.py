@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from orchestrator.config import RolloutConfig
-from orchestrator.drift import psi
+from orchestrator.monitoring import psi
 
 BINS = 10
 LATENCY_SAMPLES = 1000  # p99 of the candidate's most recent requests

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from orchestrator.catalogue import Catalogue, ModelEntry
 from orchestrator.config import AppConfig, load_config
+from orchestrator.db import open_store
 from orchestrator.errors import ConfigError, VigilError
 from orchestrator.rollouts import CANARY, ROLLED_BACK, Rollout, RolloutTable
-from orchestrator.stores import open_store
 
 HEADERS = ("MODEL", "LANGUAGE", "LIVE", "CANDIDATE", "STEP", "STATE", "REV", "UPDATED",
            "REASON")

@@ -8,7 +8,7 @@ a clip is what the catalogue says, whichever version TorchServe holds as its def
 Errors are translated here: the handler's per-request 4xx becomes :class:`UndecodableMedia`
 or :class:`MediaTooLarge` (dead letters); a refused or lost connection, a timeout and
 503/507 (no worker free, or out of memory) are transient and retried by the
-:class:`~orchestrator.retry.RetryPolicy`; 500 (the handler failed, or the worker died with
+:class:`~orchestrator.flow.retry.RetryPolicy`; 500 (the handler failed, or the worker died with
 the request) is retried too, since TorchServe restarts the worker; a refused key (401, or
 TorchServe 0.12's 400 InvalidKeyException) makes the client re-read ``key_file.json`` once.
 """
@@ -29,10 +29,17 @@ from prometheus_client import Histogram
 
 from orchestrator.catalogue import ModelEntry
 from orchestrator.config import TorchServeConfig
-from orchestrator.errors import (AuthError, ConfigError, MediaTooLarge, ModelTimeout,
-                                 ModelUnavailable, UndecodableMedia, VigilError)
+from orchestrator.errors import (
+    AuthError,
+    ConfigError,
+    MediaTooLarge,
+    ModelTimeout,
+    ModelUnavailable,
+    UndecodableMedia,
+    VigilError,
+)
+from orchestrator.flow import Health, RetryPolicy
 from orchestrator.metrics import labelled
-from orchestrator.retry import Health, RetryPolicy
 
 logger = logging.getLogger(__name__)
 PART_OVERHEAD_BYTES = 256  # a multipart part's boundary and headers, generously

@@ -10,7 +10,7 @@ not a Vigil error), and its partition moves on:
 - a sink fails for good on a batch: the results are written one by one, so only the
   results that fail alone are dead-lettered (a transient failure is retried first);
 - a dead letter the broker refuses for its size or content is reduced until it can be
-  written (see :class:`~orchestrator.sinks.DeadLetterSink`); one that cannot be written
+  written (see :class:`~orchestrator.kafka.sinks.DeadLetterSink`); one that cannot be written
   because the broker stays unreachable through the retries stops the daemon without
   acknowledging the message, which is then redelivered: nothing is dropped.
 
@@ -26,15 +26,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from orchestrator.acknowledger import Acknowledger
-from orchestrator.background import BackgroundTasks
-from orchestrator.batcher import MicroBatcher
 from orchestrator.errors import TransientError, reason_of
+from orchestrator.flow.acknowledger import Acknowledger
+from orchestrator.flow.background import BackgroundTasks
+from orchestrator.flow.batcher import MicroBatcher
+from orchestrator.flow.outcomes import Failure, one_per_item
+from orchestrator.flow.retry import RetryPolicy
+from orchestrator.flow.seams import Scorer, Sink
 from orchestrator.messages import Envelope
 from orchestrator.metrics import Metrics
-from orchestrator.outcomes import Failure, Scorer, one_per_item
-from orchestrator.retry import RetryPolicy
-from orchestrator.sinks import Sink
 
 logger = logging.getLogger(__name__)
 

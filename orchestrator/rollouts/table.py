@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.clock import iso_utc
+from orchestrator.db import ROLLOUT_COLUMNS, Store, upsert
 from orchestrator.errors import ConfigError
-from orchestrator.stores import ROLLOUT_COLUMNS, Store, upsert
 
 SHADOW, CANARY, LIVE = "shadow", "canary", "live"
 RUNNING, PROMOTED, ROLLED_BACK = "running", "promoted", "rolled_back"

@@ -1,7 +1,7 @@
 """User history for triage: posts and moderator discards in the last months, cached briefly.
 
 Computed from ``posts`` and ``moderation_decisions`` on SQLite or PostgreSQL through the
-:class:`~orchestrator.stores.Store` interface. Counts are cached per user for a short TTL:
+:class:`~orchestrator.db.stores.Store` interface. Counts are cached per user for a short TTL:
 a triage decision tolerates a history a minute old, and popular users' posts cross the
 views nets in bursts.
 """
@@ -16,7 +16,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from orchestrator.clock import iso_utc
-from orchestrator.stores import Store
+from orchestrator.db import Store
 
 POSTS_SQL = "SELECT COUNT(*) FROM posts WHERE user_id = ? AND created_at >= ?"
 DISCARDS_SQL = ("SELECT COUNT(DISTINCT post_id) FROM moderation_decisions "

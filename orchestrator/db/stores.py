@@ -19,7 +19,6 @@ from urllib.parse import urlparse
 
 from orchestrator.errors import ConfigError, StoreError, StoreUnavailable
 
-
 ROLLOUT_COLUMNS = ("model", "language", "live_version", "candidate_version", "mode", "fraction",
                    "state", "reason", "updated_at", "revision")
 

@@ -10,7 +10,7 @@ A clip routed to a model with a running rollout gets a :class:`Plan`: its stream
 candidate (canary), or the live version serves it and the candidate may also score it in
 shadow. The candidate's answers and failures come back through :meth:`RolloutControl.paired`
 and :meth:`RolloutControl.requested`; after each, the step is judged
-(:func:`orchestrator.gates.judge`) and a promotion or a rollback is written at once.
+(:func:`orchestrator.rollouts.gates.judge`) and a promotion or a rollback is written at once.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from dataclasses import dataclass
 from orchestrator.catalogue import Catalogue, ModelEntry
 from orchestrator.config import RolloutConfig
 from orchestrator.errors import ConfigError, VigilError
-from orchestrator.gates import PROMOTE, ROLL_BACK, Judgement, Scored, StepStats, judge
 from orchestrator.messages import ClipMessage
 from orchestrator.metrics import Metrics, labelled
-from orchestrator.rollouts import ROLLED_BACK, Rollout, RolloutTable, share_of
-from orchestrator.torchserve import TorchServeClient
+from orchestrator.rollouts.gates import PROMOTE, ROLL_BACK, Judgement, Scored, StepStats, judge
+from orchestrator.rollouts.table import ROLLED_BACK, Rollout, RolloutTable, share_of
+from orchestrator.serving import TorchServeClient
 
 logger = logging.getLogger(__name__)
 Key = tuple[str, str]  # model, routed language
-DROP_REASONS = ("full", "store")  # why a shadow request is dropped (orchestrator.shadow)
+DROP_REASONS = ("full", "store")  # why a shadow request is dropped (orchestrator.rollouts.shadow)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from orchestrator.flow.offsets import OffsetTracker
 from orchestrator.metrics import Metrics
-from orchestrator.offsets import OffsetTracker
 
 FULL_GRACE_S = 1.0  # a full window waits this long for room before partitions are paused
 ROOM_POLL_S = 0.005
@@ -39,7 +39,7 @@ class Backpressure:
 
     def reporter(self, dependency: str):
         """A callback for ``dependency``'s calls: True after a success, False after a
-        transient failure (see :class:`~orchestrator.retry.RetryPolicy`)."""
+        transient failure (see :class:`~orchestrator.flow.retry.RetryPolicy`)."""
         def report(healthy: bool) -> None:
             if healthy:
                 self._unhealthy.discard(dependency)

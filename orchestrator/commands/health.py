@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from orchestrator.errors import AuthError
-from orchestrator.torchserve import read_inference_key
+from orchestrator.serving import read_inference_key
 
 
 def _get(url: str, headers: dict[str, str], timeout_s: float) -> tuple[int, bytes]:

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
-from orchestrator.broker import log_broker_error
+from orchestrator.flow import OffsetTracker
+from orchestrator.kafka.broker import log_broker_error
 from orchestrator.messages import Envelope, Partition
-from orchestrator.offsets import OffsetTracker
 
 logger = logging.getLogger(__name__)
 CONSUME_BATCH = 64

@@ -13,8 +13,8 @@ import logging
 from aiohttp import web
 
 from orchestrator.errors import StoreError, StoreUnavailable
-from orchestrator.history import HistoryRepository
 from orchestrator.messages import MAX_ID_CHARS, valid_identifier
+from orchestrator.triage.history import HistoryRepository
 
 logger = logging.getLogger(__name__)
 REPOSITORY = web.AppKey("repository", HistoryRepository)

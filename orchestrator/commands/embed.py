@@ -18,8 +18,7 @@ from tqdm import tqdm
 from orchestrator.catalogue import Catalogue
 from orchestrator.config import load_config
 from orchestrator.errors import ConfigError
-from orchestrator.extractors import Extractors
-from orchestrator.torchserve import TorchServeClient
+from orchestrator.serving import Extractors, TorchServeClient
 
 
 def read_posts(folder: Path) -> list[dict[str, Any]]:

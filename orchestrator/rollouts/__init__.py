@@ -1,0 +1,12 @@
+"""A candidate model version from shadow through canary steps to live: the rollout table,
+the gates, the control each daemon runs, and shadow scoring."""
+
+from orchestrator.rollouts.control import Plan, RolloutControl
+from orchestrator.rollouts.gates import Scored
+from orchestrator.rollouts.shadow import CandidateRequests, Shadow, ShadowRequest
+from orchestrator.rollouts.table import CANARY, ROLLED_BACK, Rollout, RolloutTable
+
+__all__ = [
+    "CANARY", "CandidateRequests", "Plan", "ROLLED_BACK", "Rollout", "RolloutControl",
+    "RolloutTable", "Scored", "Shadow", "ShadowRequest",
+]

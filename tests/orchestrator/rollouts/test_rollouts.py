@@ -81,7 +81,7 @@ def test_canary_assignment_is_the_same_in_another_process():
             "print(json.dumps([share_of(s) for s in json.load(sys.stdin)]))")
     other = subprocess.run([sys.executable, "-c", code], input=json.dumps(streams),
                            capture_output=True, text=True, check=True,
-                           cwd=Path(__file__).resolve().parents[2])
+                           cwd=Path(__file__).resolve().parents[3])
     assert json.loads(other.stdout) == [share_of(s) for s in streams]
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.config import AppConfig, RoutingConfig
-from orchestrator.errors import ConfigError, UnknownLanguage
+from orchestrator.errors import ConfigError, UnknownLanguage, UnknownVersion
 
 FORMAT = 1
 ANY_LANGUAGE = "*"
@@ -115,17 +115,19 @@ class Catalogue:
                               "archives first (`vigil build`)") from exc
 
     def live(self, name: str) -> ModelEntry:
-        """The live version of model ``name``; raises :class:`ConfigError` if there is none."""
+        """The live version of model ``name``; raises :class:`UnknownVersion` if there is
+        none."""
         if name not in self._live:
-            raise ConfigError(f"no model {name!r} in the catalogue; built: {sorted(self._live)}")
+            raise UnknownVersion(f"no model {name!r} in the catalogue; built: {sorted(self._live)}")
         return self._entries[(name, self._live[name])]
 
     def version(self, name: str, version: str) -> ModelEntry:
-        """A built version of ``name``; raises :class:`ConfigError` if it was never built."""
+        """A built version of ``name``; raises :class:`UnknownVersion` if it was never
+        built."""
         try:
             return self._entries[(name, version)]
         except KeyError:
-            raise ConfigError(f"{name} {version} is not in the catalogue") from None
+            raise UnknownVersion(f"{name} {version} is not in the catalogue") from None
 
     def family(self, family: str) -> list[ModelEntry]:
         """The live model of every archive of ``family``, by name."""

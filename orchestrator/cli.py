@@ -312,13 +312,13 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
     from orchestrator.app import run_daemon
     from orchestrator.config import load_config
-    from orchestrator.errors import ConfigError
-    from orchestrator.flow.spine import FlowStopped
+    from orchestrator.errors import VigilError
+    from orchestrator.flow import FlowStopped
 
     try:
         asyncio.run(run_daemon(load_config(args.config, pipeline=args.pipeline),
                                args.pipeline))
-    except (ConfigError, FlowStopped) as exc:
+    except (VigilError, FlowStopped) as exc:  # a start-up check, or a stop it had to make
         raise SystemExit(f"vigil run {args.pipeline}: {exc}") from exc
     return 0
 

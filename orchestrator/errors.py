@@ -17,6 +17,9 @@
     ├── DeliveryError              the broker refused a record for good (too large, not allowed)
     ├── StoreError                 the database refused a statement for good (a constraint)
     ├── ConfigError                a setting is missing, unknown or out of range (start-up)
+    ├── UnknownVersion             a model or version the catalogue does not have
+    ├── RolloutConflict            a rollout change that cannot be made: the rollout is not
+    │                              running, its candidate is live, or it changed meanwhile
     ├── AuthError                  TorchServe refused the key even after re-reading it
     └── TransientError             retried with backoff within a time budget
         ├── ModelUnavailable       connection refused or lost, 503/507 (also pauses intake)
@@ -105,6 +108,14 @@ class StoreError(VigilError):
 
 class ConfigError(VigilError, ValueError):
     reason = "config"
+
+
+class UnknownVersion(VigilError, LookupError):
+    reason = "unknown_version"
+
+
+class RolloutConflict(VigilError):
+    reason = "rollout_conflict"
 
 
 class AuthError(VigilError):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from orchestrator.catalogue import Catalogue, ModelEntry
 from orchestrator.config import AppConfig, load_config
 from orchestrator.db import open_store
-from orchestrator.errors import ConfigError, VigilError
+from orchestrator.errors import ConfigError, RolloutConflict, VigilError
 from orchestrator.rollouts import CANARY, ROLLED_BACK, Rollout, RolloutTable
 
 HEADERS = ("MODEL", "LANGUAGE", "LIVE", "CANDIDATE", "STEP", "STATE", "REV", "UPDATED",
@@ -64,21 +64,22 @@ async def _run(args: argparse.Namespace, config: AppConfig) -> str:
         current = await rollouts.get(args.model, language)
         if args.action == "start":
             if current is not None and current.running:
-                raise ConfigError(f"{args.model} {language}: a rollout of "
-                                  f"{current.candidate_version} is running; roll it back first")
+                raise RolloutConflict(f"{args.model} {language}: a rollout of "
+                                      f"{current.candidate_version} is running; roll it back "
+                                      "first")
             catalogue.version(args.model, args.candidate)
             new = Rollout.begin(args.model, language,
                                 current.serving_version if current else live.version,
                                 args.candidate, args.reason or "started by hand", after=current)
         elif current is None:
-            raise ConfigError(f"{args.model} {language}: no rollout")
+            raise RolloutConflict(f"{args.model} {language}: no rollout")
         elif args.action == "promote":
             new = current.promoted(config.rollout.canary_steps, args.reason or "promoted by hand")
         else:
             new = current.rolled_back(args.reason or "rolled back by hand")
         if not await rollouts.write(new, current):
-            raise ConfigError(f"{args.model} {language}: changed by a daemon meanwhile; "
-                              "see `vigil rollout status` and try again")
+            raise RolloutConflict(f"{args.model} {language}: changed by a daemon meanwhile; "
+                                  "see `vigil rollout status` and try again")
         return table([new])
 
 

@@ -26,7 +26,7 @@ from orchestrator.catalogue import ANY_LANGUAGE, Catalogue
 from orchestrator.clock import iso_from_epoch, iso_utc
 from orchestrator.config import AppConfig, QualityConfig
 from orchestrator.db import Store, TableSink, upsert
-from orchestrator.errors import ConfigError
+from orchestrator.errors import UnknownVersion
 from orchestrator.flow import Failure, Health, Stages
 from orchestrator.kafka import EventProducer
 from orchestrator.messages import DecisionMessage, parse_decision
@@ -156,7 +156,7 @@ class QualityBook:
         try:
             return self.catalogue.version(verdict.model, verdict.version).metric_language(
                 verdict.language)
-        except ConfigError:
+        except UnknownVersion:
             return ANY_LANGUAGE
 
     def _proposal(self, key: tuple[str, str, str], window: QualityWindow

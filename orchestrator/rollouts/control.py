@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from orchestrator.catalogue import Catalogue, ModelEntry
 from orchestrator.config import RolloutConfig
-from orchestrator.errors import ConfigError, VigilError
+from orchestrator.errors import UnknownVersion, VigilError
 from orchestrator.messages import ClipMessage
 from orchestrator.metrics import Metrics, labelled
 from orchestrator.rollouts.gates import PROMOTE, ROLL_BACK, Judgement, Scored, StepStats, judge
@@ -141,7 +141,7 @@ class RolloutControl:
         try:
             candidate = self.catalogue.version(rollout.model, rollout.candidate_version)
             self.catalogue.version(rollout.model, rollout.live_version)
-        except ConfigError as error:
+        except UnknownVersion as error:
             return str(error)
         try:
             served = await self.candidates.serves(candidate)
@@ -177,7 +177,7 @@ class RolloutControl:
     def _entry(self, routed: ModelEntry, version: str) -> ModelEntry:
         try:
             return self.catalogue.version(routed.name, version)
-        except ConfigError:  # a version this daemon's catalogue lacks: it serves live
+        except UnknownVersion:  # a version this daemon's catalogue lacks: it serves live
             return routed
 
     def paired(self, rollout: Rollout, live: Scored, candidate: Scored,

@@ -25,7 +25,7 @@ from typing import Any
 
 from orchestrator.clock import iso_utc
 from orchestrator.db import ROLLOUT_COLUMNS, Store, upsert
-from orchestrator.errors import ConfigError
+from orchestrator.errors import RolloutConflict
 
 SHADOW, CANARY, LIVE = "shadow", "canary", "live"
 RUNNING, PROMOTED, ROLLED_BACK = "running", "promoted", "rolled_back"
@@ -54,7 +54,8 @@ class Rollout:
               reason: str, *, after: Rollout | None = None) -> Rollout:
         """A new rollout in shadow, replacing ``after`` (the row's previous rollout)."""
         if live_version == candidate_version:
-            raise ConfigError(f"{model}: the candidate {candidate_version} is the live version")
+            raise RolloutConflict(f"{model}: the candidate {candidate_version} is the live "
+                                  "version")
         return cls(model, language, live_version, candidate_version, SHADOW, 0.0, RUNNING,
                    reason, iso_utc(), after.revision + 1 if after else 1)
 
@@ -84,8 +85,8 @@ class Rollout:
     def promoted(self, canary_steps: Sequence[float], reason: str) -> Rollout:
         """One step on: shadow to the first canary share, to the next, then live."""
         if not self.running:
-            raise ConfigError(f"{self.model} {self.language}: the rollout is {self.state}, "
-                              "not running")
+            raise RolloutConflict(f"{self.model} {self.language}: the rollout is {self.state}, "
+                                  "not running")
         larger = [share for share in canary_steps
                   if self.mode == SHADOW or share > self.fraction]
         if larger:
@@ -95,8 +96,8 @@ class Rollout:
     def rolled_back(self, reason: str) -> Rollout:
         """Back to live alone."""
         if not self.running:
-            raise ConfigError(f"{self.model} {self.language}: the rollout is {self.state}, "
-                              "not running")
+            raise RolloutConflict(f"{self.model} {self.language}: the rollout is {self.state}, "
+                                  "not running")
         return self._next(mode=LIVE, fraction=0.0, state=ROLLED_BACK, reason=reason)
 
     def _next(self, **changes: Any) -> Rollout:

@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.catalogue import Catalogue, ModelEntry, Router, check_request_timeout
 from orchestrator.config import AppConfig, BatchConfig, RoutingConfig, TorchServeConfig
-from orchestrator.errors import ConfigError, UnknownLanguage
+from orchestrator.errors import ConfigError, UnknownLanguage, UnknownVersion
 from tests.orchestrator.fakes import CATALOGUE
 
 
@@ -106,3 +106,11 @@ def test_the_request_timeout_sits_between_the_handlers_limits_and_torchserves(
     # A catalogue from before the limits were recorded is not held to them.
     check_request_timeout([ModelEntry(name="old", version="1.0", family="audio_nsfw",
                                       file="old-1.0.mar")], config)
+
+
+def test_a_model_or_version_the_catalogue_lacks_is_unknown_not_a_config_error():
+    with pytest.raises(UnknownVersion, match="audio_nsfw_hi 9.9 is not in the catalogue"):
+        CATALOGUE.version("audio_nsfw_hi", "9.9")
+    with pytest.raises(UnknownVersion, match="no model 'audio_nsfw_xx'"):
+        CATALOGUE.live("audio_nsfw_xx")
+    assert not issubclass(UnknownVersion, ConfigError)

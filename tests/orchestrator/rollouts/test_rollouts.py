@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from orchestrator.catalogue import Catalogue, ModelEntry, Router
 from orchestrator.config import RolloutConfig, RoutingConfig
 from orchestrator.db.stores import SqliteStore
-from orchestrator.errors import ConfigError, ModelUnavailable
+from orchestrator.errors import ModelUnavailable, RolloutConflict
 from orchestrator.messages import Envelope, parse_clip
 from orchestrator.metrics import Metrics
 from orchestrator.pipelines.audio import ClipScorer, Verdict, scored
@@ -58,9 +58,9 @@ def test_a_rolled_back_rollout_serves_live_and_cannot_be_moved_again():
     assert (rollout.state, rollout.step(STEPS), rollout.serving_version) == \
         (ROLLED_BACK, -1, "1.0")
     assert not rollout.on_candidate("any stream")
-    with pytest.raises(ConfigError, match="not running"):
+    with pytest.raises(RolloutConflict, match="not running"):
         rollout.promoted(STEPS, "again")
-    with pytest.raises(ConfigError, match="is the live version"):
+    with pytest.raises(RolloutConflict, match="is the live version"):
         Rollout.begin("audio_nsfw_hi", "hi", "1.0", "1.0", "same")
 
 

@@ -15,7 +15,7 @@ from orchestrator.catalogue import Catalogue, ModelEntry
 from orchestrator.config import AppConfig, load_config
 from orchestrator.db import open_store
 from orchestrator.errors import ConfigError, RolloutConflict, VigilError
-from orchestrator.rollouts import CANARY, ROLLED_BACK, Rollout, RolloutTable
+from orchestrator.rollouts import Mode, Rollout, RolloutTable, State
 
 HEADERS = ("MODEL", "LANGUAGE", "LIVE", "CANDIDATE", "STEP", "STATE", "REV", "UPDATED",
            "REASON")
@@ -32,9 +32,9 @@ def table(rollouts: Sequence[Rollout]) -> str:
 
 
 def _step(rollout: Rollout) -> str:
-    if rollout.state == ROLLED_BACK:
+    if rollout.state == State.ROLLED_BACK:
         return "-"
-    if rollout.mode == CANARY:
+    if rollout.mode == Mode.CANARY:
         return f"canary {rollout.fraction:.0%}"
     return rollout.mode
 

@@ -4,9 +4,9 @@ the gates, the control each daemon runs, and shadow scoring."""
 from orchestrator.rollouts.control import Plan, RolloutControl
 from orchestrator.rollouts.gates import Scored
 from orchestrator.rollouts.shadow import CandidateRequests, Shadow, ShadowRequest
-from orchestrator.rollouts.table import CANARY, ROLLED_BACK, Rollout, RolloutTable
+from orchestrator.rollouts.table import Mode, Rollout, RolloutTable, State
 
 __all__ = [
-    "CANARY", "CandidateRequests", "Plan", "ROLLED_BACK", "Rollout", "RolloutControl",
-    "RolloutTable", "Scored", "Shadow", "ShadowRequest",
+    "CandidateRequests", "Mode", "Plan", "Rollout", "RolloutControl",
+    "RolloutTable", "Scored", "Shadow", "ShadowRequest", "State",
 ]

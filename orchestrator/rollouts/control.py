@@ -26,8 +26,8 @@ from orchestrator.config import RolloutConfig
 from orchestrator.errors import UnknownVersion, VigilError
 from orchestrator.messages import ClipMessage
 from orchestrator.metrics import Metrics, labelled
-from orchestrator.rollouts.gates import PROMOTE, ROLL_BACK, Judgement, Scored, StepStats, judge
-from orchestrator.rollouts.table import ROLLED_BACK, Rollout, RolloutTable, share_of
+from orchestrator.rollouts.gates import Decision, Judgement, Scored, StepStats, judge
+from orchestrator.rollouts.table import Rollout, RolloutTable, State, share_of
 from orchestrator.serving import TorchServeClient
 
 logger = logging.getLogger(__name__)
@@ -212,7 +212,8 @@ class RolloutControl:
             self._gate(*key, gate).set(value)
         if "flip_rate" in judgement.figures:
             self._flip_rate(*key).set(judgement.figures["flip_rate"])
-        if judgement.verdict in (PROMOTE, ROLL_BACK):  # _step_stats: none is being written
+        # _step_stats: no decision of this rollout is being written.
+        if judgement.decision in (Decision.PROMOTE, Decision.ROLL_BACK):
             self._moving.add(key)
             task = asyncio.create_task(self._decide(rollout, judgement))
             self._tasks.add(task)
@@ -220,7 +221,7 @@ class RolloutControl:
 
     async def _decide(self, rollout: Rollout, judgement: Judgement) -> None:
         try:
-            if judgement.verdict == ROLL_BACK:
+            if judgement.decision == Decision.ROLL_BACK:
                 await self._move(rollout, rollout.rolled_back(judgement.reason))
             else:
                 await self._move(rollout, rollout.promoted(self.config.canary_steps,
@@ -237,7 +238,7 @@ class RolloutControl:
             with contextlib.suppress(VigilError):
                 await self.refresh()
             return
-        if new.state == ROLLED_BACK:
+        if new.state == State.ROLLED_BACK:
             self._rollbacks(*rollout.key).inc()
             logger.warning("%s %s: ROLLED BACK candidate %s: %s", *rollout.key,
                            rollout.candidate_version, new.reason)

@@ -15,13 +15,21 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from orchestrator.config import RolloutConfig
 from orchestrator.monitoring import psi
 
 BINS = 10
 LATENCY_SAMPLES = 1000  # p99 of the candidate's most recent requests
-WAIT, PROMOTE, ROLL_BACK = "wait", "promote", "roll_back"
+
+
+class Decision(StrEnum):
+    """What the gates decide for a step."""
+
+    WAIT = "wait"
+    PROMOTE = "promote"
+    ROLL_BACK = "roll_back"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +83,7 @@ def _bin(score: float) -> int:
 
 @dataclass(frozen=True)
 class Judgement:
-    verdict: str  # WAIT, PROMOTE or ROLL_BACK
+    decision: Decision
     reason: str
     figures: dict[str, float]
 
@@ -87,12 +95,13 @@ def judge(stats: StepStats, config: RolloutConfig) -> Judgement:
               "p99_ms": config.max_p99_ms, "error_rate": config.max_error_rate}
     shown = ", ".join(f"{gate} {figures[gate]:.4g}" for gate in limits if gate in figures)
     if stats.pairs < config.min_samples and stats.requests < config.min_samples:
-        return Judgement(WAIT, f"{stats.pairs} pairs", figures)
+        return Judgement(Decision.WAIT, f"{stats.pairs} pairs", figures)
     failed = [f"{gate} {figures[gate]:.4g} > {limit:g}" for gate, limit in limits.items()
               if figures.get(gate, 0.0) > limit]
     if failed:
-        return Judgement(ROLL_BACK, f"gate failed: {'; '.join(failed)} (over {stats.pairs} "
-                         f"clips, {stats.requests} candidate requests)", figures)
+        return Judgement(Decision.ROLL_BACK, f"gate failed: {'; '.join(failed)} (over "
+                         f"{stats.pairs} clips, {stats.requests} candidate requests)", figures)
     if stats.pairs >= config.window:
-        return Judgement(PROMOTE, f"gates passed over {stats.pairs} clips: {shown}", figures)
-    return Judgement(WAIT, f"{stats.pairs} of {config.window} clips: {shown}", figures)
+        return Judgement(Decision.PROMOTE, f"gates passed over {stats.pairs} clips: {shown}",
+                         figures)
+    return Judgement(Decision.WAIT, f"{stats.pairs} of {config.window} clips: {shown}", figures)

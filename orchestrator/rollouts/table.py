@@ -21,16 +21,35 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from orchestrator.clock import iso_utc
 from orchestrator.db import ROLLOUT_COLUMNS, Store, upsert
 from orchestrator.errors import RolloutConflict
 
-SHADOW, CANARY, LIVE = "shadow", "canary", "live"
-RUNNING, PROMOTED, ROLLED_BACK = "running", "promoted", "rolled_back"
-# vigil_rollout_state: the step a rollout is at, in order; -1 once rolled back.
-ROLLED_BACK_STATE = -1
+
+
+class Mode(StrEnum):
+    """Whose verdicts a rollout's candidate gives: none (shadow), a share of streams'
+    (canary), or every stream's (live)."""
+
+    SHADOW = "shadow"
+    CANARY = "canary"
+    LIVE = "live"
+
+
+class State(StrEnum):
+    """Where a rollout stands: moving, done with the candidate serving, or done without."""
+
+    RUNNING = "running"
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+
+
+TEXT_COLUMNS = ("model", "language", "live_version", "candidate_version", "reason", "updated_at")
+# vigil_rollout_state (the metric's name): the step a rollout is at; -1 once rolled back.
+ROLLED_BACK_STEP = -1
 logger = logging.getLogger(__name__)
 
 
@@ -42,9 +61,9 @@ class Rollout:
     language: str
     live_version: str
     candidate_version: str
-    mode: str
+    mode: Mode
     fraction: float  # the share of streams that get the candidate's verdicts
-    state: str
+    state: State
     reason: str
     updated_at: str
     revision: int
@@ -56,8 +75,8 @@ class Rollout:
         if live_version == candidate_version:
             raise RolloutConflict(f"{model}: the candidate {candidate_version} is the live "
                                   "version")
-        return cls(model, language, live_version, candidate_version, SHADOW, 0.0, RUNNING,
-                   reason, iso_utc(), after.revision + 1 if after else 1)
+        return cls(model, language, live_version, candidate_version, Mode.SHADOW, 0.0,
+                   State.RUNNING, reason, iso_utc(), after.revision + 1 if after else 1)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -65,20 +84,20 @@ class Rollout:
 
     @property
     def running(self) -> bool:
-        return self.state == RUNNING
+        return self.state == State.RUNNING
 
     @property
     def serving_version(self) -> str:
         """The version that serves the verdicts of streams outside the canary."""
-        return self.candidate_version if self.state == PROMOTED else self.live_version
+        return self.candidate_version if self.state == State.PROMOTED else self.live_version
 
     def step(self, canary_steps: Sequence[float]) -> int:
         """0 shadow, 1.. each canary share, then live; -1 once rolled back."""
-        if self.state == ROLLED_BACK:
-            return ROLLED_BACK_STATE
-        if self.mode == SHADOW:
+        if self.state == State.ROLLED_BACK:
+            return ROLLED_BACK_STEP
+        if self.mode == Mode.SHADOW:
             return 0
-        if self.mode == LIVE:
+        if self.mode == Mode.LIVE:
             return len(canary_steps) + 1
         return 1 + sum(1 for share in canary_steps if share < self.fraction)
 
@@ -88,17 +107,17 @@ class Rollout:
             raise RolloutConflict(f"{self.model} {self.language}: the rollout is {self.state}, "
                                   "not running")
         larger = [share for share in canary_steps
-                  if self.mode == SHADOW or share > self.fraction]
+                  if self.mode == Mode.SHADOW or share > self.fraction]
         if larger:
-            return self._next(mode=CANARY, fraction=larger[0], reason=reason)
-        return self._next(mode=LIVE, fraction=1.0, state=PROMOTED, reason=reason)
+            return self._next(mode=Mode.CANARY, fraction=larger[0], reason=reason)
+        return self._next(mode=Mode.LIVE, fraction=1.0, state=State.PROMOTED, reason=reason)
 
     def rolled_back(self, reason: str) -> Rollout:
         """Back to live alone."""
         if not self.running:
             raise RolloutConflict(f"{self.model} {self.language}: the rollout is {self.state}, "
                                   "not running")
-        return self._next(mode=LIVE, fraction=0.0, state=ROLLED_BACK, reason=reason)
+        return self._next(mode=Mode.LIVE, fraction=0.0, state=State.ROLLED_BACK, reason=reason)
 
     def _next(self, **changes: Any) -> Rollout:
         return dataclasses.replace(self, **changes, updated_at=iso_utc(),
@@ -110,7 +129,7 @@ class Rollout:
     def on_candidate(self, stream_id: str) -> bool:
         """Whether ``stream_id``'s verdicts come from the candidate at this step (once
         promoted, the candidate is the serving version instead)."""
-        return self.running and self.mode == CANARY and share_of(
+        return self.running and self.mode == Mode.CANARY and share_of(
             f"{self.model}/{self.language}/{self.candidate_version}/{stream_id}") < self.fraction
 
 
@@ -171,12 +190,14 @@ class RolloutTable:
 def _decoded(row: Sequence[Any]) -> Rollout | None:
     """A row as a :class:`Rollout`, or None (logged) for one that cannot be read: a row
     written by hand must not stop every daemon, whatever model it names."""
+    named = dict(zip(ROLLOUT_COLUMNS, row, strict=True))
     try:
-        fraction, revision = float(row[5]), int(row[9])
-        if not all(isinstance(row[i], str) for i in (0, 1, 2, 3, 4, 6)):
+        if not all(isinstance(named[column], str) for column in TEXT_COLUMNS):
             raise ValueError("a text column holds something else")
+        return Rollout(**{**named, "mode": Mode(named["mode"]), "state": State(named["state"]),
+                          "fraction": float(named["fraction"]),
+                          "revision": int(named["revision"])})
     except (TypeError, ValueError) as exc:
         logger.warning("skipping a model_rollouts row that cannot be read (%s): %.300r",
                        exc, tuple(row))
         return None
-    return Rollout(*row[:5], fraction, *row[6:9], revision)

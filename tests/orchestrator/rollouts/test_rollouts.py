@@ -24,8 +24,8 @@ from orchestrator.messages import Envelope, parse_clip
 from orchestrator.metrics import Metrics
 from orchestrator.pipelines.audio import ClipScorer, Verdict, scored
 from orchestrator.rollouts import CandidateRequests, RolloutControl, Shadow
-from orchestrator.rollouts.gates import PROMOTE, ROLL_BACK, WAIT, Scored, StepStats, judge
-from orchestrator.rollouts.table import ROLLED_BACK, Rollout, RolloutTable, share_of
+from orchestrator.rollouts.gates import Decision, Scored, StepStats, judge
+from orchestrator.rollouts.table import Mode, Rollout, RolloutTable, State, share_of
 from tests.orchestrator.fakes import AUDIO
 
 STEPS = (0.05, 0.25)
@@ -56,7 +56,7 @@ def test_a_rollout_steps_from_shadow_through_each_canary_share_to_live():
 def test_a_rolled_back_rollout_serves_live_and_cannot_be_moved_again():
     rollout = begin().promoted(STEPS, "ok").rolled_back("flip rate 0.4 > 0.02")
     assert (rollout.state, rollout.step(STEPS), rollout.serving_version) == \
-        (ROLLED_BACK, -1, "1.0")
+        (State.ROLLED_BACK, -1, "1.0")
     assert not rollout.on_candidate("any stream")
     with pytest.raises(RolloutConflict, match="not running"):
         rollout.promoted(STEPS, "again")
@@ -98,10 +98,10 @@ def pairs(stats: StepStats, count: int, *, flip_every: int = 0, shift: float = 0
 def test_identical_answers_wait_for_the_window_then_promote():
     stats = StepStats()
     pairs(stats, FAST.min_samples - 1)
-    assert judge(stats, FAST).verdict == WAIT
+    assert judge(stats, FAST).decision == Decision.WAIT
     pairs(stats, FAST.window - FAST.min_samples + 1)
     judgement = judge(stats, FAST)
-    assert judgement.verdict == PROMOTE
+    assert judgement.decision == Decision.PROMOTE
     assert judgement.figures["flip_rate"] == 0 and judgement.figures["psi"] == 0
 
 
@@ -113,7 +113,7 @@ def test_a_shifted_candidate_fails_its_gate_as_soon_as_it_is_judged(shape, gate)
     stats = StepStats()
     pairs(stats, FAST.min_samples, **shape)
     judgement = judge(stats, FAST)
-    assert judgement.verdict == ROLL_BACK and gate in judgement.reason
+    assert judgement.decision == Decision.ROLL_BACK and gate in judgement.reason
 
 
 def test_failing_requests_and_slow_answers_fail_the_error_and_latency_gates():
@@ -155,7 +155,9 @@ async def test_rows_that_cannot_be_read_are_skipped_with_a_warning(tmp_path, cap
               "2026-12-01T00:00:00.000Z", "two"),
              ("audio_nsfw_yy", "yy", "1.0", "2.0", "shadow", 0.0, "running", "by hand",
               "2026-12-01T00:00:00.000Z", "3rd")])
-        assert await table.all() == [good]
+        rollouts = await table.all()
+        assert rollouts == [good]
+        assert (rollouts[0].mode, rollouts[0].state) == (Mode.SHADOW, State.RUNNING)
         assert await table.get("audio_nsfw_zz", "zz") is None
     assert sum("cannot be read" in r.message for r in caplog.records) == 3  # all(), get()
 

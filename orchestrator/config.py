@@ -108,11 +108,21 @@ class BatchConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class RetryConfig:
-    """Exponential backoff with jitter, within a time budget (see orchestrator/flow/retry.py)."""
+    """Exponential backoff with jitter, within a time budget and at most ``max_attempts``
+    tries (None: as many as the budget allows; see orchestrator/flow/retry.py)."""
 
     budget_s: float
     backoff_s: float = 0.2
     backoff_max_s: float = 5.0
+    max_attempts: int | None = None
+
+    def __post_init__(self) -> None:
+        _require_positive(self, "budget_s", "backoff_s", "backoff_max_s")
+        if self.backoff_max_s < self.backoff_s:
+            raise ConfigError(f"retry: backoff_max_s ({self.backoff_max_s}) must not be below "
+                              f"backoff_s ({self.backoff_s})")
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ConfigError(f"retry: max_attempts must be at least 1, not {self.max_attempts}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -54,7 +54,8 @@ class RetryPolicy:
                 if error.outage:
                     self._health(False)
                 pause = delay * random.uniform(0.5, 1.0)
-                capped = error.max_attempts is not None and attempt >= error.max_attempts
+                capped = any(limit is not None and attempt >= limit
+                             for limit in (error.max_attempts, self.config.max_attempts))
                 if capped or loop.time() + pause > deadline:
                     error.attempts = attempt
                     raise

@@ -45,7 +45,6 @@ from orchestrator.rollouts import (
 from orchestrator.serving import MediaFetcher, TorchServeClient, answers
 
 NAME = "audio"
-ONE_ATTEMPT_S = 0.001  # a retry budget that ends before any retry: candidates get one try
 logger = logging.getLogger(__name__)
 
 
@@ -239,19 +238,19 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
     await client.check_served(router.models)
     fetcher = await stack.enter_async_context(
         MediaFetcher(config.media, on_retry=lambda error: retries.inc()))
-    # The candidates' own client: its own connections, one attempt, no say in backpressure.
+    # The candidates' own client: its own connections, one attempt (a candidate's failure
+    # is evidence for its gates, not an outage to wait out), no say in backpressure.
     rollout = config.rollout
     candidate_client = await stack.enter_async_context(TorchServeClient(dataclasses.replace(
-        config.torchserve, timeout_s=rollout.shadow_timeout_s, retry_budget_s=ONE_ATTEMPT_S,
-        backoff_s=ONE_ATTEMPT_S, backoff_max_s=ONE_ATTEMPT_S,
-        max_connections=rollout.shadow_max_in_flight)))
+        config.torchserve, timeout_s=rollout.shadow_timeout_s,
+        max_connections=rollout.shadow_max_in_flight), max_attempts=1))
     control = await stack.enter_async_context(RolloutControl(
         RolloutTable(store), catalogue, candidate_client, rollout, metrics,
         routed=router.models))
     await control.adopt_candidates()
     check_request_timeout(control.serving(), config)
     await client.check_served(control.serving())  # versions promoted since
-    candidates = CandidateRequests(candidate_client, control, rollout.shadow_timeout_s)
+    candidates = CandidateRequests(candidate_client, control)
     shadow = await stack.enter_async_context(Shadow(
         candidates, store, rollout.shadow_max_in_flight, metrics, scored))
     return Stages(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -115,9 +116,13 @@ class TorchServeClient:
 
     def __init__(self, config: TorchServeConfig, *,
                  on_retry: Callable[[BaseException], None] | None = None,
-                 health: Health | None = None, inference: Histogram | None = None) -> None:
+                 health: Health | None = None, inference: Histogram | None = None,
+                 max_attempts: int | None = None) -> None:
+        """``max_attempts`` caps the tries of each request (1: no retry) within
+        ``config.retry``'s budget."""
         self.config = config
-        self.retry = RetryPolicy(config.retry, on_retry=on_retry, health=health)
+        retry = dataclasses.replace(config.retry, max_attempts=max_attempts)
+        self.retry = RetryPolicy(retry, on_retry=on_retry, health=health)
         self._inference = labelled(inference) if inference is not None else None
         self._key: str | None = None
 

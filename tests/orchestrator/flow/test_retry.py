@@ -1,11 +1,13 @@
 """The one retry policy: transient errors only, within a time budget, attempts counted."""
 
 import asyncio
+import dataclasses
 
 import pytest
 
 from orchestrator.config import RetryConfig
 from orchestrator.errors import (
+    ConfigError,
     ModelTimeout,
     ModelUnavailable,
     StoreUnavailable,
@@ -78,3 +80,22 @@ async def test_a_timeout_is_tried_twice_at_most_and_never_pauses_intake():
     operation, calls = flaky([ModelTimeout("slow"), ModelUnavailable("503")])
     assert await policy.call(operation) == "done"
     assert health == [False, True]  # only the outage was reported
+
+
+async def test_max_attempts_one_tries_once_whatever_the_budget():
+    calls = []
+
+    async def down() -> None:
+        calls.append(1)
+        raise ModelUnavailable("refused")
+
+    with pytest.raises(ModelUnavailable) as raised:
+        await RetryPolicy(dataclasses.replace(QUICK, max_attempts=1)).call(down)
+    assert calls == [1] and raised.value.attempts == 1
+
+
+@pytest.mark.parametrize("settings", [{"budget_s": 0}, {"backoff_s": 2.0, "backoff_max_s": 1.0},
+                                      {"max_attempts": 0}])
+def test_retry_settings_out_of_range_are_refused(settings):
+    with pytest.raises(ConfigError):
+        RetryConfig(**{"budget_s": 1.0, **settings})

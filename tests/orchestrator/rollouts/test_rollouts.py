@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from orchestrator.catalogue import Catalogue, ModelEntry, Router
 from orchestrator.config import RolloutConfig, RoutingConfig
 from orchestrator.db.stores import SqliteStore
-from orchestrator.errors import ModelUnavailable, RolloutConflict
+from orchestrator.errors import ModelTimeout, ModelUnavailable, RolloutConflict
 from orchestrator.messages import Envelope, parse_clip
 from orchestrator.metrics import Metrics
 from orchestrator.pipelines.audio import ClipScorer, Verdict, scored
@@ -163,11 +163,14 @@ async def test_rows_that_cannot_be_read_are_skipped_with_a_warning(tmp_path, cap
 
 
 class FakeModels:
-    """TorchServe's answers per version: a score, or an error, after a delay."""
+    """TorchServe's answers per version: a score, or an error, after a delay; a delay past
+    ``timeout_s`` is a :class:`ModelTimeout` at ``timeout_s``, as the real client's."""
 
-    def __init__(self, answers: dict[str, object], delay_s: dict[str, float] | None = None):
+    def __init__(self, answers: dict[str, object], delay_s: dict[str, float] | None = None,
+                 timeout_s: float = 60.0):
         self.answers = answers  # only the versions it serves
         self.delay_s = delay_s or {}
+        self.timeout_s = timeout_s
         self.calls: list[str] = []
 
     async def predict(self, model: ModelEntry, body: bytes):
@@ -175,7 +178,10 @@ class FakeModels:
         if isinstance(answer, list):  # answers in turn
             answer = answer[len(self.calls) % len(answer)]
         self.calls.append(model.version)
-        await asyncio.sleep(self.delay_s.get(model.version, 0))
+        delay_s = self.delay_s.get(model.version, 0)
+        await asyncio.sleep(min(delay_s, self.timeout_s))
+        if delay_s > self.timeout_s:
+            raise ModelTimeout(f"{model.name} {model.version}: no answer in {self.timeout_s} s")
         if isinstance(answer, Exception):
             raise answer
         return answer
@@ -229,7 +235,7 @@ async def rig(folder: Path, rollout: Rollout, live: FakeModels, candidate: FakeM
         control = await stack.enter_async_context(
             RolloutControl(table, CATALOGUE, candidate, config, metrics,
                            routed=ROUTER.models))
-        requests = CandidateRequests(candidate, control, config.shadow_timeout_s)
+        requests = CandidateRequests(candidate, control)
         shadow = await stack.enter_async_context(
             Shadow(requests, store, config.shadow_max_in_flight, metrics, scored))
         yield Rig(ClipScorer(live, InlineAudio(), batch_requests=batch_requests, control=control,
@@ -251,7 +257,8 @@ async def test_a_canary_stream_gets_the_candidates_verdict_and_live_when_it_is_d
 
 async def test_shadow_never_delays_a_verdict_and_drops_what_it_has_no_room_for(tmp_path):
     live = FakeModels({"1.0": answer(0.2)})
-    hanging = FakeModels({"2.0": answer(0.2)}, delay_s={"2.0": 30})
+    hanging = FakeModels({"2.0": answer(0.2)}, delay_s={"2.0": 30},
+                         timeout_s=FAST.shadow_timeout_s)
     async with rig(tmp_path / "s", begin(), live, hanging) as r:
         loop = asyncio.get_running_loop()
         started = loop.time()

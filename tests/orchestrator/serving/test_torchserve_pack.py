@@ -21,3 +21,13 @@ def test_everything_fits_in_one_request():
 
 def test_nothing_to_send_makes_no_request():
     assert pack([], 1000) == []
+
+
+def test_a_client_capped_at_one_attempt_keeps_its_config_s_budget_and_backoff():
+    from orchestrator.config import TorchServeConfig
+    from orchestrator.serving import TorchServeClient
+
+    config = TorchServeConfig(retry_budget_s=7.0, backoff_s=0.3)
+    retry = TorchServeClient(config, max_attempts=1).retry.config
+    assert (retry.max_attempts, retry.budget_s, retry.backoff_s) == (1, 7.0, 0.3)
+    assert TorchServeClient(config).retry.config.max_attempts is None

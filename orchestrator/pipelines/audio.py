@@ -27,7 +27,6 @@ from orchestrator.catalogue import Catalogue, ModelEntry, Router, check_request_
 from orchestrator.clock import iso_from_epoch, iso_utc
 from orchestrator.config import AppConfig
 from orchestrator.db import Store, TableSink
-from orchestrator.errors import VigilError
 from orchestrator.flow import Failure, Health, Stages, gather_outcomes
 from orchestrator.kafka import EventProducer, TopicSink
 from orchestrator.messages import ClipMessage, parse_clip
@@ -101,6 +100,18 @@ class Verdict:
         return self.clip.envelope.key
 
 
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """A clip's audio and its verdict: the audio goes on to a shadow request."""
+
+    body: bytes
+    verdict: Verdict
+
+
+def _heard(body: bytes, outcome: Verdict | Failure) -> Heard | Failure:
+    return Heard(body, outcome) if isinstance(outcome, Verdict) else outcome
+
+
 class ClipScorer:
     """Scores each clip of a batch with its language's model, all concurrently.
 
@@ -121,60 +132,63 @@ class ClipScorer:
 
     async def score(self, clips: Sequence[ClipMessage]) -> list[Verdict | Failure]:
         plans = [self.control.plan(clip) for clip in clips]
-        bodies: dict[int, bytes] = {}
         if self.batch_requests:
-            outcomes = await self._score_by_model(clips, plans, bodies)
+            heard = await self._score_by_model(clips, plans)
         else:
-            outcomes = await gather_outcomes(
-                self._score_one(clip, plan, partial(bodies.__setitem__, index))
-                for index, (clip, plan) in enumerate(zip(clips, plans)))
-        for index, (clip, plan, outcome) in enumerate(zip(clips, plans, outcomes)):
-            if plan.shadow is not None and isinstance(outcome, Verdict):
+            heard = await gather_outcomes(self._score_one(clip, plan)
+                                          for clip, plan in zip(clips, plans))
+        outcomes: list[Verdict | Failure] = []
+        for clip, plan, outcome in zip(clips, plans, heard):
+            if isinstance(outcome, Failure):
+                outcomes.append(outcome)
+                continue
+            if plan.shadow is not None:
+                verdict = outcome.verdict
                 self.shadow.submit(ShadowRequest(clip.clip_id, plan.rollout, plan.shadow,
-                                                 bodies[index],
-                                                 Scored(outcome.score, outcome.label)))
+                                                 outcome.body,
+                                                 Scored(verdict.score, verdict.label)))
+            outcomes.append(outcome.verdict)
         return outcomes
 
-    async def _score_one(self, clip: ClipMessage, plan: Plan,
-                         keep: Callable[[bytes], None]) -> Verdict:
-        """Fetch, then score: each clip goes as soon as its own audio is in (``keep`` holds
-        the audio for a shadow request)."""
+    async def _score_one(self, clip: ClipMessage, plan: Plan) -> Heard:
+        """Fetch, then score: each clip goes as soon as its own audio is in."""
         body = await self._fetch(clip)
-        keep(body)
-        return await self._verdict(clip, plan, body)
+        return Heard(body, await self._verdict(clip, plan, body))
 
-    async def _score_by_model(self, clips: Sequence[ClipMessage], plans: Sequence[Plan],
-                              bodies: dict[int, bytes]) -> list[Verdict | Failure]:
+    async def _score_by_model(self, clips: Sequence[ClipMessage], plans: Sequence[Plan]
+                              ) -> list[Heard | Failure]:
         """Fetch every clip, then send each model its clips in one request, concurrently (a
         canary clip goes alone: should the candidate fail it, live scores it)."""
-        outcomes: list[Any] = await gather_outcomes(self._fetch(clip) for clip in clips)
+        fetched = await gather_outcomes(self._fetch(clip) for clip in clips)
+        heard: dict[int, Heard | Failure] = {}
         by_model: dict[str, list[int]] = {}
         canary = []
-        for index, (plan, body) in enumerate(zip(plans, outcomes)):
+        for index, (plan, body) in enumerate(zip(plans, fetched)):
             if isinstance(body, Failure):
-                continue
-            bodies[index] = body
-            if plan.on_candidate:
+                heard[index] = body
+            elif plan.on_candidate:
                 canary.append(index)
             else:
                 by_model.setdefault(plan.serve.path, []).append(index)
 
         async def one(index: int) -> None:
-            outcomes[index] = (await gather_outcomes(
-                [self._verdict(clips[index], plans[index], bodies[index])]))[0]
+            [outcome] = await gather_outcomes(
+                [self._verdict(clips[index], plans[index], fetched[index])])
+            heard[index] = _heard(fetched[index], outcome)
 
         async def together(indices: list[int]) -> None:
             model = plans[indices[0]].serve
             try:
-                answered = await self.client.predict_batch(model, [bodies[i] for i in indices])
+                answered = await self.client.predict_batch(model, [fetched[i] for i in indices])
             except Exception as error:  # noqa: BLE001 - a failed request fails its clips
                 answered = [error] * len(indices)
             for index, answer in zip(indices, answered, strict=True):
-                outcomes[index] = _verdict_or_failure(clips[index], model, answer)
+                heard[index] = _heard(fetched[index],
+                                      _verdict_or_failure(clips[index], model, answer))
 
         await asyncio.gather(*(one(index) for index in canary),
                              *(together(indices) for indices in by_model.values()))
-        return outcomes
+        return [heard[index] for index in range(len(clips))]
 
     async def _verdict(self, clip: ClipMessage, plan: Plan, body: bytes) -> Verdict:
         if plan.on_candidate:
@@ -188,18 +202,12 @@ class ClipScorer:
         """The candidate's verdict, or None for live to give it: a failing candidate never
         fails a verdict (its failures are the error-rate gate's figure)."""
         try:
-            answer, latency_ms = await self.candidates.predict(plan.rollout, plan.serve, body)
+            return await self.candidates.predict(plan.rollout, plan.serve, body,
+                                                 partial(Verdict.from_answer, clip, plan.serve))
         except Exception:  # noqa: BLE001 - reported to the gates where it is the candidate's
             logger.debug("canary %s %s failed on %s: live scores it", plan.serve.name,
                          plan.serve.version, clip.clip_id, exc_info=True)
             return None
-        try:
-            verdict = Verdict.from_answer(clip, plan.serve, answer)
-        except VigilError:
-            self.control.requested(plan.rollout, latency_ms, failed=True)
-            return None
-        self.control.requested(plan.rollout, latency_ms, failed=False)
-        return verdict
 
     async def _fetch(self, clip: ClipMessage) -> bytes:
         if clip.audio_b64 is not None:

@@ -180,19 +180,15 @@ class RolloutControl:
         except UnknownVersion:  # a version this daemon's catalogue lacks: it serves live
             return routed
 
-    def paired(self, rollout: Rollout, live: Scored, candidate: Scored,
-               latency_ms: float) -> None:
-        """The candidate answered in shadow; ``live`` is the clip's verdict."""
+    def record(self, rollout: Rollout, latency_ms: float, *, failed: bool = False,
+               pair: tuple[Scored, Scored] | None = None) -> None:
+        """One candidate request's outcome, the gates' only input: it failed (no answer, or
+        an answer that is no score), or it answered; a shadow answer comes with its
+        ``pair``, (the clip's live verdict, the candidate's)."""
         stats = self._step_stats(rollout)
         if stats is not None:
-            stats.add_pair(live, candidate)
-            stats.add_request(latency_ms, failed=False)
-            self._judge(rollout, stats)
-
-    def requested(self, rollout: Rollout, latency_ms: float, *, failed: bool) -> None:
-        """The candidate answered a canary request, or failed one (shadow or canary)."""
-        stats = self._step_stats(rollout)
-        if stats is not None:
+            if pair is not None:
+                stats.add_pair(*pair)
             stats.add_request(latency_ms, failed=failed)
             self._judge(rollout, stats)
 

@@ -15,7 +15,8 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from orchestrator.catalogue import ModelEntry
 from orchestrator.clock import iso_utc
@@ -27,6 +28,7 @@ from orchestrator.rollouts.gates import Scored
 from orchestrator.rollouts.table import Rollout
 from orchestrator.serving import TorchServeClient
 
+T = TypeVar("T")
 REFUSED = (UndecodableMedia, MediaTooLarge)  # the input's fault, not the candidate's
 FULL, STORE = DROP_REASONS
 
@@ -42,25 +44,30 @@ class ShadowRequest:
 
 class CandidateRequests:
     """Requests to a candidate version through the candidates' own client (one attempt,
-    the shadow timeout), timed and reported to the rollout's gates."""
+    the shadow timeout): the one place a candidate's outcomes reach the rollout's gates."""
 
     def __init__(self, client: TorchServeClient, control: RolloutControl) -> None:
         self.client = client
         self.control = control
 
-    async def predict(self, rollout: Rollout, candidate: ModelEntry,
-                      body: bytes) -> tuple[Any, float]:
-        """The candidate's answer and its latency in ms; raises its error (reported to the
-        gates unless the input was refused)."""
+    async def predict(self, rollout: Rollout, candidate: ModelEntry, body: bytes,
+                      check: Callable[[Any], T], *, live: Scored | None = None) -> T:
+        """The candidate's answer through ``check`` (which raises
+        :class:`~orchestrator.errors.BadModelResponse` for an answer that is no score). The
+        outcome goes to the gates once: a failure or a bad answer as failed, an answer in
+        shadow paired with the clip's ``live`` verdict; an input the handler refused is
+        the input's fault and is not counted. Raises the error."""
         started = time.monotonic()
         try:
-            answer = await self.client.predict(candidate, body)
+            result = check(await self.client.predict(candidate, body))
         except REFUSED:
             raise
         except VigilError:
-            self.control.requested(rollout, _ms_since(started), failed=True)
+            self.control.record(rollout, _ms_since(started), failed=True)
             raise
-        return answer, _ms_since(started)
+        pair = (live, result) if live is not None else None
+        self.control.record(rollout, _ms_since(started), pair=pair)
+        return result
 
 
 def _ms_since(started: float) -> float:
@@ -99,16 +106,11 @@ class Shadow:
 
     async def _run(self, request: ShadowRequest) -> None:
         try:
-            answer, latency_ms = await self.requests.predict(request.rollout, request.candidate,
-                                                            request.body)
-        except (VigilError, TimeoutError):  # counted by the gates, or refused input
+            scored = await self.requests.predict(
+                request.rollout, request.candidate, request.body,
+                partial(self.to_scored, request.candidate), live=request.live)
+        except VigilError:  # counted by the gates, or refused input
             return
-        try:
-            scored = self.to_scored(request.candidate, answer)
-        except VigilError:  # an answer that is no score: the candidate's failure
-            self.requests.control.requested(request.rollout, latency_ms, failed=True)
-            return
-        self.requests.control.paired(request.rollout, request.live, scored, latency_ms)
         row = {"clip_id": request.clip_id, "model": request.candidate.name,
                "version": request.candidate.version, "score": scored.score,
                "label": scored.label, "scored_at": iso_utc()}

@@ -313,7 +313,7 @@ async def test_an_answer_planned_under_the_last_step_does_not_judge_the_next(tmp
         assert await table.write(old.promoted(STEPS, "by hand"), old)
         await r.control.refresh()
         for _ in range(FAST.min_samples):  # flips that would roll the new step back
-            r.control.paired(old, Scored(0.2, "safe"), Scored(0.9, "nsfw"), 5.0)
+            r.control.record(old, 5.0, pair=(Scored(0.2, "safe"), Scored(0.9, "nsfw")))
         await asyncio.sleep(0.05)
         assert (await table.get("audio_nsfw_hi", "hi")).mode == "canary"
         assert r.metric("vigil_shadow_flip_rate") is None

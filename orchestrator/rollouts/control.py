@@ -8,8 +8,9 @@ TorchServe or its catalogue lacks it: an old pod in the middle of a deploy) sits
 out, serving live only: one replica's view must not roll back what the others can judge.
 A clip routed to a model with a running rollout gets a :class:`Plan`: its stream is on the
 candidate (canary), or the live version serves it and the candidate may also score it in
-shadow. The candidate's answers and failures come back through :meth:`RolloutControl.paired`
-and :meth:`RolloutControl.requested`; after each, the step is judged
+shadow. Every outcome of a candidate request comes back through :meth:`RolloutControl.record`
+(its one caller is :class:`~orchestrator.rollouts.shadow.CandidateRequests`); after each, the
+step is judged
 (:func:`orchestrator.rollouts.gates.judge`) and a promotion or a rollback is written at once.
 """
 

@@ -29,7 +29,7 @@ class Sink(Protocol[R_contra]):
     so that a second call leaves what a first one did (a table holds one row per key; a
     topic gets the same events again, same keys, which readers dedupe as they do any
     at-least-once delivery), and state it keeps in memory changes only once its write has
-    succeeded."""
+    succeeded. Writes of different batches run at once (side effects are concurrent)."""
 
     async def write(self, results: Sequence[R_contra]) -> None:
         """Raise when any of ``results`` could not be written."""

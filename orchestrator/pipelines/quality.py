@@ -16,6 +16,7 @@ audio_verdicts, so a restart resumes the figures.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -95,6 +96,10 @@ class QualityBook:
         self._precision = labelled(metrics.quality_precision)
         self._recall = labelled(metrics.quality_recall)
         self._windows: dict[tuple[str, str, str], QualityWindow] = {}
+        # Side effects write concurrently: one write at a time stages, writes and keeps its
+        # windows, or a write waiting on its proposals would keep copies that lack the
+        # decisions another write kept meanwhile.
+        self._writing = asyncio.Lock()
 
     async def restore(self) -> None:
         """Refill the windows from the decisions already recorded (no proposals)."""
@@ -112,7 +117,12 @@ class QualityBook:
     async def write(self, results: Sequence[Judged]) -> None:
         """Add the decisions to staged copies of their windows, write the proposals that
         fall due, then keep the copies: a write the flow retries (same results, or a
-        subset) neither counts a decision twice nor loses a proposal."""
+        subset) neither counts a decision twice nor loses a proposal. Writes run one at a
+        time."""
+        async with self._writing:
+            await self._write(results)
+
+    async def _write(self, results: Sequence[Judged]) -> None:
         staged: dict[tuple[str, str, str], QualityWindow] = {}
         due = []
         for judged in results:

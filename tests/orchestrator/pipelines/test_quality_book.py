@@ -91,3 +91,33 @@ def test_the_decisions_table_sink_written_twice_holds_one_row_per_decision(tmp_p
 
     assert asyncio.run(main()) == [("clip-1", "discard"), ("clip-2", "keep"),
                                    ("clip-3", "discard")]
+
+
+class SlowProposals:
+    """A store whose proposal writes take a while, as a busy database's would."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if "INSERT INTO threshold_proposals " in sql:
+            await asyncio.sleep(0.2)
+        await self.store.execute_many(sql, rows)
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return await self.store.fetch_all(sql, params)
+
+
+def test_concurrent_writes_keep_each_other_s_decisions(tmp_path):
+    # Side effects write concurrently: a write that waits on its proposal must not keep
+    # window copies that lack what a second write added meanwhile.
+    async def main() -> int:
+        async with SqliteStore(str(tmp_path / "v.db")) as store:
+            book = QualityBook(SlowProposals(store), CATALOGUE, CONFIG,
+                               Metrics(CollectorRegistry()))
+            first = [judged(i, positive=i % 2 == 1) for i in range(1, 5)]  # a proposal is due
+            second = [judged(i, positive=True) for i in range(5, 8)]
+            await asyncio.gather(book.write(first), book.write(second))
+            return len(book._windows[("audio_nsfw_hi", "1.0", "hi")])
+
+    assert asyncio.run(main()) == 7

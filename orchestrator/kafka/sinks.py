@@ -1,9 +1,9 @@
 """Where results go on Kafka: event topics and the dead-letter topic.
 
 Each sink keeps the :class:`~orchestrator.flow.seams.Sink` contract, awaited until the
-broker acknowledged every event. Errors are translated here: an
-unreachable broker is :class:`~orchestrator.errors.BrokerUnavailable` (retried), a record
-the broker refuses for good is :class:`~orchestrator.errors.DeliveryError`.
+broker acknowledged every event. Errors are translated here: an unreachable broker is
+:class:`~orchestrator.errors.BrokerUnavailable` (retried), a record the broker refuses for
+good is :class:`~orchestrator.errors.DeliveryError`.
 
 Nothing a message carries may stop its partition, so a record the broker refuses for its
 size or content is reduced until it can be written: an event loses what the input brought

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import httpx
 import pytest
 
 from modelzoo.build import BuildOptions, build_all

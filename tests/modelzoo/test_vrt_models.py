@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from handlers.fusion_input import EmbeddingSizeMismatch, fusion_row
 from modelzoo import clip_visual, families, vggish, xlmr_text

@@ -231,6 +231,13 @@ def account(verdicts: Callable[..., Counter], end_to_end: Histogram, drift: Scor
     drift.observe(verdict.model, clip.language, verdict.score)
 
 
+def _candidate_client(config: AppConfig, max_connections: int) -> TorchServeClient:
+    """A client for candidate versions: one attempt each, within the shadow timeout."""
+    return TorchServeClient(dataclasses.replace(
+        config.torchserve, timeout_s=config.rollout.shadow_timeout_s,
+        max_connections=max_connections), max_attempts=1)
+
+
 async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, store: Store,
                       producer: EventProducer, metrics: Metrics,
                       health: Callable[[str], Health]) -> Stages[ClipMessage, Verdict]:
@@ -246,26 +253,29 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
     await client.check_served(router.models)
     fetcher = await stack.enter_async_context(
         MediaFetcher(config.media, on_retry=lambda error: retries.inc()))
-    # The candidates' own client: its own connections, one attempt (a candidate's failure
-    # is evidence for its gates, not an outage to wait out), no say in backpressure.
+    # The candidates' own clients: one attempt (a candidate's failure is evidence for its
+    # gates, not an outage to wait out), no say in backpressure, and a pool each, so shadow
+    # requests filling theirs never hold up a canary clip's verdict.
     rollout = config.rollout
-    candidate_client = await stack.enter_async_context(TorchServeClient(dataclasses.replace(
-        config.torchserve, timeout_s=rollout.shadow_timeout_s,
-        max_connections=rollout.shadow_max_in_flight), max_attempts=1))
+    canary_client = await stack.enter_async_context(
+        _candidate_client(config, config.torchserve.max_connections))
+    shadow_client = await stack.enter_async_context(
+        _candidate_client(config, rollout.shadow_max_in_flight))
     control = await stack.enter_async_context(RolloutControl(
-        RolloutTable(store), catalogue, candidate_client, rollout, metrics,
+        RolloutTable(store), catalogue, canary_client, rollout, metrics,
         routed=router.models))
     await control.adopt_candidates()
     check_request_timeout(control.serving(), config)
     await client.check_served(control.serving())  # versions promoted since
-    candidates = CandidateRequests(candidate_client, control)
     shadow = await stack.enter_async_context(Shadow(
-        candidates, store, rollout.shadow_max_in_flight, metrics, scored))
+        CandidateRequests(shadow_client, control), store, rollout.shadow_max_in_flight,
+        metrics, scored))
     return Stages(
         name=NAME,
         parse=partial(parse_clip, route=router.route),
         scorer=ClipScorer(client, fetcher, batch_requests=config.torchserve.batch_requests,
-                          control=control, candidates=candidates, shadow=shadow),
+                          control=control, candidates=CandidateRequests(canary_client, control),
+                          shadow=shadow),
         sinks=[TableSink(store, "audio_verdicts", Verdict.row),
                TopicSink(producer, config.kafka.output_topic, event=Verdict.event,
                          summary=Verdict.summary, key=Verdict.key)],

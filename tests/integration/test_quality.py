@@ -123,7 +123,12 @@ def test_quality_and_proposals_match_an_oracle_and_survive_a_restart(tmp_path, t
 
         daemon.start()  # a restart refills the windows from the database
         daemon.wait_ready()
-        restarted = daemon.metrics()
+        # The metrics endpoint answers from the first moment; the windows are refilled
+        # once the daemon has reached its database.
+        deadline = time.monotonic() + 60
+        while quality(restarted := daemon.metrics(), "recall", "audio_nsfw_hi", "hi") is None:
+            assert time.monotonic() < deadline, "the windows were not refilled"
+            time.sleep(0.2)
         assert (quality(restarted, "precision", "audio_nsfw_hi", "hi"),
                 quality(restarted, "recall", "audio_nsfw_hi", "hi")) == pytest.approx(found["hi"])
         assert daemon.terminate() == 0

@@ -22,7 +22,8 @@ from confluent_kafka import Consumer, Producer
 from handlers.audio_io import ClipDecoder
 from modelzoo import audio_classifier
 from orchestrator.clock import iso_utc
-from orchestrator.db.stores import SCHEMA, upsert_sql
+from orchestrator.db.schema import SCHEMA
+from orchestrator.db.stores import upsert_sql
 
 COLUMNS = ("clip_id", "stream_id", "language", "model", "model_version", "score", "label",
            "threshold", "scored_at")

@@ -5,122 +5,18 @@ keyed by the id make redelivery harmless: a re-scored clip or post replaces its 
 Timestamps are stored as ISO 8601 UTC text with a ``Z`` (see :mod:`orchestrator.clock`), so
 they sort and compare the same way in both databases. The drivers' errors are translated
 here: an unreachable or busy database is :class:`~orchestrator.errors.StoreUnavailable`
-(retried, intake paused), a refused statement is :class:`~orchestrator.errors.StoreError`. Scores are finite and in [0, 1]: the daemons
-check every model answer, and CHECK constraints refuse anything else (NULL, NaN, ±Inf; SQLite
-stores NaN as NULL, hence NOT NULL where a score is required).
+(retried, intake paused), a refused statement is :class:`~orchestrator.errors.StoreError`.
+The tables are declared in :mod:`orchestrator.db.schema`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from orchestrator.db.schema import SCHEMA, TABLES
 from orchestrator.errors import ConfigError, StoreError, StoreUnavailable
-
-ROLLOUT_COLUMNS = ("model", "language", "live_version", "candidate_version", "mode", "fraction",
-                   "state", "reason", "updated_at", "revision")
-
-
-@dataclass(frozen=True)
-class Table:
-    columns: tuple[str, ...]
-    key: tuple[str, ...]
-
-
-TABLES = {
-    "audio_verdicts": Table(("clip_id", "stream_id", "language", "model", "model_version",
-                             "score", "label", "threshold", "scored_at"), ("clip_id",)),
-    "post_scores": Table(("post_id", "user_id", "score", "top_category", "categories",
-                          "model_version", "created_at", "scored_at"), ("post_id",)),
-    "posts": Table(("post_id", "user_id", "created_at"), ("post_id",)),
-    "review_queue": Table(("post_id", "net", "score", "risk", "reason", "enqueued_at"),
-                          ("post_id", "net")),
-    # Not in DESIGN's list: the triage's memory of what it decided per post and net (skips
-    # too), so a redelivered views event neither decides twice nor loses the review event.
-    "triage_decisions": Table(("post_id", "net", "decision", "score", "risk", "reason",
-                               "decided_at", "published"), ("post_id", "net")),
-    "review_decisions": Table(("item_id", "kind", "decision", "decided_at"),
-                              ("item_id", "kind")),
-    "threshold_proposals": Table(("model", "version", "language", "threshold", "target",
-                                  "precision", "recall", "decisions", "proposed_at"),
-                                 ("model", "version", "language", "proposed_at")),
-    "shadow_verdicts": Table(("clip_id", "model", "version", "score", "label", "scored_at"),
-                             ("clip_id", "model", "version")),
-    # ``revision`` (not in DESIGN's list) counts the row's changes: a change is written only
-    # over the revision it was decided on, so two daemons cannot both move one rollout.
-    "model_rollouts": Table(ROLLOUT_COLUMNS, ("model", "language")),
-    "model_rollout_history": Table(ROLLOUT_COLUMNS, ("model", "language", "revision")),
-}
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audio_verdicts (
-    clip_id TEXT PRIMARY KEY, stream_id TEXT, language TEXT, model TEXT, model_version TEXT,
-    score DOUBLE PRECISION NOT NULL CHECK (score >= 0 AND score <= 1), label TEXT NOT NULL,
-    threshold DOUBLE PRECISION CHECK (threshold >= 0 AND threshold <= 1), scored_at TEXT
-);
-CREATE TABLE IF NOT EXISTS post_scores (
-    post_id TEXT PRIMARY KEY, user_id TEXT,
-    score DOUBLE PRECISION NOT NULL CHECK (score >= 0 AND score <= 1), top_category TEXT,
-    categories TEXT, model_version TEXT, created_at TEXT, scored_at TEXT
-);
-CREATE TABLE IF NOT EXISTS posts (
-    post_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS posts_user ON posts (user_id, created_at);
-CREATE TABLE IF NOT EXISTS moderation_decisions (
-    post_id TEXT NOT NULL, user_id TEXT NOT NULL, decision TEXT NOT NULL, decided_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS decisions_user ON moderation_decisions (user_id, decided_at);
-CREATE TABLE IF NOT EXISTS review_queue (
-    post_id TEXT NOT NULL, net INTEGER NOT NULL,
-    score DOUBLE PRECISION CHECK (score >= 0 AND score <= 1),
-    risk DOUBLE PRECISION CHECK (risk >= 0 AND risk <= 1),
-    reason TEXT, enqueued_at TEXT, PRIMARY KEY (post_id, net)
-);
-CREATE TABLE IF NOT EXISTS triage_decisions (
-    post_id TEXT NOT NULL, net INTEGER NOT NULL, decision TEXT NOT NULL,
-    score DOUBLE PRECISION CHECK (score >= 0 AND score <= 1),
-    risk DOUBLE PRECISION CHECK (risk >= 0 AND risk <= 1),
-    reason TEXT, decided_at TEXT, published INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (post_id, net)
-);
-CREATE TABLE IF NOT EXISTS review_decisions (
-    item_id TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('clip', 'post')),
-    decision TEXT NOT NULL CHECK (decision IN ('discard', 'keep')), decided_at TEXT NOT NULL,
-    PRIMARY KEY (item_id, kind)
-);
-CREATE TABLE IF NOT EXISTS threshold_proposals (
-    model TEXT NOT NULL, version TEXT NOT NULL, language TEXT NOT NULL,
-    threshold DOUBLE PRECISION NOT NULL CHECK (threshold >= 0 AND threshold <= 1),
-    target TEXT NOT NULL,
-    precision DOUBLE PRECISION CHECK (precision >= 0 AND precision <= 1),
-    recall DOUBLE PRECISION CHECK (recall >= 0 AND recall <= 1),
-    decisions INTEGER NOT NULL, proposed_at TEXT NOT NULL,
-    PRIMARY KEY (model, version, language, proposed_at)
-);
-CREATE TABLE IF NOT EXISTS shadow_verdicts (
-    clip_id TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
-    score DOUBLE PRECISION NOT NULL CHECK (score >= 0 AND score <= 1), label TEXT NOT NULL,
-    scored_at TEXT NOT NULL, PRIMARY KEY (clip_id, model, version)
-);
-CREATE TABLE IF NOT EXISTS model_rollouts (
-    model TEXT NOT NULL, language TEXT NOT NULL, live_version TEXT NOT NULL,
-    candidate_version TEXT NOT NULL,
-    mode TEXT NOT NULL CHECK (mode IN ('shadow', 'canary', 'live')),
-    fraction DOUBLE PRECISION NOT NULL CHECK (fraction >= 0 AND fraction <= 1),
-    state TEXT NOT NULL CHECK (state IN ('running', 'promoted', 'rolled_back')),
-    reason TEXT NOT NULL, updated_at TEXT NOT NULL, revision INTEGER NOT NULL,
-    PRIMARY KEY (model, language)
-);
-CREATE TABLE IF NOT EXISTS model_rollout_history (
-    model TEXT NOT NULL, language TEXT NOT NULL, live_version TEXT NOT NULL,
-    candidate_version TEXT NOT NULL, mode TEXT NOT NULL, fraction DOUBLE PRECISION NOT NULL,
-    state TEXT NOT NULL, reason TEXT NOT NULL, updated_at TEXT NOT NULL,
-    revision INTEGER NOT NULL, PRIMARY KEY (model, language, revision)
-);
-"""
 
 
 class Store(Protocol):
@@ -153,6 +49,21 @@ async def upsert(store: Store, table: str, rows: Sequence[dict[str, Any]], *,
     columns = TABLES[table].columns
     await store.execute_many(upsert_sql(table, keep_existing=keep_existing),
                              [tuple(row.get(c) for c in columns) for row in rows])
+
+
+async def select(store: Store, table: str, where: str = "", params: Sequence[Any] = ()
+                 ) -> list[dict[str, Any]]:
+    """The rows of ``table`` (``where`` and anything after it, with ``?`` placeholders), as
+    dicts keyed by column."""
+    spec = TABLES[table]
+    rows = await store.fetch_all(f"SELECT {', '.join(spec.columns)} FROM {table} {where}",
+                                 params)
+    return spec.named(rows)
+
+
+def placeholders(values: Sequence[Any]) -> str:
+    """``?, ?, ?`` for an ``IN (...)`` of ``values``."""
+    return ", ".join("?" * len(values))
 
 
 class SqliteStore:

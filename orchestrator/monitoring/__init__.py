@@ -3,5 +3,7 @@ moderators' decisions."""
 
 from orchestrator.monitoring.drift import ScoreDrift, psi
 from orchestrator.monitoring.quality import LabelledScore, QualityWindow
+from orchestrator.monitoring.scored_clips import DecidedClip, ScoredClip, ScoredClips
 
-__all__ = ["LabelledScore", "QualityWindow", "ScoreDrift", "psi"]
+__all__ = ["DecidedClip", "LabelledScore", "QualityWindow", "ScoreDrift", "ScoredClip",
+           "ScoredClips", "psi"]

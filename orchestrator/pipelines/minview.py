@@ -27,13 +27,19 @@ import orjson
 
 from orchestrator.clock import iso_utc
 from orchestrator.config import AppConfig, TriageConfig
-from orchestrator.db import TABLES, Store, upsert
+from orchestrator.db import Store
 from orchestrator.errors import UnknownPost
 from orchestrator.flow import Failure, Health, Stages
 from orchestrator.kafka import EventProducer
 from orchestrator.messages import ViewsMessage, parse_views
 from orchestrator.metrics import Metrics
-from orchestrator.triage import HistoryRepository, KeyedLocks, TriagePolicy, history_api
+from orchestrator.triage import (
+    HistoryRepository,
+    KeyedLocks,
+    TriagePolicy,
+    TriageRecords,
+    history_api,
+)
 
 NAME = "minview"
 ENQUEUE, SKIP = "enqueue", "skip"
@@ -50,28 +56,20 @@ class TriageCase:
     risk: float | None
 
 
-def _placeholders(count: int) -> str:
-    return ", ".join("?" * count)
-
-
 class CaseScorer:
     """Looks up each viewed post and computes its risk under the policy."""
 
-    def __init__(self, store: Store, history: HistoryRepository, policy: TriagePolicy,
-                 method: str) -> None:
-        self.store = store
+    def __init__(self, records: TriageRecords, history: HistoryRepository,
+                 policy: TriagePolicy, method: str) -> None:
+        self.records = records
         self.history = history
         self.policy = policy
         self.method = method
 
     async def score(self, items: Sequence[ViewsMessage]) -> list[TriageCase | Failure]:
         post_ids = sorted({item.post_id for item in items})
-        marks = _placeholders(len(post_ids))
-        users = dict(await self.store.fetch_all(
-            f"SELECT post_id, user_id FROM posts WHERE post_id IN ({marks})", post_ids))
-        scores = dict(await self.store.fetch_all(
-            f"SELECT post_id, score FROM post_scores WHERE post_id IN ({marks}) "
-            "AND score IS NOT NULL", post_ids))
+        users, scores = await asyncio.gather(self.records.users(post_ids),
+                                             self.records.scores(post_ids))
         scored = [p for p in post_ids if p in users and p in scores]
         histories = await asyncio.gather(*(self.history.get(users[p]) for p in scored))
         risks = {p: self.policy.risk(self.method, scores[p], h.posts, h.discards)
@@ -87,9 +85,9 @@ class TriageBook:
     publishes the reviews. Batches run concurrently and one post's events can sit in several of them;
     holding the posts' locks makes "read, decide, record, publish, mark" happen once."""
 
-    def __init__(self, store: Store, producer: EventProducer, topic: str,
+    def __init__(self, records: TriageRecords, producer: EventProducer, topic: str,
                  policy: TriagePolicy, settings: TriageConfig, metrics: Metrics) -> None:
-        self.store = store
+        self.records = records
         self.producer = producer
         self.topic = topic
         self.policy = policy
@@ -100,7 +98,7 @@ class TriageBook:
     async def write(self, cases: Sequence[TriageCase]) -> None:
         post_ids = sorted({case.views.post_id for case in cases})
         async with self._locks.hold(post_ids):
-            decisions = await self._decided(post_ids)
+            decisions = await self.records.decisions(post_ids)
             new = []
             for case in cases:
                 # One net per event: a post that jumps past several nets in one event has
@@ -113,7 +111,7 @@ class TriageBook:
                     decisions[(case.views.post_id, net)] = decision
                     new.append(decision)
             if new:
-                await upsert(self.store, "triage_decisions", new, keep_existing=True)
+                await self.records.record(new)
             users = {case.views.post_id: case.user_id for case in cases}
             for decision in decisions.values():
                 if decision["decision"] == ENQUEUE and not decision["published"]:
@@ -122,13 +120,6 @@ class TriageBook:
             counter = (self.metrics.review_enqueued if decision["decision"] == ENQUEUE
                        else self.metrics.review_skipped)
             counter.labels(str(decision["net"])).inc()
-
-    async def _decided(self, post_ids: list[str]) -> dict[tuple[str, int], dict[str, Any]]:
-        columns = TABLES["triage_decisions"].columns
-        rows = await self.store.fetch_all(
-            f"SELECT {', '.join(columns)} FROM triage_decisions "
-            f"WHERE post_id IN ({_placeholders(len(post_ids))})", post_ids)
-        return {(row[0], int(row[1])): dict(zip(columns, row)) for row in rows}
 
     def _decide(self, case: TriageCase, net: int, decisions: dict) -> dict[str, Any]:
         post_id = case.views.post_id
@@ -146,16 +137,13 @@ class TriageBook:
                 "published": 0}
 
     async def _publish(self, decision: dict[str, Any], user_id: str) -> None:
-        row = {**decision, "enqueued_at": decision["decided_at"]}
-        await upsert(self.store, "review_queue", [row], keep_existing=True)
+        await self.records.enqueue(decision)
         event = {"post_id": decision["post_id"], "user_id": user_id, "net": decision["net"],
                  "score": decision["score"], "risk": decision["risk"],
                  "reason": decision["reason"], "enqueued_at": decision["decided_at"]}
         await self.producer.produce(self.topic, orjson.dumps(event),
                                     decision["post_id"].encode())
-        await self.store.execute_many(
-            "UPDATE triage_decisions SET published = 1 WHERE post_id = ? AND net = ?",
-            [(decision["post_id"], decision["net"])])
+        await self.records.mark_published(decision)
 
 
 def account(metrics: Metrics, views: ViewsMessage, case: TriageCase) -> None:
@@ -177,6 +165,7 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
         metrics.review_skipped.labels(str(net))
     history = HistoryRepository(store, window_days=settings.history_days,
                                 ttl_s=settings.cache_ttl_s, max_users=settings.cache_size)
+    records = TriageRecords(store)
     if settings.history_port:
         runner = await history_api.start(history, settings.history_addr, settings.history_port,
                                          settings.history_token)
@@ -184,7 +173,7 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
     return Stages(
         name=NAME,
         parse=parse_views,
-        scorer=CaseScorer(store, history, policy, settings.method),
-        sinks=[TriageBook(store, producer, config.kafka.output_topic, policy, settings,
+        scorer=CaseScorer(records, history, policy, settings.method),
+        sinks=[TriageBook(records, producer, config.kafka.output_topic, policy, settings,
                           metrics)],
         account=partial(account, metrics))

@@ -1,7 +1,7 @@
 """Model quality from moderators' decisions, a decision's whole path:
 
     review.decisions → parse_decision (validate)
-        → batch of ≤ 8 → VerdictJoiner (each decided clip's verdict from audio_verdicts:
+        → batch of ≤ 8 → DecisionJoiner (each decided clip's score from audio_verdicts:
           model, version, language, score and the threshold it was flagged at)
         → review_decisions (upsert) and QualityBook (a window per model, version and
           language: vigil_quality_precision / vigil_quality_recall, and every
@@ -32,30 +32,18 @@ from orchestrator.flow import Failure, Health, Stages
 from orchestrator.kafka import EventProducer
 from orchestrator.messages import DecisionMessage, parse_decision
 from orchestrator.metrics import Metrics, labelled
-from orchestrator.monitoring import LabelledScore, QualityWindow
+from orchestrator.monitoring import LabelledScore, QualityWindow, ScoredClip, ScoredClips
 
 NAME = "quality"
-VERDICT_COLUMNS = ("clip_id", "model", "model_version", "language", "score", "threshold")
 RESTORE_WINDOWS = 10  # start-up reads at most this many windows' worth of decisions
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
-    """What a clip's verdict said: which model version, for which language, how sure."""
-
-    model: str
-    version: str
-    language: str
-    score: float
-    threshold: float
-
-
-@dataclass(frozen=True, slots=True)
 class Judged:
-    """A decision, with the verdict it judges (None for a post or an unscored clip)."""
+    """A decision, with the clip score it judges (None for a post or an unscored clip)."""
 
     decision: DecisionMessage
-    verdict: Verdict | None
+    scored: ScoredClip | None
 
     def row(self) -> dict[str, Any]:
         """The ``review_decisions`` row."""
@@ -64,33 +52,26 @@ class Judged:
                 "decided_at": iso_from_epoch(self.decision.decided_at)}
 
 
-def _verdicts(rows: Sequence[tuple]) -> dict[str, Verdict]:
-    return {row[0]: Verdict(*row[1:]) for row in rows if row[5] is not None}
+class DecisionJoiner:
+    """Finds the score of each decided clip."""
 
-
-class VerdictJoiner:
-    """Finds the verdict of each decided clip."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, clips: ScoredClips) -> None:
+        self.clips = clips
 
     async def score(self, items: Sequence[DecisionMessage]) -> list[Judged | Failure]:
-        clip_ids = sorted({item.item_id for item in items if item.kind == "clip"})
-        verdicts: dict[str, Verdict] = {}
-        if clip_ids:
-            verdicts = _verdicts(await self.store.fetch_all(
-                f"SELECT {', '.join(VERDICT_COLUMNS)} FROM audio_verdicts "
-                f"WHERE clip_id IN ({', '.join('?' * len(clip_ids))})", clip_ids))
-        return [Judged(item, verdicts.get(item.item_id) if item.kind == "clip" else None)
+        scored = await self.clips.of(sorted({item.item_id for item in items
+                                             if item.kind == "clip"}))
+        return [Judged(item, scored.get(item.item_id) if item.kind == "clip" else None)
                 for item in items]
 
 
 class QualityBook:
     """The sink that measures: windows of labelled scores, their gauges, and proposals."""
 
-    def __init__(self, store: Store, catalogue: Catalogue, config: QualityConfig,
-                 metrics: Metrics) -> None:
+    def __init__(self, store: Store, clips: ScoredClips, catalogue: Catalogue,
+                 config: QualityConfig, metrics: Metrics) -> None:
         self.store = store
+        self.clips = clips
         self.catalogue = catalogue
         self.config = config
         self._precision = labelled(metrics.quality_precision)
@@ -103,15 +84,9 @@ class QualityBook:
 
     async def restore(self) -> None:
         """Refill the windows from the decisions already recorded (no proposals)."""
-        rows = list(reversed(await self.store.fetch_all(
-            f"SELECT {', '.join(f'v.{column}' for column in VERDICT_COLUMNS)}, d.decision "
-            "FROM review_decisions d JOIN audio_verdicts v ON v.clip_id = d.item_id "
-            "WHERE d.kind = 'clip' ORDER BY d.decided_at DESC LIMIT ?",
-            [self.config.window * RESTORE_WINDOWS])))
-        discarded = {row[0]: row[-1] == "discard" for row in rows}
         staged: dict[tuple[str, str, str], QualityWindow] = {}
-        for clip_id, verdict in _verdicts([row[:-1] for row in rows]).items():
-            self._stage(staged, clip_id, verdict, discarded[clip_id])
+        for decided in await self.clips.decided(self.config.window * RESTORE_WINDOWS):
+            self._stage(staged, decided.clip_id, decided.scored, decided.positive)
         self._commit(staged)
 
     async def write(self, results: Sequence[Judged]) -> None:
@@ -126,9 +101,9 @@ class QualityBook:
         staged: dict[tuple[str, str, str], QualityWindow] = {}
         due = []
         for judged in results:
-            if judged.verdict is None:
+            if judged.scored is None:
                 continue
-            key, window, new = self._stage(staged, judged.decision.item_id, judged.verdict,
+            key, window, new = self._stage(staged, judged.decision.item_id, judged.scored,
                                            judged.decision.positive)
             if new and len(window) >= self.config.min_decisions and \
                     window.added % self.config.propose_every == 0:
@@ -139,14 +114,14 @@ class QualityBook:
         self._commit(staged)
 
     def _stage(self, staged: dict[tuple[str, str, str], QualityWindow], item_id: str,
-               verdict: Verdict, positive: bool
+               scored: ScoredClip, positive: bool
                ) -> tuple[tuple[str, str, str], QualityWindow, bool]:
-        key = (verdict.model, verdict.version, self._routed(verdict))
+        key = (scored.model, scored.version, self._routed(scored))
         if key not in staged:
             live = self._windows.get(key)
             staged[key] = live.copy() if live else QualityWindow(self.config.window)
         window = staged[key]
-        return key, window, window.add(item_id, LabelledScore(verdict.score, verdict.threshold,
+        return key, window, window.add(item_id, LabelledScore(scored.score, scored.threshold,
                                                               positive))
 
     def _commit(self, staged: dict[tuple[str, str, str], QualityWindow]) -> None:
@@ -161,11 +136,11 @@ class QualityBook:
             if recall is not None:
                 self._recall(*key).set(recall)
 
-    def _routed(self, verdict: Verdict) -> str:
-        """The verdict's language as a metric label (``*`` for a version no longer built)."""
+    def _routed(self, scored: ScoredClip) -> str:
+        """The clip's language as a metric label (``*`` for a version no longer built)."""
         try:
-            return self.catalogue.version(verdict.model, verdict.version).metric_language(
-                verdict.language)
+            return self.catalogue.version(scored.model, scored.version).metric_language(
+                scored.language)
         except UnknownVersion:
             return ANY_LANGUAGE
 
@@ -190,9 +165,10 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
                       health: Callable[[str], Health]) -> Stages[DecisionMessage, Judged]:
     """The quality stages; raises :class:`~orchestrator.errors.ConfigError` without a
     readable catalogue (it names the languages each model version serves)."""
-    book = QualityBook(store, Catalogue.load(config.torchserve.catalogue), config.quality,
-                       metrics)
+    clips = ScoredClips(store)
+    book = QualityBook(store, clips, Catalogue.load(config.torchserve.catalogue),
+                       config.quality, metrics)
     await book.restore()
-    return Stages(name=NAME, parse=parse_decision, scorer=VerdictJoiner(store),
+    return Stages(name=NAME, parse=parse_decision, scorer=DecisionJoiner(clips),
                   sinks=[TableSink(store, "review_decisions", Judged.row), book],
                   account=partial(account, labelled(metrics.verdicts)))

@@ -25,9 +25,8 @@ from enum import StrEnum
 from typing import Any
 
 from orchestrator.clock import iso_utc
-from orchestrator.db import ROLLOUT_COLUMNS, Store, upsert
+from orchestrator.db import TABLES, Store, select, upsert
 from orchestrator.errors import RolloutConflict
-
 
 
 class Mode(StrEnum):
@@ -47,7 +46,6 @@ class State(StrEnum):
     ROLLED_BACK = "rolled_back"
 
 
-TEXT_COLUMNS = ("model", "language", "live_version", "candidate_version", "reason", "updated_at")
 # vigil_rollout_state (the metric's name): the step a rollout is at; -1 once rolled back.
 ROLLED_BACK_STEP = -1
 logger = logging.getLogger(__name__)
@@ -164,10 +162,8 @@ class RolloutTable:
                                   (*params, limit))
 
     async def _select(self, table: str, clause: str, params: Sequence[Any]) -> list[Rollout]:
-        rows = await self.store.fetch_all(
-            f"SELECT {', '.join(ROLLOUT_COLUMNS)} FROM {table} {clause}", params)
+        rows = await select(self.store, table, clause, params)
         return [rollout for rollout in map(_decoded, rows) if rollout is not None]
-
 
     async def write(self, new: Rollout, over: Rollout | None) -> bool:
         """Write ``new`` if the row is still ``over`` (absent when ``over`` is None), and
@@ -176,7 +172,8 @@ class RolloutTable:
         if over is None:
             await upsert(self.store, "model_rollouts", [row], keep_existing=True)
         else:
-            changed = [c for c in ROLLOUT_COLUMNS if c not in ("model", "language")]
+            table = TABLES["model_rollouts"]
+            changed = [c for c in table.columns if c not in table.key]
             await self.store.execute_many(
                 f"UPDATE model_rollouts SET {', '.join(f'{c} = ?' for c in changed)} "
                 "WHERE model = ? AND language = ? AND revision = ?",
@@ -187,17 +184,18 @@ class RolloutTable:
         return True
 
 
-def _decoded(row: Sequence[Any]) -> Rollout | None:
+def _decoded(row: dict[str, Any]) -> Rollout | None:
     """A row as a :class:`Rollout`, or None (logged) for one that cannot be read: a row
     written by hand must not stop every daemon, whatever model it names."""
-    named = dict(zip(ROLLOUT_COLUMNS, row, strict=True))
     try:
-        if not all(isinstance(named[column], str) for column in TEXT_COLUMNS):
+        if not all(isinstance(row[column], str) for column in TEXT_FIELDS):
             raise ValueError("a text column holds something else")
-        return Rollout(**{**named, "mode": Mode(named["mode"]), "state": State(named["state"]),
-                          "fraction": float(named["fraction"]),
-                          "revision": int(named["revision"])})
+        return Rollout(**{**row, "mode": Mode(row["mode"]), "state": State(row["state"]),
+                          "fraction": float(row["fraction"]), "revision": int(row["revision"])})
     except (TypeError, ValueError) as exc:
         logger.warning("skipping a model_rollouts row that cannot be read (%s): %.300r",
-                       exc, tuple(row))
+                       exc, tuple(row.values()))
         return None
+
+
+TEXT_FIELDS = tuple(f.name for f in dataclasses.fields(Rollout) if f.type == "str")

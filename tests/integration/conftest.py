@@ -112,7 +112,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     import psycopg
 
     with psycopg.connect(server.url, autocommit=True) as connection:
-        for table in (*TABLES, "moderation_decisions"):
+        for table in TABLES:
             connection.execute(f"DROP TABLE IF EXISTS {table}")
     yield server.url
 

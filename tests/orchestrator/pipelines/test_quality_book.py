@@ -15,7 +15,8 @@ from orchestrator.db import TableSink
 from orchestrator.db.stores import SqliteStore
 from orchestrator.messages import DecisionMessage, Envelope
 from orchestrator.metrics import Metrics
-from orchestrator.pipelines.quality import Judged, QualityBook, Verdict
+from orchestrator.monitoring import ScoredClip, ScoredClips
+from orchestrator.pipelines.quality import Judged, QualityBook
 from tests.orchestrator.fakes import CATALOGUE
 
 CONFIG = QualityConfig(window=100, min_decisions=2, propose_every=4, recall_target=0.5)
@@ -41,7 +42,7 @@ def judged(index: int, *, positive: bool) -> Judged:
     decision = DecisionMessage(Envelope("review.decisions", 0, index, b"k", b"{}"),
                                f"clip-{index}", "clip", "discard" if positive else "keep",
                                1_800_000_000.0)
-    return Judged(decision, Verdict("audio_nsfw_hi", "1.0", "hi", 0.1 * index, 0.5))
+    return Judged(decision, ScoredClip("audio_nsfw_hi", "1.0", "hi", 0.1 * index, 0.5))
 
 
 async def proposals(store: SqliteStore) -> list[tuple]:
@@ -51,7 +52,7 @@ async def proposals(store: SqliteStore) -> list[tuple]:
 def test_writing_the_same_decisions_twice_counts_them_once(tmp_path):
     async def main() -> tuple[int, list[tuple]]:
         async with SqliteStore(str(tmp_path / "v.db")) as store:
-            book = QualityBook(store, CATALOGUE, CONFIG, Metrics(CollectorRegistry()))
+            book = QualityBook(store, ScoredClips(store), CATALOGUE, CONFIG, Metrics(CollectorRegistry()))
             batch = [judged(i, positive=i % 2 == 1) for i in range(1, 4)]
             await book.write(batch)
             await book.write(batch)  # the flow retries the whole batch
@@ -68,7 +69,7 @@ def test_a_proposal_whose_write_failed_is_written_when_the_flow_retries(tmp_path
     async def main() -> list[tuple]:
         async with SqliteStore(str(tmp_path / "v.db")) as store:
             flaky = FailingOnce(store, "threshold_proposals")
-            book = QualityBook(flaky, CATALOGUE, CONFIG, Metrics(CollectorRegistry()))
+            book = QualityBook(flaky, ScoredClips(store), CATALOGUE, CONFIG, Metrics(CollectorRegistry()))
             batch = [judged(i, positive=i % 2 == 1) for i in range(1, 5)]
             flaky.armed = True
             with pytest.raises(ConnectionError):
@@ -113,7 +114,7 @@ def test_concurrent_writes_keep_each_other_s_decisions(tmp_path):
     # window copies that lack what a second write added meanwhile.
     async def main() -> int:
         async with SqliteStore(str(tmp_path / "v.db")) as store:
-            book = QualityBook(SlowProposals(store), CATALOGUE, CONFIG,
+            book = QualityBook(SlowProposals(store), ScoredClips(store), CATALOGUE, CONFIG,
                                Metrics(CollectorRegistry()))
             first = [judged(i, positive=i % 2 == 1) for i in range(1, 5)]  # a proposal is due
             second = [judged(i, positive=True) for i in range(5, 8)]

@@ -1,0 +1,106 @@
+"""Vigil's tables, each declared once: columns with their SQL types and checks, the key that
+makes writes upserts, and indexes. The DDL both databases run is generated from these.
+
+Scores are finite and in [0, 1]: the daemons check every model answer, and CHECK
+constraints refuse anything else (NULL, NaN, ±Inf; SQLite stores NaN as NULL, hence NOT NULL
+where a score is required). Timestamps are ISO 8601 UTC text (:mod:`orchestrator.clock`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+TEXT = "TEXT"
+REQUIRED_TEXT = "TEXT NOT NULL"
+SHARE = "DOUBLE PRECISION CHECK ({column} >= 0 AND {column} <= 1)"
+REQUIRED_SHARE = "DOUBLE PRECISION NOT NULL CHECK ({column} >= 0 AND {column} <= 1)"
+
+
+def one_of(*values: str) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"TEXT NOT NULL CHECK ({{column}} IN ({quoted}))"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table: ``spec`` maps each column to its SQL type and constraints (``{column}``
+    stands for the column's name), ``key`` is the primary key upserts are keyed by."""
+
+    name: str
+    spec: Mapping[str, str]
+    key: tuple[str, ...] = ()
+    indexes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.spec)
+
+    def ddl(self) -> str:
+        """``CREATE TABLE`` and ``CREATE INDEX`` statements, idempotent."""
+        lines = [f"{column} {kind.format(column=column)}" for column, kind in self.spec.items()]
+        if self.key:
+            lines.append(f"PRIMARY KEY ({', '.join(self.key)})")
+        statements = [f"CREATE TABLE IF NOT EXISTS {self.name} (\n    "
+                      + ",\n    ".join(lines) + "\n);"]
+        statements += [f"CREATE INDEX IF NOT EXISTS {index} ON {self.name} ({', '.join(on)});"
+                       for index, on in self.indexes.items()]
+        return "\n".join(statements)
+
+    def named(self, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+        """Rows selected as ``SELECT <columns>`` as dicts keyed by column."""
+        return [dict(zip(self.columns, row, strict=True)) for row in rows]
+
+
+ROLLOUT = {
+    "model": REQUIRED_TEXT, "language": REQUIRED_TEXT, "live_version": REQUIRED_TEXT,
+    "candidate_version": REQUIRED_TEXT, "mode": one_of("shadow", "canary", "live"),
+    "fraction": REQUIRED_SHARE, "state": one_of("running", "promoted", "rolled_back"),
+    "reason": REQUIRED_TEXT, "updated_at": REQUIRED_TEXT, "revision": "INTEGER NOT NULL",
+}
+
+_TABLES = (
+    Table("audio_verdicts", {
+        "clip_id": TEXT, "stream_id": TEXT, "language": TEXT, "model": TEXT,
+        "model_version": TEXT, "score": REQUIRED_SHARE, "label": REQUIRED_TEXT,
+        "threshold": SHARE, "scored_at": TEXT}, ("clip_id",)),
+    Table("post_scores", {
+        "post_id": TEXT, "user_id": TEXT, "score": REQUIRED_SHARE, "top_category": TEXT,
+        "categories": TEXT, "model_version": TEXT, "created_at": TEXT, "scored_at": TEXT},
+        ("post_id",)),
+    Table("posts", {"post_id": TEXT, "user_id": REQUIRED_TEXT, "created_at": REQUIRED_TEXT},
+          ("post_id",), {"posts_user": ("user_id", "created_at")}),
+    # Written by the moderation tool, read for users' history; never upserted.
+    Table("moderation_decisions", {
+        "post_id": REQUIRED_TEXT, "user_id": REQUIRED_TEXT, "decision": REQUIRED_TEXT,
+        "decided_at": REQUIRED_TEXT}, (), {"decisions_user": ("user_id", "decided_at")}),
+    Table("review_queue", {
+        "post_id": REQUIRED_TEXT, "net": "INTEGER NOT NULL", "score": SHARE, "risk": SHARE,
+        "reason": TEXT, "enqueued_at": TEXT}, ("post_id", "net")),
+    # Not in DESIGN's list: the triage's memory of what it decided per post and net (skips
+    # too), so a redelivered views event neither decides twice nor loses the review event.
+    Table("triage_decisions", {
+        "post_id": REQUIRED_TEXT, "net": "INTEGER NOT NULL", "decision": REQUIRED_TEXT,
+        "score": SHARE, "risk": SHARE, "reason": TEXT, "decided_at": TEXT,
+        "published": "INTEGER NOT NULL DEFAULT 0"}, ("post_id", "net")),
+    Table("review_decisions", {
+        "item_id": REQUIRED_TEXT, "kind": one_of("clip", "post"),
+        "decision": one_of("discard", "keep"), "decided_at": REQUIRED_TEXT},
+        ("item_id", "kind")),
+    Table("threshold_proposals", {
+        "model": REQUIRED_TEXT, "version": REQUIRED_TEXT, "language": REQUIRED_TEXT,
+        "threshold": REQUIRED_SHARE, "target": REQUIRED_TEXT, "precision": SHARE,
+        "recall": SHARE, "decisions": "INTEGER NOT NULL", "proposed_at": REQUIRED_TEXT},
+        ("model", "version", "language", "proposed_at")),
+    Table("shadow_verdicts", {
+        "clip_id": REQUIRED_TEXT, "model": REQUIRED_TEXT, "version": REQUIRED_TEXT,
+        "score": REQUIRED_SHARE, "label": REQUIRED_TEXT, "scored_at": REQUIRED_TEXT},
+        ("clip_id", "model", "version")),
+    # ``revision`` (not in DESIGN's list) counts the row's changes: a change is written only
+    # over the revision it was decided on, so two daemons cannot both move one rollout.
+    Table("model_rollouts", ROLLOUT, ("model", "language")),
+    Table("model_rollout_history", ROLLOUT, ("model", "language", "revision")),
+)
+TABLES = {table.name: table for table in _TABLES}
+SCHEMA = "\n".join(table.ddl() for table in _TABLES)

@@ -28,6 +28,7 @@ from orchestrator.flow import (
     Health,
     MicroBatcher,
     OffsetTracker,
+    Periodic,
     RetryPolicy,
     Stages,
 )
@@ -56,18 +57,8 @@ def stages_opener(pipeline: str) -> OpenStages:
     return importlib.import_module(PIPELINES[pipeline]).open_stages
 
 
-async def _report_lag(source: KafkaSource) -> None:
-    while True:
-        await asyncio.sleep(LAG_INTERVAL_S)
-        try:
-            await source.report_lag()
-        except Exception:  # noqa: BLE001 - lag is best-effort telemetry
-            logger.debug("lag report failed", exc_info=True)
-
-
-async def _cancel(task: asyncio.Task) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+def _lag_report_failed(error: Exception) -> None:
+    logger.debug("lag report failed", exc_info=error)  # lag is best-effort telemetry
 
 
 async def run_daemon(config: AppConfig, pipeline: str, *, metrics: Metrics | None = None,
@@ -114,7 +105,8 @@ async def run_daemon(config: AppConfig, pipeline: str, *, metrics: Metrics | Non
             dead_letters=DeadLetterSink(producer, config.kafka.dlq_topic),
             side_effects=side_effects, writes=writes, metrics=metrics,
             drain_timeout_s=runtime.drain_timeout_s))
-        stack.push_async_callback(_cancel, asyncio.create_task(_report_lag(source)))
+        await stack.enter_async_context(Periodic("consumer-lag", LAG_INTERVAL_S,
+                                                 source.report_lag, on_error=_lag_report_failed))
         logger.info("%s: consuming %s as group %s", pipeline, config.kafka.input_topic,
                     config.kafka.group_id)
         async for envelopes in source.messages():

@@ -3,7 +3,7 @@ write, acknowledge in offset order, dead-letter with the reason. Its seams are
 :class:`Scorer` and :class:`Sink`; it imports no service client."""
 
 from orchestrator.flow.acknowledger import Acknowledger
-from orchestrator.flow.background import BackgroundTasks
+from orchestrator.flow.background import BackgroundTasks, Periodic
 from orchestrator.flow.backpressure import Backpressure
 from orchestrator.flow.batcher import MicroBatcher
 from orchestrator.flow.offsets import OffsetTracker
@@ -14,6 +14,6 @@ from orchestrator.flow.spine import Flow, FlowStopped, Stages
 
 __all__ = [
     "Acknowledger", "BackgroundTasks", "Backpressure", "Failure", "Flow", "FlowStopped",
-    "Health", "MicroBatcher", "OffsetTracker", "RetryPolicy", "Scorer", "Sink", "Stages",
-    "gather_outcomes",
+    "Health", "MicroBatcher", "OffsetTracker", "Periodic", "RetryPolicy", "Scorer", "Sink",
+    "Stages", "gather_outcomes",
 ]

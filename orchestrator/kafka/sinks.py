@@ -23,6 +23,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from orchestrator.errors import DeliveryError, attempts_of, reason_of
 from orchestrator.escape import escape_controls
+from orchestrator.flow import Periodic
 from orchestrator.kafka.broker import delivery_error, log_broker_error
 from orchestrator.messages import Envelope
 
@@ -46,18 +47,17 @@ class EventProducer:
     async def __aenter__(self) -> EventProducer:
         self._loop = asyncio.get_running_loop()
         self._producer = Producer({**self.settings, "error_cb": log_broker_error})
-        self._poller = asyncio.create_task(self._poll(), name="kafka-producer-poll")
+        # Delivery callbacks run inside poll(): the producer's own loop serves them.
+        self._poller = Periodic("kafka-producer-poll", POLL_INTERVAL_S, self._serve_callbacks)
+        self._poller.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await asyncio.to_thread(self._producer.flush, 30)
-        self._poller.cancel()
-        await asyncio.gather(self._poller, return_exceptions=True)
+        await self._poller.stop()
 
-    async def _poll(self) -> None:
-        while True:
-            self._producer.poll(0)
-            await asyncio.sleep(POLL_INTERVAL_S)
+    async def _serve_callbacks(self) -> None:
+        self._producer.poll(0)
 
     async def produce(self, topic: str, value: bytes, key: bytes | None = None,
                       headers: list[tuple[str, bytes]] | None = None) -> None:

@@ -2,7 +2,7 @@
 
     livestream.audio → parse_clip (validate, route to the language's model)
         → batch of ≤ 8 → ClipScorer (fetch each clip; the version each clip meets: live,
-          or the candidate for a canary stream (RolloutControl.plan); the batch's clips to
+          or the candidate for a canary stream (rollouts.ClipVersions); the batch's clips to
           their models concurrently, one request per clip or one per model; after the
           verdicts, the shadow sample to the candidate, recorded in shadow_verdicts only)
         → audio_verdicts (upsert) and moderation.verdicts (acknowledged event)
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,17 +33,17 @@ from orchestrator.metrics import Metrics, labelled
 from orchestrator.monitoring import ScoreDrift
 from orchestrator.rollouts import (
     CandidateRequests,
+    ClipVersions,
     Plan,
     RolloutControl,
     RolloutTable,
+    RolloutView,
     Scored,
     Shadow,
-    ShadowRequest,
 )
 from orchestrator.serving import MediaFetcher, TorchServeClient, answers
 
 NAME = "audio"
-logger = logging.getLogger(__name__)
 
 
 def scored(model: ModelEntry, answer: Any) -> Scored:
@@ -121,17 +120,14 @@ class ClipScorer:
     """
 
     def __init__(self, client: TorchServeClient, fetcher: MediaFetcher, *,
-                 batch_requests: bool, control: RolloutControl, candidates: CandidateRequests,
-                 shadow: Shadow) -> None:
+                 batch_requests: bool, versions: ClipVersions) -> None:
         self.client = client
         self.fetcher = fetcher
         self.batch_requests = batch_requests
-        self.control = control
-        self.candidates = candidates
-        self.shadow = shadow
+        self.versions = versions
 
     async def score(self, clips: Sequence[ClipMessage]) -> list[Verdict | Failure]:
-        plans = [self.control.plan(clip) for clip in clips]
+        plans = [self.versions.plan(clip) for clip in clips]
         if self.batch_requests:
             heard = await self._score_by_model(clips, plans)
         else:
@@ -142,12 +138,9 @@ class ClipScorer:
             if isinstance(outcome, Failure):
                 outcomes.append(outcome)
                 continue
-            if plan.shadow is not None:
-                verdict = outcome.verdict
-                self.shadow.submit(ShadowRequest(clip.clip_id, plan.rollout, plan.shadow,
-                                                 outcome.body,
-                                                 Scored(verdict.score, verdict.label)))
-            outcomes.append(outcome.verdict)
+            verdict = outcome.verdict
+            self.versions.shadow(clip, plan, outcome.body, Scored(verdict.score, verdict.label))
+            outcomes.append(verdict)
         return outcomes
 
     async def _score_one(self, clip: ClipMessage, plan: Plan) -> Heard:
@@ -191,23 +184,7 @@ class ClipScorer:
         return [heard[index] for index in range(len(clips))]
 
     async def _verdict(self, clip: ClipMessage, plan: Plan, body: bytes) -> Verdict:
-        if plan.on_candidate:
-            verdict = await self._canary_verdict(clip, plan, body)
-            if verdict is not None:
-                return verdict
-        return Verdict.from_answer(clip, plan.live, await self.client.predict(plan.live, body))
-
-    async def _canary_verdict(self, clip: ClipMessage, plan: Plan, body: bytes
-                              ) -> Verdict | None:
-        """The candidate's verdict, or None for live to give it: a failing candidate never
-        fails a verdict (its failures are the error-rate gate's figure)."""
-        try:
-            return await self.candidates.predict(plan.rollout, plan.serve, body,
-                                                 partial(Verdict.from_answer, clip, plan.serve))
-        except Exception:  # noqa: BLE001 - reported to the gates where it is the candidate's
-            logger.debug("canary %s %s failed on %s: live scores it", plan.serve.name,
-                         plan.serve.version, clip.clip_id, exc_info=True)
-            return None
+        return await self.versions.predict(clip, plan, body, partial(Verdict.from_answer, clip))
 
     async def _fetch(self, clip: ClipMessage) -> bytes:
         if clip.audio_b64 is not None:
@@ -261,21 +238,21 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
         _candidate_client(config, config.torchserve.max_connections))
     shadow_client = await stack.enter_async_context(
         _candidate_client(config, rollout.shadow_max_in_flight))
+    view = RolloutView(catalogue, router.models, shadow_sample=rollout.shadow_sample)
     control = await stack.enter_async_context(RolloutControl(
-        RolloutTable(store), catalogue, canary_client, rollout, metrics,
-        routed=router.models))
+        RolloutTable(store), view, canary_client, rollout, metrics))
     await control.adopt_candidates()
-    check_request_timeout(control.serving(), config)
-    await client.check_served(control.serving())  # versions promoted since
+    check_request_timeout(view.serving(), config)
+    await client.check_served(view.serving())  # versions promoted since
     shadow = await stack.enter_async_context(Shadow(
         CandidateRequests(shadow_client, control), store, rollout.shadow_max_in_flight,
         metrics, scored))
+    versions = ClipVersions(view, client, CandidateRequests(canary_client, control), shadow)
     return Stages(
         name=NAME,
         parse=partial(parse_clip, route=router.route),
         scorer=ClipScorer(client, fetcher, batch_requests=config.torchserve.batch_requests,
-                          control=control, candidates=CandidateRequests(canary_client, control),
-                          shadow=shadow),
+                          versions=versions),
         sinks=[TableSink(store, "audio_verdicts", Verdict.row),
                TopicSink(producer, config.kafka.output_topic, event=Verdict.event,
                          summary=Verdict.summary, key=Verdict.key)],

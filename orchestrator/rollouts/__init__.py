@@ -1,12 +1,14 @@
 """A candidate model version from shadow through canary steps to live: the rollout table,
-the gates, the control each daemon runs, and shadow scoring."""
+the gates, the read side each clip is planned from (``view``), the write side that moves
+rollouts on (``control``), and a clip's path under a rollout (``clips``)."""
 
-from orchestrator.rollouts.control import Plan, RolloutControl
+from orchestrator.rollouts.clips import CandidateRequests, ClipVersions, Shadow, ShadowRequest
+from orchestrator.rollouts.control import RolloutControl
 from orchestrator.rollouts.gates import Scored
-from orchestrator.rollouts.shadow import CandidateRequests, Shadow, ShadowRequest
 from orchestrator.rollouts.table import Mode, Rollout, RolloutTable, State
+from orchestrator.rollouts.view import Plan, RolloutView
 
 __all__ = [
-    "CandidateRequests", "Mode", "Plan", "Rollout", "RolloutControl",
-    "RolloutTable", "Scored", "Shadow", "ShadowRequest", "State",
+    "CandidateRequests", "ClipVersions", "Mode", "Plan", "Rollout", "RolloutControl",
+    "RolloutTable", "RolloutView", "Scored", "Shadow", "ShadowRequest", "State",
 ]

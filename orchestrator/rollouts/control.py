@@ -1,64 +1,40 @@
-"""A daemon's side of the rollouts: which version scores a clip, and the gates that move a
-rollout on.
+"""The write side of the rollouts: keep the view in step with the table, collect each step's
+figures, judge them, and write a promotion or a rollback.
 
 Every ``rollout.poll_s`` the daemon re-reads the rollouts of the models it routes to (so
 ``vigil rollout`` and other replicas are heard); each change of a rollout's row starts its
-step's figures afresh. A daemon that cannot serve a running rollout's candidate (its
-TorchServe or its catalogue lacks it: an old pod in the middle of a deploy) sits that rollout
-out, serving live only: one replica's view must not roll back what the others can judge.
-A clip routed to a model with a running rollout gets a :class:`Plan`: its stream is on the
-candidate (canary), or the live version serves it and the candidate may also score it in
-shadow. Every outcome of a candidate request comes back through :meth:`RolloutControl.record`
-(its one caller is :class:`~orchestrator.rollouts.shadow.CandidateRequests`); after each, the
-step is judged
+step's figures afresh. Every outcome of a candidate request comes back through
+:meth:`RolloutControl.record` (its one caller is
+:class:`~orchestrator.rollouts.clips.CandidateRequests`); after each, the step is judged
 (:func:`orchestrator.rollouts.gates.judge`) and a promotion or a rollback is written at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
 
-from orchestrator.catalogue import Catalogue, ModelEntry
+from orchestrator.catalogue import Catalogue
 from orchestrator.config import RolloutConfig
 from orchestrator.errors import UnknownVersion, VigilError
-from orchestrator.messages import ClipMessage
+from orchestrator.flow import BackgroundTasks, Periodic
 from orchestrator.metrics import Metrics, labelled
 from orchestrator.rollouts.gates import Decision, Judgement, Scored, StepStats, judge
-from orchestrator.rollouts.table import Rollout, RolloutTable, State, share_of
+from orchestrator.rollouts.table import Rollout, RolloutTable, State
+from orchestrator.rollouts.view import Key, RolloutView
 from orchestrator.serving import TorchServeClient
 
 logger = logging.getLogger(__name__)
-Key = tuple[str, str]  # model, routed language
-DROP_REASONS = ("full", "store")  # why a shadow request is dropped (orchestrator.rollouts.shadow)
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """Which versions a clip meets."""
-
-    serve: ModelEntry  # the version whose answer is the clip's verdict
-    live: ModelEntry  # what serves it should the candidate fail (canary)
-    shadow: ModelEntry | None = None  # a candidate that also scores it, recorded only
-    rollout: Rollout | None = None  # the step it was planned under
-
-    @property
-    def on_candidate(self) -> bool:
-        return self.serve is not self.live
+DROP_REASONS = ("full", "store")  # why a shadow request is dropped (orchestrator.rollouts.clips)
 
 
 class RolloutControl:
-    """The rollouts of the routed models, as the database has them, and their gates."""
+    """Moves the routed models' rollouts on, from what their candidates do."""
 
-    def __init__(self, table: RolloutTable, catalogue: Catalogue, candidates: TorchServeClient,
-                 config: RolloutConfig, metrics: Metrics, *,
-                 routed: Sequence[ModelEntry]) -> None:
+    def __init__(self, table: RolloutTable, view: RolloutView, candidates: TorchServeClient,
+                 config: RolloutConfig, metrics: Metrics) -> None:
         self.table = table
-        self.catalogue = catalogue
-        self.routed = {model.name: model for model in routed}
+        self.view = view
         self.candidates = candidates
         self.config = config
         self._state = labelled(metrics.rollout_state)
@@ -66,35 +42,29 @@ class RolloutControl:
         self._flip_rate = labelled(metrics.shadow_flip_rate)
         self._rollbacks = labelled(metrics.rollbacks)
         self._dropped = labelled(metrics.shadow_dropped)
-        self._rollouts: dict[Key, Rollout] = {}
         self._stats: dict[Key, StepStats] = {}
         self._moving: set[Key] = set()
-        self._sitting_out: set[Key] = set()
-        self._tasks: set[asyncio.Task] = set()
+        self._decisions = BackgroundTasks(limit=64, drain_timeout_s=10.0)
+        self._stack = contextlib.AsyncExitStack()
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self.view.catalogue
 
     async def __aenter__(self) -> RolloutControl:
         await self.refresh()
-        self._poller = asyncio.create_task(self._poll(), name="rollout-poll")
+        await self._stack.enter_async_context(Periodic(
+            "rollout-poll", self.config.poll_s, self.refresh, on_error=_poll_failed))
+        await self._stack.enter_async_context(self._decisions)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._poller.cancel()
-        await asyncio.gather(self._poller, *self._tasks, return_exceptions=True)
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.poll_s)
-            try:
-                await self.refresh()
-            except VigilError as error:  # the database is down: keep the last state
-                logger.warning("cannot re-read model_rollouts: %s", error)
-            except Exception:  # noqa: BLE001 - the next poll may do better; never stop polling
-                logger.exception("re-reading model_rollouts failed")
+        await self._stack.aclose()
 
     async def adopt_candidates(self) -> None:
         """Start a rollout for each routed model whose catalogue names a candidate that was
         never rolled out for that language."""
-        for live in self.routed.values():
+        for live in self.view.routed.values():
             version = self.catalogue.candidates.get(live.name)
             if version is None:
                 continue
@@ -115,12 +85,10 @@ class RolloutControl:
     async def refresh(self) -> None:
         """Re-read every rollout; a changed one starts its step afresh."""
         for rollout in await self.table.all():
-            if rollout.model in self.routed and self._rollouts.get(rollout.key) != rollout:
+            if self.view.is_new(rollout):
                 await self._apply(rollout)
 
     async def _apply(self, rollout: Rollout) -> None:
-        self._rollouts[rollout.key] = rollout
-        self._stats[rollout.key] = StepStats()
         self._state(*rollout.key).set(rollout.step(self.config.canary_steps))
         # Counter series at 0 from the start, so rates and alerts see the first increase.
         self._rollbacks(*rollout.key)
@@ -129,13 +97,12 @@ class RolloutControl:
         logger.info("%s %s: live %s, candidate %s: %s %.0f%%, %s (%s)", *rollout.key,
                     rollout.live_version, rollout.candidate_version, rollout.mode,
                     rollout.fraction * 100, rollout.state, rollout.reason)
-        self._sitting_out.discard(rollout.key)
-        if rollout.running:
-            problem = await self._unservable(rollout)
-            if problem:
-                self._sitting_out.add(rollout.key)
-                logger.warning("%s %s: this daemon sits the rollout of %s out, serving live "
-                               "only: %s", *rollout.key, rollout.candidate_version, problem)
+        problem = await self._unservable(rollout) if rollout.running else ""
+        if problem:
+            logger.warning("%s %s: this daemon sits the rollout of %s out, serving live "
+                           "only: %s", *rollout.key, rollout.candidate_version, problem)
+        self._stats[rollout.key] = StepStats()
+        self.view.hold(rollout, sit_out=bool(problem))
 
     async def _unservable(self, rollout: Rollout) -> str:
         """Why the rollout's candidate cannot be served here, or ''."""
@@ -152,55 +119,20 @@ class RolloutControl:
             return ""
         return "" if served else f"TorchServe does not serve {candidate.name} {candidate.version}"
 
-    def serving(self) -> list[ModelEntry]:
-        """The versions that serve verdicts where a rollout promoted another version than
-        the catalogue's live one."""
-        return [self._entry(self.routed[rollout.model], rollout.serving_version)
-                for rollout in self._rollouts.values()
-                if rollout.serving_version != self.routed[rollout.model].version]
-
-    def plan(self, clip: ClipMessage) -> Plan:
-        """The versions ``clip`` meets."""
-        routed = clip.model
-        key = (routed.name, routed.metric_language(clip.language))
-        rollout = self._rollouts.get(key)
-        if rollout is None:
-            return Plan(routed, routed)
-        live = self._entry(routed, rollout.serving_version)
-        if not rollout.running or key in self._sitting_out:
-            return Plan(live, live)
-        candidate = self._entry(routed, rollout.candidate_version)
-        if rollout.on_candidate(clip.stream_id):
-            return Plan(candidate, live, rollout=rollout)
-        sampled = share_of(f"shadow/{clip.clip_id}") < self.config.shadow_sample
-        return Plan(live, live, candidate if sampled else None, rollout)
-
-    def _entry(self, routed: ModelEntry, version: str) -> ModelEntry:
-        try:
-            return self.catalogue.version(routed.name, version)
-        except UnknownVersion:  # a version this daemon's catalogue lacks: it serves live
-            return routed
-
     def record(self, rollout: Rollout, latency_ms: float, *, failed: bool = False,
                pair: tuple[Scored, Scored] | None = None) -> None:
         """One candidate request's outcome, the gates' only input: it failed (no answer, or
         an answer that is no score), or it answered; a shadow answer comes with its
-        ``pair``, (the clip's live verdict, the candidate's)."""
-        stats = self._step_stats(rollout)
-        if stats is not None:
-            if pair is not None:
-                stats.add_pair(*pair)
-            stats.add_request(latency_ms, failed=failed)
-            self._judge(rollout, stats)
-
-    def _step_stats(self, rollout: Rollout) -> StepStats | None:
-        """The figures of ``rollout``'s step, or None when the rollout has moved on since
-        the clip was planned (an answer from the last step must not judge this one) or its
-        next state is being written (the figures stay those the decision was made on)."""
-        if self._rollouts.get(rollout.key) is rollout and rollout.running \
-                and rollout.key not in self._moving:
-            return self._stats[rollout.key]
-        return None
+        ``pair``, (the clip's live verdict, the candidate's). Ignored when the rollout has
+        moved on since the clip was planned, or its next state is being written (the
+        figures stay those the decision was made on)."""
+        if not self.view.is_current(rollout) or rollout.key in self._moving:
+            return
+        stats = self._stats[rollout.key]
+        if pair is not None:
+            stats.add_pair(*pair)
+        stats.add_request(latency_ms, failed=failed)
+        self._judge(rollout, stats)
 
     def _judge(self, rollout: Rollout, stats: StepStats) -> None:
         key = rollout.key
@@ -209,12 +141,10 @@ class RolloutControl:
             self._gate(*key, gate).set(value)
         if "flip_rate" in judgement.figures:
             self._flip_rate(*key).set(judgement.figures["flip_rate"])
-        # _step_stats: no decision of this rollout is being written.
         if judgement.decision in (Decision.PROMOTE, Decision.ROLL_BACK):
             self._moving.add(key)
-            task = asyncio.create_task(self._decide(rollout, judgement))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            if not self._decisions.try_spawn(self._decide(rollout, judgement), "rollout-decision"):
+                self._moving.discard(key)  # stopping: the next daemon judges afresh
 
     async def _decide(self, rollout: Rollout, judgement: Judgement) -> None:
         try:
@@ -240,3 +170,10 @@ class RolloutControl:
             logger.warning("%s %s: ROLLED BACK candidate %s: %s", *rollout.key,
                            rollout.candidate_version, new.reason)
         await self._apply(new)
+
+
+def _poll_failed(error: Exception) -> None:
+    if isinstance(error, VigilError):  # the database is down: keep the last state
+        logger.warning("cannot re-read model_rollouts: %s", error)
+    else:
+        logger.error("re-reading model_rollouts failed", exc_info=error)

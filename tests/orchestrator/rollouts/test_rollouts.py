@@ -23,7 +23,13 @@ from orchestrator.errors import ModelTimeout, ModelUnavailable, RolloutConflict
 from orchestrator.messages import Envelope, parse_clip
 from orchestrator.metrics import Metrics
 from orchestrator.pipelines.audio import ClipScorer, Verdict, scored
-from orchestrator.rollouts import CandidateRequests, RolloutControl, Shadow
+from orchestrator.rollouts import (
+    CandidateRequests,
+    ClipVersions,
+    RolloutControl,
+    RolloutView,
+    Shadow,
+)
 from orchestrator.rollouts.gates import Decision, Scored, StepStats, judge
 from orchestrator.rollouts.table import Mode, Rollout, RolloutTable, State, share_of
 from tests.orchestrator.fakes import AUDIO
@@ -199,6 +205,23 @@ class InlineAudio:
         return text.encode()
 
 
+def test_the_view_plans_each_clip_without_a_database():
+    view = RolloutView(CATALOGUE, ROUTER.models, shadow_sample=0.5)
+    streams = [f"s{i}" for i in range(40)]
+    assert {view.plan(clip(i, s)).serve.version for i, s in enumerate(streams)} == {"1.0"}
+    canary = begin().promoted(STEPS, "ok").promoted(STEPS, "ok")  # 25%
+    view.hold(canary)
+    plans = [view.plan(clip(i, s)) for i, s in enumerate(streams)]
+    assert [p.on_candidate for p in plans] == [canary.on_candidate(s) for s in streams]
+    assert all(p.live.version == "1.0" and p.rollout is canary for p in plans)
+    shadowed = [p for p in plans if not p.on_candidate and p.shadow is not None]
+    assert 0 < len(shadowed) < len(plans) and view.is_current(canary)
+    view.hold(canary, sit_out=True)
+    assert {(view.plan(clip(i, s)).serve.version, view.plan(clip(i, s)).shadow)
+            for i, s in enumerate(streams)} == {("1.0", None)}
+    assert not view.is_current(begin())  # an equal row read again is another step
+
+
 def clip(index: int, stream: str):
     value = json.dumps({"clip_id": f"c{index}", "stream_id": stream, "language": "hi",
                         "audio_b64": "AAAA"}).encode()
@@ -213,6 +236,7 @@ def answer(score: float) -> dict:
 class Rig:
     scorer: ClipScorer
     control: RolloutControl
+    view: RolloutView
     metrics: Metrics
     store: SqliteStore
 
@@ -232,14 +256,15 @@ async def rig(folder: Path, rollout: Rollout, live: FakeModels, candidate: FakeM
         table = RolloutTable(store)
         assert await table.write(rollout, None)
         metrics = Metrics(CollectorRegistry())
+        view = RolloutView(CATALOGUE, ROUTER.models, shadow_sample=config.shadow_sample)
         control = await stack.enter_async_context(
-            RolloutControl(table, CATALOGUE, candidate, config, metrics,
-                           routed=ROUTER.models))
+            RolloutControl(table, view, candidate, config, metrics))
         requests = CandidateRequests(candidate, control)
         shadow = await stack.enter_async_context(
             Shadow(requests, store, config.shadow_max_in_flight, metrics, scored))
-        yield Rig(ClipScorer(live, InlineAudio(), batch_requests=batch_requests, control=control,
-                             candidates=requests, shadow=shadow), control, metrics, store)
+        versions = ClipVersions(view, live, requests, shadow)
+        yield Rig(ClipScorer(live, InlineAudio(), batch_requests=batch_requests,
+                             versions=versions), control, view, metrics, store)
 
 
 async def test_a_canary_stream_gets_the_candidates_verdict_and_live_when_it_is_down(tmp_path):
@@ -299,7 +324,7 @@ async def test_once_promoted_the_candidate_scores_every_stream_and_is_checked_at
         promoted = promoted.promoted(STEPS, "ok")
     live = FakeModels({"1.0": answer(0.2), "2.0": answer(0.3)})  # one TorchServe serves both
     async with rig(tmp_path / "p", promoted, live, FakeModels({"2.0": answer(0.3)})) as r:
-        assert r.control.serving() == [CANDIDATE]
+        assert r.view.serving() == [CANDIDATE]
         outcomes = await r.scorer.score([clip(i, f"s{i}") for i in range(8)])
     assert {o.model.version for o in outcomes} == {"2.0"}
     assert live.calls == ["2.0"] * 8  # the live client now calls the promoted version
@@ -308,7 +333,7 @@ async def test_once_promoted_the_candidate_scores_every_stream_and_is_checked_at
 async def test_an_answer_planned_under_the_last_step_does_not_judge_the_next(tmp_path):
     live = FakeModels({"1.0": answer(0.2)})
     async with rig(tmp_path / "n", begin(), live, FakeModels({"2.0": answer(0.9)})) as r:
-        old = r.control.plan(clip(0, "s0")).rollout
+        old = r.view.plan(clip(0, "s0")).rollout
         table = RolloutTable(r.store)
         assert await table.write(old.promoted(STEPS, "by hand"), old)
         await r.control.refresh()

@@ -16,16 +16,14 @@ import importlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from orchestrator.config import AppConfig
-from orchestrator.db import Store, open_store
+from orchestrator.db import open_store
 from orchestrator.flow import (
     Acknowledger,
     BackgroundTasks,
     Backpressure,
     Flow,
-    Health,
     MicroBatcher,
     OffsetTracker,
     Periodic,
@@ -34,6 +32,7 @@ from orchestrator.flow import (
 )
 from orchestrator.kafka import CONSUME_BATCH, DeadLetterSink, EventProducer, KafkaSource
 from orchestrator.metrics import Metrics
+from orchestrator.pipelines.resources import Resources
 
 logger = logging.getLogger(__name__)
 LAG_INTERVAL_S = 5.0
@@ -46,10 +45,7 @@ PIPELINES = {
 }
 
 
-class OpenStages(Protocol):
-    def __call__(self, config: AppConfig, stack: contextlib.AsyncExitStack, *, store: Store,
-                 producer: EventProducer, metrics: Metrics,
-                 health: Callable[[str], Health]) -> Awaitable[Stages]: ...
+OpenStages = Callable[[Resources], Awaitable[Stages]]
 
 
 def stages_opener(pipeline: str) -> OpenStages:
@@ -90,8 +86,8 @@ async def run_daemon(config: AppConfig, pipeline: str, *, metrics: Metrics | Non
         store = await stack.enter_async_context(open_store(config.database_url))
         backpressure = Backpressure(pipeline, source, tracker, runtime.max_in_flight, metrics,
                                     poll_size=CONSUME_BATCH)
-        stages = await open_stages(config, stack, store=store, producer=producer,
-                                   metrics=metrics, health=backpressure.reporter)
+        stages = await open_stages(Resources(config, stack, store, producer, metrics,
+                                             backpressure.reporter))
         side_effects = await stack.enter_async_context(BackgroundTasks(
             runtime.side_effect_concurrency,
             lambda kind, error: metrics.side_effect_errors.labels(kind).inc(),

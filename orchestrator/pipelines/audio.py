@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
@@ -25,12 +24,13 @@ from prometheus_client import Counter, Histogram
 from orchestrator.catalogue import Catalogue, ModelEntry, Router, check_request_timeout
 from orchestrator.clock import iso_from_epoch, iso_utc
 from orchestrator.config import AppConfig
-from orchestrator.db import Store, TableSink
-from orchestrator.flow import Failure, Health, Stages, gather_outcomes
-from orchestrator.kafka import EventProducer, TopicSink
+from orchestrator.db import TableSink
+from orchestrator.flow import Failure, Stages, gather_outcomes
+from orchestrator.kafka import TopicSink
 from orchestrator.messages import ClipMessage, parse_clip
-from orchestrator.metrics import Metrics, labelled
+from orchestrator.metrics import labelled
 from orchestrator.monitoring import ScoreDrift
+from orchestrator.pipelines.resources import Resources
 from orchestrator.rollouts import (
     CandidateRequests,
     ClipVersions,
@@ -215,36 +215,29 @@ def _candidate_client(config: AppConfig, max_connections: int) -> TorchServeClie
         max_connections=max_connections), max_attempts=1)
 
 
-async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, store: Store,
-                      producer: EventProducer, metrics: Metrics,
-                      health: Callable[[str], Health]) -> Stages[ClipMessage, Verdict]:
-    """The audio stages, their clients opened on ``stack``; raises
+async def open_stages(opened: Resources) -> Stages[ClipMessage, Verdict]:
+    """The audio stages, their clients open until the daemon stops; raises
     :class:`~orchestrator.errors.ConfigError` when a routed model is not served."""
+    config, store, metrics = opened.config, opened.store, opened.metrics
     catalogue = Catalogue.load(config.torchserve.catalogue)
     router = Router.for_audio(catalogue, config.routing)
     check_request_timeout(router.models, config)
-    retries = metrics.retries.labels(NAME)
-    client = await stack.enter_async_context(TorchServeClient(
-        config.torchserve, on_retry=lambda error: retries.inc(), health=health("torchserve"),
-        inference=metrics.inference))
+    client, fetcher = await opened.model_clients(NAME)
     await client.check_served(router.models)
-    fetcher = await stack.enter_async_context(
-        MediaFetcher(config.media, on_retry=lambda error: retries.inc()))
     # The candidates' own clients: one attempt (a candidate's failure is evidence for its
     # gates, not an outage to wait out), no say in backpressure, and a pool each, so shadow
     # requests filling theirs never hold up a canary clip's verdict.
     rollout = config.rollout
-    canary_client = await stack.enter_async_context(
-        _candidate_client(config, config.torchserve.max_connections))
-    shadow_client = await stack.enter_async_context(
-        _candidate_client(config, rollout.shadow_max_in_flight))
+    canary_client = await opened.enter(_candidate_client(config,
+                                                         config.torchserve.max_connections))
+    shadow_client = await opened.enter(_candidate_client(config, rollout.shadow_max_in_flight))
     view = RolloutView(catalogue, router.models, shadow_sample=rollout.shadow_sample)
-    control = await stack.enter_async_context(RolloutControl(
+    control = await opened.enter(RolloutControl(
         RolloutTable(store), view, canary_client, rollout, metrics))
     await control.adopt_candidates()
     check_request_timeout(view.serving(), config)
     await client.check_served(view.serving())  # versions promoted since
-    shadow = await stack.enter_async_context(Shadow(
+    shadow = await opened.enter(Shadow(
         CandidateRequests(shadow_client, control), store, rollout.shadow_max_in_flight,
         metrics, scored))
     versions = ClipVersions(view, client, CandidateRequests(canary_client, control), shadow)
@@ -254,7 +247,7 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
         scorer=ClipScorer(client, fetcher, batch_requests=config.torchserve.batch_requests,
                           versions=versions),
         sinks=[TableSink(store, "audio_verdicts", Verdict.row),
-               TopicSink(producer, config.kafka.output_topic, event=Verdict.event,
+               TopicSink(opened.producer, config.kafka.output_topic, event=Verdict.event,
                          summary=Verdict.summary, key=Verdict.key)],
         account=partial(account, labelled(metrics.verdicts), metrics.end_to_end.labels(NAME),
                         ScoreDrift(metrics, NAME, config.drift)))

@@ -16,9 +16,8 @@ published. A crash between those steps re-publishes on redelivery; it never deci
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -26,13 +25,13 @@ from typing import Any
 import orjson
 
 from orchestrator.clock import iso_utc
-from orchestrator.config import AppConfig, TriageConfig
-from orchestrator.db import Store
+from orchestrator.config import TriageConfig
 from orchestrator.errors import UnknownPost
-from orchestrator.flow import Failure, Health, Stages
+from orchestrator.flow import Failure, Stages
 from orchestrator.kafka import EventProducer
 from orchestrator.messages import ViewsMessage, parse_views
 from orchestrator.metrics import Metrics
+from orchestrator.pipelines.resources import Resources
 from orchestrator.triage import (
     HistoryRepository,
     KeyedLocks,
@@ -151,11 +150,10 @@ def account(metrics: Metrics, views: ViewsMessage, case: TriageCase) -> None:
     metrics.end_to_end.labels(NAME).observe(max(0.0, time.time() - views.at))
 
 
-async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, store: Store,
-                      producer: EventProducer, metrics: Metrics,
-                      health: Callable[[str], Health]) -> Stages[ViewsMessage, TriageCase]:
-    """The triage stages, and the history endpoint on ``stack``; raises
+async def open_stages(opened: Resources) -> Stages[ViewsMessage, TriageCase]:
+    """The triage stages, and the history endpoint until the daemon stops; raises
     :class:`~orchestrator.errors.ConfigError` for a policy that does not cover the nets."""
+    config, store, metrics = opened.config, opened.store, opened.metrics
     settings = config.triage
     settings.require_history_token()
     policy = TriagePolicy.load(settings.policy_path)
@@ -169,11 +167,11 @@ async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, st
     if settings.history_port:
         runner = await history_api.start(history, settings.history_addr, settings.history_port,
                                          settings.history_token)
-        stack.push_async_callback(runner.cleanup)
+        opened.stack.push_async_callback(runner.cleanup)
     return Stages(
         name=NAME,
         parse=parse_views,
         scorer=CaseScorer(records, history, policy, settings.method),
-        sinks=[TriageBook(records, producer, config.kafka.output_topic, policy, settings,
+        sinks=[TriageBook(records, opened.producer, config.kafka.output_topic, policy, settings,
                           metrics)],
         account=partial(account, metrics))

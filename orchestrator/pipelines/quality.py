@@ -17,7 +17,6 @@ audio_verdicts, so a restart resumes the figures.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -25,14 +24,19 @@ from typing import Any
 
 from orchestrator.catalogue import ANY_LANGUAGE, Catalogue
 from orchestrator.clock import iso_from_epoch, iso_utc
-from orchestrator.config import AppConfig, QualityConfig
+from orchestrator.config import QualityConfig
 from orchestrator.db import Store, TableSink, upsert
 from orchestrator.errors import UnknownVersion
-from orchestrator.flow import Failure, Health, Stages
-from orchestrator.kafka import EventProducer
+from orchestrator.flow import Failure, Stages
 from orchestrator.messages import DecisionMessage, parse_decision
 from orchestrator.metrics import Metrics, labelled
-from orchestrator.monitoring import LabelledScore, QualityWindow, ScoredClip, ScoredClips
+from orchestrator.monitoring import (
+    LabelledScore,
+    QualityWindow,
+    ScoredClip,
+    ScoredClips,
+)
+from orchestrator.pipelines.resources import Resources
 
 NAME = "quality"
 RESTORE_WINDOWS = 10  # start-up reads at most this many windows' worth of decisions
@@ -160,11 +164,10 @@ def account(decisions: Callable[..., Any], item: DecisionMessage, judged: Judged
     decisions(NAME, item.decision).inc()
 
 
-async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, store: Store,
-                      producer: EventProducer, metrics: Metrics,
-                      health: Callable[[str], Health]) -> Stages[DecisionMessage, Judged]:
+async def open_stages(opened: Resources) -> Stages[DecisionMessage, Judged]:
     """The quality stages; raises :class:`~orchestrator.errors.ConfigError` without a
     readable catalogue (it names the languages each model version serves)."""
+    config, store, metrics = opened.config, opened.store, opened.metrics
     clips = ScoredClips(store)
     book = QualityBook(store, clips, Catalogue.load(config.torchserve.catalogue),
                        config.quality, metrics)

@@ -12,26 +12,30 @@ A post scored more than ``vrt.sla_s`` after its ``created_at`` counts as an SLA 
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import orjson
 
-from orchestrator.catalogue import ANY_LANGUAGE, Catalogue, ModelEntry, check_request_timeout
+from orchestrator.catalogue import (
+    ANY_LANGUAGE,
+    Catalogue,
+    ModelEntry,
+    check_request_timeout,
+)
 from orchestrator.clock import iso_from_epoch, iso_utc
-from orchestrator.config import AppConfig
-from orchestrator.db import Store, TableSink
+from orchestrator.db import TableSink
 from orchestrator.errors import BadModelResponse, InvalidField
-from orchestrator.flow import Failure, Health, Stages, gather_outcomes
-from orchestrator.kafka import EventProducer, TopicSink
+from orchestrator.flow import Failure, Stages, gather_outcomes
+from orchestrator.kafka import TopicSink
 from orchestrator.messages import PostMessage, parse_post
 from orchestrator.metrics import Metrics
 from orchestrator.monitoring import ScoreDrift
-from orchestrator.serving import Extractors, MediaFetcher, TorchServeClient, answers
+from orchestrator.pipelines.resources import Resources
+from orchestrator.serving import Extractors, MediaFetcher, answers
 
 NAME = "vrt"
 
@@ -132,28 +136,22 @@ def account(metrics: Metrics, sla_s: float, drift: ScoreDrift, fusion: ModelEntr
         metrics.vrt_sla_missed.inc()
 
 
-async def open_stages(config: AppConfig, stack: contextlib.AsyncExitStack, *, store: Store,
-                      producer: EventProducer, metrics: Metrics,
-                      health: Callable[[str], Health]) -> Stages[PostMessage, PostScore]:
+async def open_stages(opened: Resources) -> Stages[PostMessage, PostScore]:
     """The VRT stages; raises :class:`~orchestrator.errors.ConfigError` when the fusion
     archive or one of its extractors is not served."""
-    retries = metrics.retries.labels(NAME)
-    client = await stack.enter_async_context(TorchServeClient(
-        config.torchserve, on_retry=lambda error: retries.inc(), health=health("torchserve"),
-        inference=metrics.inference))
+    config, store, metrics = opened.config, opened.store, opened.metrics
+    client, fetcher = await opened.model_clients(NAME)
     extractors = Extractors.from_catalogue(
         client.predict, Catalogue.load(config.torchserve.catalogue), config.vrt.fusion_model)
     check_request_timeout(extractors.models, config)
     await client.check_served(extractors.models)
-    fetcher = await stack.enter_async_context(
-        MediaFetcher(config.media, on_retry=lambda error: retries.inc()))
     return Stages(
         name=NAME,
         parse=parse_post,
         scorer=PostScorer(fetcher, extractors, metrics),
         sinks=[TableSink(store, "posts", PostScore.post_row),
                TableSink(store, "post_scores", PostScore.score_row),
-               TopicSink(producer, config.kafka.output_topic, event=PostScore.event,
+               TopicSink(opened.producer, config.kafka.output_topic, event=PostScore.event,
                          summary=PostScore.summary, key=PostScore.key)],
         account=partial(account, metrics, config.vrt.sla_s,
                         ScoreDrift(metrics, NAME, config.drift), extractors.fusion))

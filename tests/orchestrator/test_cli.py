@@ -34,6 +34,17 @@ def test_the_daemon_side_loads_no_model_code():
     assert result.stdout.strip() == "[]"
 
 
+def test_the_model_commands_are_declared_by_the_models_package_without_torch():
+    code = ("import sys; from orchestrator.cli import make_parser; "
+            "commands = make_parser()._subparsers._group_actions[0].choices; "
+            "print(commands['build'].get_default('entry'), "
+            "'modelzoo.commands' in sys.modules, "
+            "sorted(m for m in ('torch', 'numpy', 'handlers') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split() == ["modelzoo.cli:build", "True", "[]"]
+
+
 def test_rollout_commands_print_a_table_and_refuse_what_cannot_be_done(tmp_path, capsys):
     from orchestrator.cli import main
     from tests.orchestrator.fakes import AUDIO

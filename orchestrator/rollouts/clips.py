@@ -145,7 +145,7 @@ class ClipVersions:
             except Exception:  # noqa: BLE001 - the candidate's failure is the gates' figure
                 logger.debug("canary %s %s failed on %s: live scores it", plan.serve.name,
                              plan.serve.version, clip.clip_id, exc_info=True)
-        return check(plan.live, await self.live.predict(plan.live, body))
+        return check(plan.fallback, await self.live.predict(plan.fallback, body))
 
     def shadow(self, clip: ClipMessage, plan: Plan, body: bytes, verdict: Scored) -> None:
         """After ``clip``'s verdict: the candidate also scores it, where sampled."""

@@ -26,13 +26,15 @@ class Plan:
     """Which versions a clip meets."""
 
     serve: ModelEntry  # the version whose answer is the clip's verdict
-    live: ModelEntry  # what serves it should the candidate fail (canary)
+    # The serving version (the rollout's live version, or the candidate once promoted),
+    # which gives the verdict should a canary candidate fail.
+    fallback: ModelEntry
     shadow: ModelEntry | None = None  # a candidate that also scores it, recorded only
     rollout: Rollout | None = None  # the step it was planned under
 
     @property
     def on_candidate(self) -> bool:
-        return self.serve is not self.live
+        return self.serve is not self.fallback
 
 
 class RolloutView:
@@ -77,14 +79,14 @@ class RolloutView:
         rollout = self._rollouts.get(key)
         if rollout is None:
             return Plan(routed, routed)
-        live = self.entry(routed.name, rollout.serving_version)
+        serving = self.entry(routed.name, rollout.serving_version)
         if not rollout.running or key in self._sitting_out:
-            return Plan(live, live)
+            return Plan(serving, serving)
         candidate = self.entry(routed.name, rollout.candidate_version)
         if rollout.on_candidate(clip.stream_id):
-            return Plan(candidate, live, rollout=rollout)
+            return Plan(candidate, serving, rollout=rollout)
         sampled = share_of(f"shadow/{clip.clip_id}") < self.shadow_sample
-        return Plan(live, live, candidate if sampled else None, rollout)
+        return Plan(serving, serving, candidate if sampled else None, rollout)
 
     def entry(self, model: str, version: str) -> ModelEntry:
         """``model`` at ``version``; the routed (live) entry for a version this daemon's

@@ -213,7 +213,7 @@ def test_the_view_plans_each_clip_without_a_database():
     view.hold(canary)
     plans = [view.plan(clip(i, s)) for i, s in enumerate(streams)]
     assert [p.on_candidate for p in plans] == [canary.on_candidate(s) for s in streams]
-    assert all(p.live.version == "1.0" and p.rollout is canary for p in plans)
+    assert all(p.fallback.version == "1.0" and p.rollout is canary for p in plans)
     shadowed = [p for p in plans if not p.on_candidate and p.shadow is not None]
     assert 0 < len(shadowed) < len(plans) and view.is_current(canary)
     view.hold(canary, sit_out=True)

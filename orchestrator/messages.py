@@ -278,6 +278,7 @@ class DecisionMessage:
     item_id: str
     kind: str
     decision: str
+    moderator_id: str
     decided_at: float  # epoch seconds
 
     @property
@@ -295,5 +296,10 @@ def parse_decision(envelope: Envelope) -> DecisionMessage:
         raise InvalidField(f"kind must be one of {DECISION_KINDS}, not {kind[:50]!r}")
     if decision not in DECISIONS:
         raise InvalidField(f"decision must be one of {DECISIONS}, not {decision[:50]!r}")
-    return DecisionMessage(envelope, item_id, kind, decision,
+    moderator_id = identifier(message, "moderator_id")
+    # Required: the newest decision per item wins, so a decision without its own time
+    # (which would take the record's, or now) could overrule any earlier one.
+    if message.get("decided_at") in (None, ""):
+        raise MissingField("missing field 'decided_at'")
+    return DecisionMessage(envelope, item_id, kind, decision, moderator_id,
                            instant(message, "decided_at", envelope))

@@ -1,5 +1,7 @@
 """Vigil's tables, each declared once: columns with their SQL types and checks, the key that
 makes writes upserts, and indexes. The DDL both databases run is generated from these.
+Tables only ever gain columns, nullable ones, at the end: a store opening an older database
+adds what it lacks (:func:`missing_columns`), so no migration tool is needed.
 
 Scores are finite and in [0, 1]: the daemons check every model answer, and CHECK
 constraints refuse anything else (NULL, NaN, ±Inf; SQLite stores NaN as NULL, hence NOT NULL
@@ -56,8 +58,13 @@ class Table:
 ROLLOUT = {
     "model": REQUIRED_TEXT, "language": REQUIRED_TEXT, "live_version": REQUIRED_TEXT,
     "candidate_version": REQUIRED_TEXT, "mode": one_of("shadow", "canary", "live"),
-    "fraction": REQUIRED_SHARE, "state": one_of("running", "promoted", "rolled_back"),
+    # state is not CHECKed here, so a later state needs no table change (the daemons skip
+    # a row whose state they do not know); see OPERATIONS.md, "Upgrading", for older
+    # databases.
+    "fraction": REQUIRED_SHARE, "state": REQUIRED_TEXT,
     "reason": REQUIRED_TEXT, "updated_at": REQUIRED_TEXT, "revision": "INTEGER NOT NULL",
+    # The rollout's secret for assigning streams and clips (orchestrator.rollouts.table).
+    "assignment_key": TEXT,
 }
 
 _TABLES = (
@@ -84,10 +91,12 @@ _TABLES = (
         "post_id": REQUIRED_TEXT, "net": "INTEGER NOT NULL", "decision": REQUIRED_TEXT,
         "score": SHARE, "risk": SHARE, "reason": TEXT, "decided_at": TEXT,
         "published": "INTEGER NOT NULL DEFAULT 0"}, ("post_id", "net")),
+    # One row per item: the newest decision (upsert_newest on decided_at). moderator_id was
+    # added later: nullable, so an older database gains it in place.
     Table("review_decisions", {
         "item_id": REQUIRED_TEXT, "kind": one_of("clip", "post"),
-        "decision": one_of("discard", "keep"), "decided_at": REQUIRED_TEXT},
-        ("item_id", "kind")),
+        "decision": one_of("discard", "keep"), "decided_at": REQUIRED_TEXT,
+        "moderator_id": TEXT}, ("item_id", "kind")),
     Table("threshold_proposals", {
         "model": REQUIRED_TEXT, "version": REQUIRED_TEXT, "language": REQUIRED_TEXT,
         "threshold": REQUIRED_SHARE, "target": REQUIRED_TEXT, "precision": SHARE,
@@ -104,3 +113,10 @@ _TABLES = (
 )
 TABLES = {table.name: table for table in _TABLES}
 SCHEMA = "\n".join(table.ddl() for table in _TABLES)
+
+
+def missing_columns(table: Table, present: Sequence[str]) -> list[str]:
+    """``ALTER TABLE`` statements adding the declared columns ``present`` lacks."""
+    return [f"ALTER TABLE {table.name} ADD COLUMN {column} "
+            f"{table.spec[column].format(column=column)}"
+            for column in table.columns if column not in present]

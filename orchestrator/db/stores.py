@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from orchestrator.db.schema import SCHEMA, TABLES
+from orchestrator.db.schema import SCHEMA, TABLES, missing_columns
 from orchestrator.errors import ConfigError, StoreError, StoreUnavailable
 
 
@@ -33,21 +33,26 @@ class Store(Protocol):
     async def __aexit__(self, *exc_info: object) -> None: ...
 
 
-def upsert_sql(table: str, *, keep_existing: bool = False) -> str:
-    """INSERT ... ON CONFLICT for ``table``: replace the row, or keep the first one."""
+def upsert_sql(table: str, *, keep_existing: bool = False, newest: str | None = None) -> str:
+    """INSERT ... ON CONFLICT for ``table``: replace the row, keep the first one, or
+    replace it only with a row whose ``newest`` column is greater."""
     spec = TABLES[table]
     marks = ", ".join("?" * len(spec.columns))
     updates = ", ".join(f"{c} = excluded.{c}" for c in spec.columns if c not in spec.key)
     action = "DO NOTHING" if keep_existing else f"DO UPDATE SET {updates}"
+    if newest is not None:
+        action += f" WHERE excluded.{newest} > {table}.{newest}"
     return (f"INSERT INTO {table} ({', '.join(spec.columns)}) VALUES ({marks}) "
             f"ON CONFLICT ({', '.join(spec.key)}) {action}")
 
 
 async def upsert(store: Store, table: str, rows: Sequence[dict[str, Any]], *,
-                 keep_existing: bool = False) -> None:
-    """Write ``rows`` (dicts with the table's columns) keyed by the table's primary key."""
+                 keep_existing: bool = False, newest: str | None = None) -> None:
+    """Write ``rows`` (dicts with the table's columns) keyed by the table's primary key:
+    replacing what is there, or with ``keep_existing`` keeping it, or with ``newest`` (a
+    column) replacing it only with a row that is newer by that column."""
     columns = TABLES[table].columns
-    await store.execute_many(upsert_sql(table, keep_existing=keep_existing),
+    await store.execute_many(upsert_sql(table, keep_existing=keep_existing, newest=newest),
                              [tuple(row.get(c) for c in columns) for row in rows])
 
 
@@ -79,6 +84,11 @@ class SqliteStore:
         await self._connection.execute("PRAGMA journal_mode=WAL")
         await self._connection.execute("PRAGMA synchronous=NORMAL")
         await self._connection.executescript(SCHEMA)
+        for table in TABLES.values():
+            async with self._connection.execute(f"PRAGMA table_info({table.name})") as cursor:
+                present = [row[1] for row in await cursor.fetchall()]
+            for statement in missing_columns(table, present):
+                await self._connection.execute(statement)
         await self._connection.commit()
         return self
 
@@ -143,6 +153,16 @@ class PostgresStore:
             await self._pool.open(wait=True, timeout=self.open_timeout_s)
             async with self._pool.connection() as connection:
                 await connection.execute(SCHEMA)
+                for table in TABLES.values():
+                    cursor = await connection.execute(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_schema = current_schema() AND table_name = %s",
+                        (table.name,))
+                    present = [row[0] for row in await cursor.fetchall()]
+                    for statement in missing_columns(table, present):
+                        # Replicas may start together: the second must not fail.
+                        await connection.execute(statement.replace(
+                            "ADD COLUMN", "ADD COLUMN IF NOT EXISTS"))
         except psycopg.Error as exc:
             await self._pool.close()
             raise _postgres_error(exc, "opening the database") from exc

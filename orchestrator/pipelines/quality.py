@@ -2,21 +2,28 @@
 
     review.decisions → parse_decision (validate)
         → batch of ≤ 8 → DecisionJoiner (each decided clip's score from audio_verdicts:
-          model, version, language, score and the threshold it was flagged at)
-        → review_decisions (upsert) and QualityBook (a window per model, version and
+          model, version, language, score and the threshold it was flagged at; measured
+          only when the clip was scored first and the decision is newer than the recorded)
+        → review_decisions (the newest decision per item) and QualityBook (a window per
+          model, version and
           language: vigil_quality_precision / vigil_quality_recall, and every
           quality.propose_every decided clips a threshold for quality.recall_target in
           threshold_proposals, with the figures behind it; never applied)
         → acknowledge; or the dead-letter topic (a malformed decision), with the reason.
 
-A decision on a post, or on a clip without a verdict, is recorded in review_decisions and
-measures nothing. At start-up the windows are refilled from review_decisions joined to
-audio_verdicts, so a restart resumes the figures.
+A decision needs its ``moderator_id`` and ``decided_at`` (not ahead of this host's clock by
+more than the skew allowed). The newest decision per item wins, in review_decisions and in the
+windows: a replayed or duplicated decision changes no figure and does not advance the proposal
+cadence. A decision on a post, on a clip without a verdict, or made before its clip was
+scored is recorded and measures nothing. At start-up the windows are refilled from
+review_decisions joined to audio_verdicts under the same rules, so a restart resumes the
+figures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -28,7 +35,7 @@ from orchestrator.config import QualityConfig
 from orchestrator.db import Store, TableSink, upsert
 from orchestrator.errors import UnknownVersion
 from orchestrator.flow import Failure, Stages
-from orchestrator.messages import DecisionMessage, parse_decision
+from orchestrator.messages import MAX_CLOCK_SKEW_S, DecisionMessage, parse_decision
 from orchestrator.metrics import Metrics, labelled
 from orchestrator.monitoring import (
     LabelledScore,
@@ -44,7 +51,9 @@ RESTORE_WINDOWS = 10  # start-up reads at most this many windows' worth of decis
 
 @dataclass(frozen=True, slots=True)
 class Judged:
-    """A decision, with the clip score it judges (None for a post or an unscored clip)."""
+    """A decision, with the clip score it measures: None for a post, an unscored clip, a
+    decision made before its clip was scored, or one no newer than the clip's recorded
+    decision (a replay or a duplicate)."""
 
     decision: DecisionMessage
     scored: ScoredClip | None
@@ -52,21 +61,31 @@ class Judged:
     def row(self) -> dict[str, Any]:
         """The ``review_decisions`` row."""
         return {"item_id": self.decision.item_id, "kind": self.decision.kind,
-                "decision": self.decision.decision,
+                "decision": self.decision.decision, "moderator_id": self.decision.moderator_id,
                 "decided_at": iso_from_epoch(self.decision.decided_at)}
 
 
 class DecisionJoiner:
-    """Finds the score of each decided clip."""
+    """Finds the score each decided clip's decision measures."""
 
     def __init__(self, clips: ScoredClips) -> None:
         self.clips = clips
 
     async def score(self, items: Sequence[DecisionMessage]) -> list[Judged | Failure]:
-        scored = await self.clips.of(sorted({item.item_id for item in items
-                                             if item.kind == "clip"}))
-        return [Judged(item, scored.get(item.item_id) if item.kind == "clip" else None)
-                for item in items]
+        clip_ids = sorted({item.item_id for item in items if item.kind == "clip"})
+        scored, recorded = await asyncio.gather(self.clips.of(clip_ids),
+                                                self.clips.recorded(clip_ids))
+        return [Judged(item, _measured(item, scored, recorded)) for item in items]
+
+
+def _measured(item: DecisionMessage, scored: dict[str, ScoredClip],
+              recorded: dict[str, str]) -> ScoredClip | None:
+    clip = scored.get(item.item_id) if item.kind == "clip" else None
+    decided_at = iso_from_epoch(item.decided_at)
+    if clip is None or decided_at < clip.scored_at:
+        return None
+    earlier = recorded.get(item.item_id)
+    return clip if earlier is None or decided_at > earlier else None
 
 
 class QualityBook:
@@ -89,7 +108,9 @@ class QualityBook:
     async def restore(self) -> None:
         """Refill the windows from the decisions already recorded (no proposals)."""
         staged: dict[tuple[str, str, str], QualityWindow] = {}
-        for decided in await self.clips.decided(self.config.window * RESTORE_WINDOWS):
+        until = iso_from_epoch(time.time() + MAX_CLOCK_SKEW_S)
+        for decided in await self.clips.decided(self.config.window * RESTORE_WINDOWS,
+                                                until=until):
             self._stage(staged, decided.clip_id, decided.scored, decided.positive)
         self._commit(staged)
 
@@ -104,7 +125,8 @@ class QualityBook:
     async def _write(self, results: Sequence[Judged]) -> None:
         staged: dict[tuple[str, str, str], QualityWindow] = {}
         due = []
-        for judged in results:
+        # Oldest first: of two decisions on one item in a batch, the newest stays.
+        for judged in sorted(results, key=lambda judged: judged.decision.decided_at):
             if judged.scored is None:
                 continue
             key, window, new = self._stage(staged, judged.decision.item_id, judged.scored,
@@ -173,5 +195,6 @@ async def open_stages(opened: Resources) -> Stages[DecisionMessage, Judged]:
                        config.quality, metrics)
     await book.restore()
     return Stages(name=NAME, parse=parse_decision, scorer=DecisionJoiner(clips),
-                  sinks=[TableSink(store, "review_decisions", Judged.row), book],
+                  sinks=[TableSink(store, "review_decisions", Judged.row, newest="decided_at"),
+                         book],
                   account=partial(account, labelled(metrics.verdicts)))

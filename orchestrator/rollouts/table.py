@@ -6,7 +6,13 @@ One rollout per model and routed language (a language the model serves by name, 
       → canary 5% → canary 25% (those shares of streams get the candidate's verdicts)
       → live (promoted: the candidate's version serves every verdict)
 
-and from any running step, rolled back (live alone serves; the candidate serves nothing).
+and from any running step, rolled back (live alone serves; the candidate serves nothing), or
+held as inconclusive (live alone serves until a person promotes or rolls it back: the gates
+could not decide within ``rollout.max_samples``).
+
+Which streams a canary step serves with the candidate, and which clips it scores in shadow,
+is a keyed hash: each rollout draws a secret ``assignment_key`` when it begins, kept in its
+row and in no event, so no producer can choose ids that land on a version.
 
 The state is the ``model_rollouts`` row; every change is appended to
 ``model_rollout_history`` too. A change is written only over the revision it was decided on,
@@ -19,8 +25,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -39,11 +46,13 @@ class Mode(StrEnum):
 
 
 class State(StrEnum):
-    """Where a rollout stands: moving, done with the candidate serving, or done without."""
+    """Where a rollout stands: moving, done with the candidate serving, done without, or
+    waiting for a person."""
 
     RUNNING = "running"
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled_back"
+    INCONCLUSIVE = "inconclusive"
 
 
 # vigil_rollout_state (the metric's name): the step a rollout is at; -1 once rolled back.
@@ -65,6 +74,9 @@ class Rollout:
     reason: str
     updated_at: str
     revision: int
+    # The secret of this rollout's assignment; "" for a row written before keys existed
+    # (its assignment is a public hash: restart such a rollout).
+    assignment_key: str = field(default="", repr=False)
 
     @classmethod
     def begin(cls, model: str, language: str, live_version: str, candidate_version: str,
@@ -74,7 +86,8 @@ class Rollout:
             raise RolloutConflict(f"{model}: the candidate {candidate_version} is the live "
                                   "version")
         return cls(model, language, live_version, candidate_version, Mode.SHADOW, 0.0,
-                   State.RUNNING, reason, iso_utc(), after.revision + 1 if after else 1)
+                   State.RUNNING, reason, iso_utc(), after.revision + 1 if after else 1,
+                   secrets.token_hex(16))
 
     @property
     def key(self) -> tuple[str, str]:
@@ -99,23 +112,37 @@ class Rollout:
             return len(canary_steps) + 1
         return 1 + sum(1 for share in canary_steps if share < self.fraction)
 
+    @property
+    def movable(self) -> bool:
+        """Whether a promotion or rollback may be written: running, or waiting for one."""
+        return self.state in (State.RUNNING, State.INCONCLUSIVE)
+
     def promoted(self, canary_steps: Sequence[float], reason: str) -> Rollout:
         """One step on: shadow to the first canary share, to the next, then live."""
-        if not self.running:
-            raise RolloutConflict(f"{self.model} {self.language}: the rollout is {self.state}, "
-                                  "not running")
+        self._check_movable()
         larger = [share for share in canary_steps
                   if self.mode == Mode.SHADOW or share > self.fraction]
         if larger:
-            return self._next(mode=Mode.CANARY, fraction=larger[0], reason=reason)
+            return self._next(mode=Mode.CANARY, fraction=larger[0], state=State.RUNNING,
+                              reason=reason)
         return self._next(mode=Mode.LIVE, fraction=1.0, state=State.PROMOTED, reason=reason)
 
     def rolled_back(self, reason: str) -> Rollout:
         """Back to live alone."""
+        self._check_movable()
+        return self._next(mode=Mode.LIVE, fraction=0.0, state=State.ROLLED_BACK, reason=reason)
+
+    def inconclusive(self, reason: str) -> Rollout:
+        """Held at this step with live alone serving, until a person moves it."""
         if not self.running:
             raise RolloutConflict(f"{self.model} {self.language}: the rollout is {self.state}, "
                                   "not running")
-        return self._next(mode=Mode.LIVE, fraction=0.0, state=State.ROLLED_BACK, reason=reason)
+        return self._next(state=State.INCONCLUSIVE, reason=reason)
+
+    def _check_movable(self) -> None:
+        if not self.movable:
+            raise RolloutConflict(f"{self.model} {self.language}: the rollout is {self.state}, "
+                                  "not running")
 
     def _next(self, **changes: Any) -> Rollout:
         return dataclasses.replace(self, **changes, updated_at=iso_utc(),
@@ -127,15 +154,25 @@ class Rollout:
     def on_candidate(self, stream_id: str) -> bool:
         """Whether ``stream_id``'s verdicts come from the candidate at this step (once
         promoted, the candidate is the serving version instead)."""
-        return self.running and self.mode == Mode.CANARY and share_of(
-            f"{self.model}/{self.language}/{self.candidate_version}/{stream_id}") < self.fraction
+        return self.running and self.mode == Mode.CANARY and \
+            self._share(f"canary/{stream_id}") < self.fraction
+
+    def shadows(self, clip_id: str, sample: float) -> bool:
+        """Whether the candidate also scores ``clip_id`` in shadow (a ``sample`` share)."""
+        return self._share(f"shadow/{clip_id}") < sample
+
+    def _share(self, text: str) -> float:
+        if self.assignment_key:
+            return share_of(text, self.assignment_key)
+        return share_of(f"{self.model}/{self.language}/{self.candidate_version}/{text}")
 
 
-def share_of(text: str) -> float:
-    """``text`` hashed to a share in [0, 1): the same in every process and after restarts
-    (Python's ``hash`` of a string is salted per process), and, because a larger canary
-    share only adds streams, a stream on the candidate at 5% stays on it at 25%."""
-    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+def share_of(text: str, key: str = "") -> float:
+    """``text`` hashed to a share in [0, 1), keyed by ``key``: the same in every process and
+    after restarts (Python's ``hash`` of a string is salted per process), unknowable without
+    the key, and, because a larger canary share only adds streams, a stream on the candidate
+    at 5% stays on it at 25%."""
+    digest = hashlib.blake2b(text.encode(), key=key.encode()[:64], digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
 
@@ -188,14 +225,17 @@ def _decoded(row: dict[str, Any]) -> Rollout | None:
     """A row as a :class:`Rollout`, or None (logged) for one that cannot be read: a row
     written by hand must not stop every daemon, whatever model it names."""
     try:
-        if not all(isinstance(row[column], str) for column in TEXT_FIELDS):
+        if not all(isinstance(row[column], str) for column in TEXT_FIELDS) or \
+                not isinstance(row["assignment_key"], (str, type(None))):
             raise ValueError("a text column holds something else")
         return Rollout(**{**row, "mode": Mode(row["mode"]), "state": State(row["state"]),
-                          "fraction": float(row["fraction"]), "revision": int(row["revision"])})
+                          "fraction": float(row["fraction"]), "revision": int(row["revision"]),
+                          "assignment_key": row["assignment_key"] or ""})
     except (TypeError, ValueError) as exc:
         logger.warning("skipping a model_rollouts row that cannot be read (%s): %.300r",
                        exc, tuple(row.values()))
         return None
 
 
-TEXT_FIELDS = tuple(f.name for f in dataclasses.fields(Rollout) if f.type == "str")
+TEXT_FIELDS = tuple(f.name for f in dataclasses.fields(Rollout)
+                    if f.type == "str" and f.name != "assignment_key")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from orchestrator.catalogue import Catalogue, ModelEntry
 from orchestrator.errors import UnknownVersion
 from orchestrator.messages import ClipMessage
-from orchestrator.rollouts.table import Rollout, share_of
+from orchestrator.rollouts.table import Rollout
 
 Key = tuple[str, str]  # model, routed language
 
@@ -85,7 +85,7 @@ class RolloutView:
         candidate = self.entry(routed.name, rollout.candidate_version)
         if rollout.on_candidate(clip.stream_id):
             return Plan(candidate, serving, rollout=rollout)
-        sampled = share_of(f"shadow/{clip.clip_id}") < self.shadow_sample
+        sampled = rollout.shadows(clip.clip_id, self.shadow_sample)
         return Plan(serving, serving, candidate if sampled else None, rollout)
 
     def entry(self, model: str, version: str) -> ModelEntry:

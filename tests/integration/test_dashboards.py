@@ -120,8 +120,9 @@ def send_traffic(daemons: dict, tansu, media: Path, wave: int) -> list[str]:
 
 def send_decisions(daemons: dict, tansu, clip_ids: list[str]) -> None:
     """Moderators' decisions on scored clips (every third discarded), and a malformed one."""
-    decisions = [{"item_id": clip, "kind": "clip",
-                  "decision": "discard" if index % 3 == 0 else "keep"}
+    decided_at = iso_utc()  # after the clips were scored
+    decisions = [{"item_id": clip, "kind": "clip", "moderator_id": "m1",
+                  "decision": "discard" if index % 3 == 0 else "keep", "decided_at": decided_at}
                  for index, clip in enumerate(clip_ids)]
     harness.produce(tansu.bootstrap, daemons["quality"][1].input,
                     [(d["item_id"].encode(), json.dumps(d).encode()) for d in decisions]

@@ -66,13 +66,15 @@ def test_quality_and_proposals_match_an_oracle_and_survive_a_restart(tmp_path, t
                                                                     database_url):
     rows = verdicts(random.Random(7))
     seed(database_url, rows)
-    decisions = [{"item_id": r["clip_id"], "kind": "clip",
+    decisions = [{"item_id": r["clip_id"], "kind": "clip", "moderator_id": f"m{i % 3}",
                   "decision": "discard" if r["truth"] else "keep",
                   "decided_at": f"2026-11-29T11:{i // 60:02d}:{i % 60:02d}Z"}
                  for i, r in enumerate(rows)]
-    decisions += [{"item_id": f"post-{i}", "kind": "post", "decision": "keep"} for i in range(5)]
-    decisions += [{"item_id": f"never-scored-{i}", "kind": "clip", "decision": "discard"}
+    later = {"moderator_id": "m1", "decided_at": "2026-11-29T12:00:00Z"}
+    decisions += [{"item_id": f"post-{i}", "kind": "post", "decision": "keep", **later}
                   for i in range(5)]
+    decisions += [{"item_id": f"never-scored-{i}", "kind": "clip", "decision": "discard",
+                   **later} for i in range(5)]
     bad = [b"{not json", json.dumps({"item_id": "x", "kind": "clip", "decision": "ban"}).encode()]
     prefix = f"q{time.time_ns() % 10**8}"
     topics = harness.Topics(input=f"{prefix}.decisions", output=f"{prefix}.unused")

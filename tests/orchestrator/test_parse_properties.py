@@ -36,7 +36,7 @@ VALID = {
     "vrt": {"post_id": "p1", "user_id": "u1", "created_at": "2026-11-28T10:00:00Z",
             "video_url": "https://media.example.com/v.mp4", "text": "hello", "language": "hi"},
     "minview": {"post_id": "p1", "views": 1000, "at": "2026-11-28T10:00:00Z"},
-    "quality": {"item_id": "c1", "kind": "clip", "decision": "discard",
+    "quality": {"item_id": "c1", "kind": "clip", "decision": "discard", "moderator_id": "m1",
                 "decided_at": "2026-11-28T10:00:00Z"},
 }
 

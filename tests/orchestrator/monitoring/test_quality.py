@@ -67,13 +67,22 @@ def decision(value: bytes) -> Envelope:
 
 
 def test_a_decision_parses_and_a_bad_one_is_refused_with_a_reason():
-    parsed = parse_decision(decision(b'{"item_id": "clip-1", "kind": "clip", '
-                                     b'"decision": "discard", "decided_at": "2026-11-29T10:00:00Z"}'))
-    assert (parsed.item_id, parsed.kind, parsed.positive) == ("clip-1", "clip", True)
+    parsed = parse_decision(decision(b'{"item_id": "clip-1", "kind": "clip", "moderator_id": '
+                                     b'"m7", "decision": "discard", '
+                                     b'"decided_at": "2026-11-29T10:00:00Z"}'))
+    assert (parsed.item_id, parsed.kind, parsed.positive, parsed.moderator_id) == \
+        ("clip-1", "clip", True, "m7")
     for bad in (b'{"item_id": "x", "kind": "stream", "decision": "keep"}',
                 b'{"item_id": "x", "kind": "clip", "decision": "maybe"}',
-                b'{"item_id": "x", "kind": "clip", "decision": "keep", "decided_at": "soon"}'):
+                b'{"item_id": "x", "kind": "clip", "decision": "keep", "moderator_id": "m", '
+                b'"decided_at": "soon"}'):
         with pytest.raises(InvalidField):
             parse_decision(decision(bad))
-    with pytest.raises(BadMessage):
-        parse_decision(decision(b'{"kind": "clip", "decision": "keep"}'))
+    for missing in (b'{"kind": "clip", "decision": "keep", "moderator_id": "m"}',
+                    # Without its own time a decision would be the newest, whatever it says.
+                    b'{"item_id": "x", "kind": "clip", "decision": "keep", "moderator_id": "m"}',
+                    b'{"item_id": "x", "kind": "clip", "decision": "keep", '
+                    b'"decided_at": "2026-11-29T10:00:00Z"}'):
+        with pytest.raises(BadMessage) as caught:
+            parse_decision(decision(missing))
+        assert caught.value.reason == "missing_field"

@@ -41,8 +41,9 @@ class FailingOnce:
 def judged(index: int, *, positive: bool) -> Judged:
     decision = DecisionMessage(Envelope("review.decisions", 0, index, b"k", b"{}"),
                                f"clip-{index}", "clip", "discard" if positive else "keep",
-                               1_800_000_000.0)
-    return Judged(decision, ScoredClip("audio_nsfw_hi", "1.0", "hi", 0.1 * index, 0.5))
+                               "m1", 1_800_000_000.0)
+    return Judged(decision, ScoredClip("audio_nsfw_hi", "1.0", "hi", 0.1 * index, 0.5,
+                                       "2027-01-01T00:00:00Z"))
 
 
 async def proposals(store: SqliteStore) -> list[tuple]:

@@ -156,16 +156,18 @@ async def test_rows_that_cannot_be_read_are_skipped_with_a_warning(tmp_path, cap
         good = begin()
         assert await table.write(good, None)
         await store.execute_many(
-            "INSERT INTO model_rollouts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO model_rollouts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [("audio_nsfw_zz", "zz", "1.0", "2.0", "shadow", 0.0, "running", "by hand",
-              "2026-12-01T00:00:00.000Z", "two"),
+              "2026-12-01T00:00:00.000Z", "two", None),
              ("audio_nsfw_yy", "yy", "1.0", "2.0", "shadow", 0.0, "running", "by hand",
-              "2026-12-01T00:00:00.000Z", "3rd")])
+              "2026-12-01T00:00:00.000Z", "3rd", None),
+             ("audio_nsfw_xx", "xx", "1.0", "2.0", "shadow", 0.0, "paused", "by hand",
+              "2026-12-01T00:00:00.000Z", 1, None)])
         rollouts = await table.all()
         assert rollouts == [good]
         assert (rollouts[0].mode, rollouts[0].state) == (Mode.SHADOW, State.RUNNING)
         assert await table.get("audio_nsfw_zz", "zz") is None
-    assert sum("cannot be read" in r.message for r in caplog.records) == 3  # all(), get()
+    assert sum("cannot be read" in r.message for r in caplog.records) == 4  # all(), get()
 
 
 class FakeModels:

@@ -289,28 +289,39 @@ class RolloutConfig:
     shadow_sample: float = 0.2  # share of live-served clips the candidate also scores
     shadow_max_in_flight: int = 16  # shadow requests at once; more are dropped, and counted
     shadow_timeout_s: float = 5.0  # a shadow or canary request's whole budget, no retries
-    window: int = 500  # shadow pairs per step: a step that passes this many promotes
-    # Gates are judged from this many pairs on: fewer would roll back on noise.
+    # Gates decide from intervals at this confidence, from min_samples pairs or requests on;
+    # a step undecided after max_samples pairs is held as inconclusive for a person.
+    confidence: float = 0.95
     min_samples: int = 100
-    max_flip_rate: float = 0.02  # share of clips whose label the candidate changes
-    max_psi: float = 0.1  # candidate's scores against live's, on the same clips
-    max_p99_ms: float = 2000.0  # the candidate's request latency
+    max_samples: int = 5000
+    max_pairs_per_stream: int = 20  # one stream's evidence in a step is capped at this
+    max_flip_rate: float = 0.02  # share of clips whose flag the candidate changes
+    max_newly_flagged_rate: float = 0.02  # flagged by the candidate only: over-moderation
+    max_newly_passed_rate: float = 0.01  # flagged by live only: misses
+    max_psi: float = 0.1  # candidate's scores against live's, on the same clips...
+    max_p_value: float = 0.01  # ...and only where a two-sample KS test calls it significant
+    max_p99_ms: float = 2000.0  # the candidate's request latency...
+    max_slow_rate: float = 0.01  # ...as the share of requests over it (p99: 1%)
     max_error_rate: float = 0.01  # the candidate's failed requests (not refused input)
     canary_steps: tuple[float, ...] = (0.05, 0.25)  # shares of streams, then 100% (live)
     poll_s: float = 5.0  # how often a daemon re-reads model_rollouts (the CLI's changes)
 
     def __post_init__(self) -> None:
-        _require_positive(self, "shadow_max_in_flight", "shadow_timeout_s", "window",
-                          "min_samples", "max_p99_ms", "poll_s")
-        for name in ("shadow_sample", "max_flip_rate", "max_error_rate"):
+        _require_positive(self, "shadow_max_in_flight", "shadow_timeout_s", "min_samples",
+                          "max_samples", "max_pairs_per_stream", "max_p99_ms", "poll_s")
+        for name in ("shadow_sample", "max_flip_rate", "max_newly_flagged_rate",
+                     "max_newly_passed_rate", "max_p_value", "max_slow_rate", "max_error_rate"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"rollout.{name} must be in [0, 1], not "
                                   f"{getattr(self, name)!r}")
+        if not 0.5 <= self.confidence < 1:
+            raise ConfigError(f"rollout.confidence must be in [0.5, 1), not "
+                              f"{self.confidence!r}")
         if self.max_psi < 0:
             raise ConfigError(f"rollout.max_psi must not be negative, not {self.max_psi!r}")
-        if self.min_samples > self.window:
+        if self.min_samples > self.max_samples:
             raise ConfigError(f"rollout.min_samples ({self.min_samples}) must not exceed "
-                              f"rollout.window ({self.window})")
+                              f"rollout.max_samples ({self.max_samples})")
         steps = list(self.canary_steps)
         if steps != sorted(set(steps)) or any(not 0 < step < 1 for step in steps):
             raise ConfigError("rollout.canary_steps must be increasing shares in (0, 1)")

@@ -85,6 +85,13 @@ class Metrics:
         self.rollout_gate = Gauge(
             "vigil_rollout_gate", "A gate's value in the rollout's current step",
             ["model", "language", "gate"], registry=r)
+        self.rollout_gate_bound = Gauge(
+            "vigil_rollout_gate_bound", "A gate's interval in the rollout's current step (at "
+            "rollout.confidence): it fails over its limit, passes under it",
+            ["model", "language", "gate", "bound"], registry=r)
+        self.rollout_inconclusive = Gauge(
+            "vigil_rollout_inconclusive", "1 while a rollout waits for a person: its gates "
+            "did not decide within rollout.max_samples", ["model", "language"], registry=r)
         self.rollbacks = Counter(
             "vigil_rollbacks_total", "Rollouts this daemon rolled back on a failing gate",
             ["model", "language"], registry=r)

@@ -30,9 +30,9 @@ LANGUAGE = "hi"
 SPEC = archive_spec(REPO_ROOT / "archives" / "manifest.yaml", LANGUAGE)
 NSFW_LOGIT_SHIFT = 3.0
 ROUNDS = 12
-# Small windows, so a few dozen clips decide; every clip is shadow-scored.
+# Small steps, so a few dozen clips decide; every clip is shadow-scored.
 GATES = {"VIGIL_ROLLOUT_SHADOW_SAMPLE": "1", "VIGIL_ROLLOUT_MIN_SAMPLES": "12",
-         "VIGIL_ROLLOUT_WINDOW": "48", "VIGIL_ROLLOUT_POLL_S": "1"}
+         "VIGIL_ROLLOUT_MAX_SAMPLES": "48", "VIGIL_ROLLOUT_POLL_S": "1"}
 
 
 def build_candidate(store: Path) -> str:

@@ -63,10 +63,10 @@ async def _run(args: argparse.Namespace, config: AppConfig) -> str:
         language = _language(live, args.language)
         current = await rollouts.get(args.model, language)
         if args.action == "start":
-            if current is not None and current.running:
+            if current is not None and current.movable:
                 raise RolloutConflict(f"{args.model} {language}: a rollout of "
-                                      f"{current.candidate_version} is running; roll it back "
-                                      "first")
+                                      f"{current.candidate_version} is {current.state}; roll "
+                                      "it back first")
             catalogue.version(args.model, args.candidate)
             new = Rollout.begin(args.model, language,
                                 current.serving_version if current else live.version,

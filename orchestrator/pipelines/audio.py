@@ -47,10 +47,11 @@ NAME = "audio"
 
 
 def scored(model: ModelEntry, answer: Any) -> Scored:
-    """``model``'s answer, checked: a finite score in [0, 1] and one of the model's labels;
-    raises :class:`~orchestrator.errors.BadModelResponse` otherwise."""
-    return Scored(answers.probability(answer, "score", model.name),
-                  answers.label(answer, "label", model.labels, model.name))
+    """``model``'s answer, checked: a finite score and threshold in [0, 1] and one of the
+    model's labels; raises :class:`~orchestrator.errors.BadModelResponse` otherwise."""
+    score = answers.probability(answer, "score", model.name)
+    return Scored(score, answers.label(answer, "label", model.labels, model.name),
+                  score >= answers.probability(answer, "threshold", model.name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,9 @@ class Verdict:
                    str(answered.get("precision", model.precision)), checked.score,
                    checked.label, answers.probability(answer, "threshold", model.name),
                    round((time.monotonic() - clip.received_at) * 1000), iso_utc())
+
+    def scored(self) -> Scored:
+        return Scored(self.score, self.label, self.score >= self.threshold)
 
     def row(self) -> dict[str, Any]:
         """The ``audio_verdicts`` row."""
@@ -139,7 +143,7 @@ class ClipScorer:
                 outcomes.append(outcome)
                 continue
             verdict = outcome.verdict
-            self.versions.shadow(clip, plan, outcome.body, Scored(verdict.score, verdict.label))
+            self.versions.shadow(clip, plan, outcome.body, verdict.scored())
             outcomes.append(verdict)
         return outcomes
 

@@ -51,8 +51,8 @@ class CandidateRequests:
         self.client = client
         self.control = control
 
-    async def predict(self, rollout: Rollout, candidate: ModelEntry, body: bytes,
-                      check: Check[T], *, live: Scored | None = None) -> T:
+    async def predict(self, rollout: Rollout, stream_id: str, candidate: ModelEntry,
+                      body: bytes, check: Check[T], *, live: Scored | None = None) -> T:
         """The candidate's answer through ``check``. The outcome goes to the gates once: a
         failure or a bad answer as failed, an answer in shadow paired with the clip's
         ``live`` verdict; an input the handler refused is the input's fault and is not
@@ -63,10 +63,10 @@ class CandidateRequests:
         except REFUSED:
             raise
         except VigilError:
-            self.control.record(rollout, _ms_since(started), failed=True)
+            self.control.record(rollout, stream_id, _ms_since(started), failed=True)
             raise
         pair = (live, result) if live is not None else None
-        self.control.record(rollout, _ms_since(started), pair=pair)
+        self.control.record(rollout, stream_id, _ms_since(started), pair=pair)
         return result
 
 
@@ -77,6 +77,7 @@ def _ms_since(started: float) -> float:
 @dataclass(frozen=True, slots=True)
 class ShadowRequest:
     clip_id: str
+    stream_id: str
     rollout: Rollout
     candidate: ModelEntry
     body: bytes
@@ -108,9 +109,9 @@ class Shadow:
 
     async def _run(self, request: ShadowRequest) -> None:
         try:
-            scored = await self.requests.predict(request.rollout, request.candidate,
-                                                 request.body, self.to_scored,
-                                                 live=request.live)
+            scored = await self.requests.predict(request.rollout, request.stream_id,
+                                                 request.candidate, request.body,
+                                                 self.to_scored, live=request.live)
         except VigilError:  # counted by the gates, or refused input
             return
         row = {"clip_id": request.clip_id, "model": request.candidate.name,
@@ -141,7 +142,8 @@ class ClipVersions:
         for a canary stream, live's otherwise or should the candidate fail."""
         if plan.on_candidate:
             try:
-                return await self.canary.predict(plan.rollout, plan.serve, body, check)
+                return await self.canary.predict(plan.rollout, clip.stream_id, plan.serve, body,
+                                                 check)
             except Exception:  # noqa: BLE001 - the candidate's failure is the gates' figure
                 logger.debug("canary %s %s failed on %s: live scores it", plan.serve.name,
                              plan.serve.version, clip.clip_id, exc_info=True)
@@ -150,5 +152,5 @@ class ClipVersions:
     def shadow(self, clip: ClipMessage, plan: Plan, body: bytes, verdict: Scored) -> None:
         """After ``clip``'s verdict: the candidate also scores it, where sampled."""
         if plan.shadow is not None:
-            self._shadow.submit(ShadowRequest(clip.clip_id, plan.rollout, plan.shadow, body,
-                                              verdict))
+            self._shadow.submit(ShadowRequest(clip.clip_id, clip.stream_id, plan.rollout,
+                                              plan.shadow, body, verdict))

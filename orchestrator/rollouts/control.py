@@ -6,13 +6,15 @@ Every ``rollout.poll_s`` the daemon re-reads the rollouts of the models it route
 step's figures afresh. Every outcome of a candidate request comes back through
 :meth:`RolloutControl.record` (its one caller is
 :class:`~orchestrator.rollouts.clips.CandidateRequests`); after each, the step is judged
-(:func:`orchestrator.rollouts.gates.judge`) and a promotion or a rollback is written at once.
+(:func:`orchestrator.rollouts.gates.judge`) and a promotion, a rollback or an inconclusive
+hold is written at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from functools import partial
 
 from orchestrator.catalogue import Catalogue
 from orchestrator.config import RolloutConfig
@@ -39,6 +41,8 @@ class RolloutControl:
         self.config = config
         self._state = labelled(metrics.rollout_state)
         self._gate = labelled(metrics.rollout_gate)
+        self._bound = labelled(metrics.rollout_gate_bound)
+        self._inconclusive = labelled(metrics.rollout_inconclusive)
         self._flip_rate = labelled(metrics.shadow_flip_rate)
         self._rollbacks = labelled(metrics.rollbacks)
         self._dropped = labelled(metrics.shadow_dropped)
@@ -70,7 +74,7 @@ class RolloutControl:
                 continue
             for language in live.languages:
                 row = await self.table.get(live.name, language)
-                if row is not None and (row.candidate_version == version or row.running):
+                if row is not None and (row.candidate_version == version or row.movable):
                     continue
                 serving = row.serving_version if row else live.version
                 if serving == version:
@@ -90,6 +94,7 @@ class RolloutControl:
 
     async def _apply(self, rollout: Rollout) -> None:
         self._state(*rollout.key).set(rollout.step(self.config.canary_steps))
+        self._inconclusive(*rollout.key).set(rollout.state == State.INCONCLUSIVE)
         # Counter series at 0 from the start, so rates and alerts see the first increase.
         self._rollbacks(*rollout.key)
         for reason in DROP_REASONS:
@@ -101,7 +106,7 @@ class RolloutControl:
         if problem:
             logger.warning("%s %s: this daemon sits the rollout of %s out, serving live "
                            "only: %s", *rollout.key, rollout.candidate_version, problem)
-        self._stats[rollout.key] = StepStats()
+        self._stats[rollout.key] = StepStats(self.config.max_pairs_per_stream)
         self.view.hold(rollout, sit_out=bool(problem))
 
     async def _unservable(self, rollout: Rollout) -> str:
@@ -119,40 +124,41 @@ class RolloutControl:
             return ""
         return "" if served else f"TorchServe does not serve {candidate.name} {candidate.version}"
 
-    def record(self, rollout: Rollout, latency_ms: float, *, failed: bool = False,
-               pair: tuple[Scored, Scored] | None = None) -> None:
-        """One candidate request's outcome, the gates' only input: it failed (no answer, or
-        an answer that is no score), or it answered; a shadow answer comes with its
-        ``pair``, (the clip's live verdict, the candidate's). Ignored when the rollout has
-        moved on since the clip was planned, or its next state is being written (the
-        figures stay those the decision was made on)."""
+    def record(self, rollout: Rollout, stream_id: str, latency_ms: float, *,
+               failed: bool = False, pair: tuple[Scored, Scored] | None = None) -> None:
+        """One candidate request's outcome for a clip of ``stream_id``, the gates' only
+        input: it failed (no answer, or an answer that is no score), or it answered; a
+        shadow answer comes with its ``pair``, (the clip's live verdict, the candidate's).
+        Ignored when the rollout has moved on since the clip was planned, or its next state
+        is being written (the figures stay those the decision was made on)."""
         if not self.view.is_current(rollout) or rollout.key in self._moving:
             return
         stats = self._stats[rollout.key]
         if pair is not None:
-            stats.add_pair(*pair)
-        stats.add_request(latency_ms, failed=failed)
+            stats.add_pair(stream_id, *pair)
+        stats.add_request(stream_id, latency_ms, failed=failed, slow_ms=self.config.max_p99_ms)
         self._judge(rollout, stats)
 
     def _judge(self, rollout: Rollout, stats: StepStats) -> None:
         key = rollout.key
         judgement = judge(stats, self.config)
-        for gate, value in judgement.figures.items():
-            self._gate(*key, gate).set(value)
+        for gate in judgement.gates:
+            self._gate(*key, gate.name).set(gate.value)
+            self._bound(*key, gate.name, "lower").set(gate.lower)
+            self._bound(*key, gate.name, "upper").set(gate.upper)
         if "flip_rate" in judgement.figures:
             self._flip_rate(*key).set(judgement.figures["flip_rate"])
-        if judgement.decision in (Decision.PROMOTE, Decision.ROLL_BACK):
+        if judgement.decision != Decision.WAIT:
             self._moving.add(key)
             if not self._decisions.try_spawn(self._decide(rollout, judgement), "rollout-decision"):
                 self._moving.discard(key)  # stopping: the next daemon judges afresh
 
     async def _decide(self, rollout: Rollout, judgement: Judgement) -> None:
+        moves = {Decision.ROLL_BACK: rollout.rolled_back,
+                 Decision.INCONCLUSIVE: rollout.inconclusive,
+                 Decision.PROMOTE: partial(rollout.promoted, self.config.canary_steps)}
         try:
-            if judgement.decision == Decision.ROLL_BACK:
-                await self._move(rollout, rollout.rolled_back(judgement.reason))
-            else:
-                await self._move(rollout, rollout.promoted(self.config.canary_steps,
-                                                           judgement.reason))
+            await self._move(rollout, moves[judgement.decision](judgement.reason))
         except VigilError as error:  # the database: the next judgement tries again
             logger.error("%s %s: cannot write the rollout's next state: %s", *rollout.key,
                          error)
@@ -168,6 +174,10 @@ class RolloutControl:
         if new.state == State.ROLLED_BACK:
             self._rollbacks(*rollout.key).inc()
             logger.warning("%s %s: ROLLED BACK candidate %s: %s", *rollout.key,
+                           rollout.candidate_version, new.reason)
+        elif new.state == State.INCONCLUSIVE:
+            logger.warning("%s %s: candidate %s INCONCLUSIVE, live serves until a person "
+                           "promotes or rolls it back (vigil rollout): %s", *rollout.key,
                            rollout.candidate_version, new.reason)
         await self._apply(new)
 

@@ -1,27 +1,36 @@
-"""The gates a rollout step must pass, judged on what the step has seen so far.
+"""The gates a rollout step must pass, decided from intervals on what the step has seen.
 
-- flip rate: the share of shadow-scored clips whose label the candidate changes;
-- PSI of the candidate's scores against live's on the same clips (ten bins on [0, 1]);
-- p99 latency of the candidate's requests;
-- error rate: the candidate's failed requests (not input it refused) over its requests.
+Rate gates, each a Wilson interval at ``rollout.confidence`` against its limit:
 
-From ``min_samples`` pairs on, one failing gate rolls the rollout back; a step whose
-``window`` pairs all pass is promoted. Pairs come from shadow scoring, which goes on at every
-step, so the canary steps are judged on the same clips as the shadow step.
+- flips: shadow-scored clips whose flag the candidate changes, and by direction: newly
+  flagged (over-moderation) and newly passed (misses), each with a limit of its own;
+- errors: the candidate's failed requests (not input it refused) over its requests;
+- slow requests: the share over ``rollout.max_p99_ms`` (a p99 under the cap is a slow
+  share under 1%), so two slow answers cannot decide what a p99 of 100 would.
+
+A gate **fails** when its interval's lower bound is over the limit, **passes** when its upper
+bound is under it, and is otherwise undecided. The score-distribution gate fails only when
+PSI is over ``rollout.max_psi`` *and* a two-sample KS test finds the difference significant
+(p < ``rollout.max_p_value``); it passes while PSI is under the limit.
+
+From ``min_samples`` pairs or requests on: one failing gate rolls the step back; every gate
+passing promotes it (once ``min_samples`` pairs are in); otherwise the step keeps collecting,
+and after ``max_samples`` pairs it is held as inconclusive for a person to decide. Each stream
+counts for at most ``max_pairs_per_stream`` pairs and requests in a step, so one stream can
+neither dilute nor swamp it. The false-promotion and false-rollback rates this rule gives are
+in docs/OPERATIONS.md, checked by a simulation test.
 """
 
 from __future__ import annotations
 
-import math
-from collections import deque
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from orchestrator.config import RolloutConfig
-from orchestrator.monitoring import psi
+from orchestrator.monitoring import ks_two_sample, psi, wilson, z_of
 
 BINS = 10
-LATENCY_SAMPLES = 1000  # p99 of the candidate's most recent requests
 
 
 class Decision(StrEnum):
@@ -30,78 +39,137 @@ class Decision(StrEnum):
     WAIT = "wait"
     PROMOTE = "promote"
     ROLL_BACK = "roll_back"
+    INCONCLUSIVE = "inconclusive"
 
 
 @dataclass(frozen=True, slots=True)
 class Scored:
     score: float
     label: str
+    flagged: bool  # the score is at or over the version's threshold
 
 
 @dataclass
 class StepStats:
-    """What one step of one rollout has seen."""
+    """What one step of one rollout has seen, at most ``per_stream`` of it per stream."""
 
+    per_stream: int
     live_bins: list[int] = field(default_factory=lambda: [0] * BINS)
     candidate_bins: list[int] = field(default_factory=lambda: [0] * BINS)
-    pairs: int = 0
-    flips: int = 0
-    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    live_scores: list[float] = field(default_factory=list)
+    candidate_scores: list[float] = field(default_factory=list)
+    newly_flagged: int = 0
+    newly_passed: int = 0
     requests: int = 0
     errors: int = 0
+    slow: int = 0
+    _pairs_of: Counter = field(default_factory=Counter)
+    _requests_of: Counter = field(default_factory=Counter)
 
-    def add_pair(self, live: Scored, candidate: Scored) -> None:
+    @property
+    def pairs(self) -> int:
+        return len(self.live_scores)
+
+    @property
+    def flips(self) -> int:
+        return self.newly_flagged + self.newly_passed
+
+    def add_pair(self, stream_id: str, live: Scored, candidate: Scored) -> None:
+        if self._pairs_of[stream_id] >= self.per_stream:
+            return
+        self._pairs_of[stream_id] += 1
         self.live_bins[_bin(live.score)] += 1
         self.candidate_bins[_bin(candidate.score)] += 1
-        self.pairs += 1
-        self.flips += live.label != candidate.label
+        self.live_scores.append(live.score)
+        self.candidate_scores.append(candidate.score)
+        self.newly_flagged += candidate.flagged and not live.flagged
+        self.newly_passed += live.flagged and not candidate.flagged
 
-    def add_request(self, latency_ms: float, *, failed: bool) -> None:
+    def add_request(self, stream_id: str, latency_ms: float, *, failed: bool,
+                    slow_ms: float) -> None:
+        if self._requests_of[stream_id] >= self.per_stream:
+            return
+        self._requests_of[stream_id] += 1
         self.requests += 1
         self.errors += failed
-        if not failed:
-            self.latencies_ms.append(latency_ms)
-
-    def figures(self) -> dict[str, float]:
-        """Each gate's current value (only those with data)."""
-        figures: dict[str, float] = {}
-        if self.pairs:
-            figures["flip_rate"] = self.flips / self.pairs
-            figures["psi"] = psi([n / self.pairs for n in self.live_bins],
-                                 [n / self.pairs for n in self.candidate_bins])
-        if self.latencies_ms:
-            ordered = sorted(self.latencies_ms)
-            figures["p99_ms"] = ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
-        if self.requests:
-            figures["error_rate"] = self.errors / self.requests
-        return figures
+        self.slow += not failed and latency_ms > slow_ms
 
 
-def _bin(score: float) -> int:
-    return min(int(score * BINS), BINS - 1)
+@dataclass(frozen=True)
+class Gate:
+    """One gate's figure and what it says: passed, failed, or None (undecided)."""
+
+    name: str
+    value: float
+    lower: float
+    upper: float
+    limit: float
+    passed: bool | None
+
+    def shown(self) -> str:
+        return f"{self.name} {self.value:.4g} [{self.lower:.4g}, {self.upper:.4g}] vs {self.limit:g}"
 
 
 @dataclass(frozen=True)
 class Judgement:
     decision: Decision
     reason: str
-    figures: dict[str, float]
+    gates: tuple[Gate, ...]
+
+    @property
+    def figures(self) -> dict[str, float]:
+        return {gate.name: gate.value for gate in self.gates}
+
+
+def _rate_gate(name: str, count: int, trials: int, limit: float, z: float) -> Gate:
+    lower, upper = wilson(count, trials, z)
+    passed = False if lower > limit else True if upper < limit else None
+    return Gate(name, count / trials if trials else 0.0, lower, upper, limit, passed)
+
+
+def _bin(score: float) -> int:
+    return min(int(score * BINS), BINS - 1)
+
+
+def _distribution_gate(stats: StepStats, config: RolloutConfig) -> Gate:
+    value = psi([n / stats.pairs for n in stats.live_bins],
+                [n / stats.pairs for n in stats.candidate_bins])
+    if value <= config.max_psi:
+        return Gate("psi", value, value, value, config.max_psi, True)
+    _, p_value = ks_two_sample(stats.live_scores, stats.candidate_scores)
+    return Gate("psi", value, value, value, config.max_psi,
+                False if p_value < config.max_p_value else None)
 
 
 def judge(stats: StepStats, config: RolloutConfig) -> Judgement:
-    """Whether the step waits, is promoted, or rolls back, and why."""
-    figures = stats.figures()
-    limits = {"flip_rate": config.max_flip_rate, "psi": config.max_psi,
-              "p99_ms": config.max_p99_ms, "error_rate": config.max_error_rate}
-    shown = ", ".join(f"{gate} {figures[gate]:.4g}" for gate in limits if gate in figures)
+    """Whether the step waits, is promoted, rolls back, or is inconclusive, and why."""
+    z = z_of(config.confidence)
+    gates: list[Gate] = []
+    if stats.pairs:
+        gates += [_rate_gate("flip_rate", stats.flips, stats.pairs, config.max_flip_rate, z),
+                  _rate_gate("newly_flagged_rate", stats.newly_flagged, stats.pairs,
+                             config.max_newly_flagged_rate, z),
+                  _rate_gate("newly_passed_rate", stats.newly_passed, stats.pairs,
+                             config.max_newly_passed_rate, z),
+                  _distribution_gate(stats, config)]
+    if stats.requests:
+        gates += [_rate_gate("error_rate", stats.errors, stats.requests,
+                             config.max_error_rate, z),
+                  _rate_gate("slow_rate", stats.slow, stats.requests - stats.errors,
+                             config.max_slow_rate, z)]
+    judged = tuple(gates)
+    seen = f"{stats.pairs} clips, {stats.requests} candidate requests"
     if stats.pairs < config.min_samples and stats.requests < config.min_samples:
-        return Judgement(Decision.WAIT, f"{stats.pairs} pairs", figures)
-    failed = [f"{gate} {figures[gate]:.4g} > {limit:g}" for gate, limit in limits.items()
-              if figures.get(gate, 0.0) > limit]
+        return Judgement(Decision.WAIT, seen, judged)
+    failed = [gate.shown() for gate in judged if gate.passed is False]
     if failed:
-        return Judgement(Decision.ROLL_BACK, f"gate failed: {'; '.join(failed)} (over "
-                         f"{stats.pairs} clips, {stats.requests} candidate requests)", figures)
-    if stats.pairs >= config.window:
-        return Judgement(Decision.PROMOTE, f"gates passed over {stats.pairs} clips: {shown}",
-                         figures)
-    return Judgement(Decision.WAIT, f"{stats.pairs} of {config.window} clips: {shown}", figures)
+        return Judgement(Decision.ROLL_BACK, f"gate failed: {'; '.join(failed)} (over {seen})",
+                         judged)
+    shown = "; ".join(gate.shown() for gate in judged)
+    if stats.pairs >= config.min_samples and all(gate.passed for gate in judged):
+        return Judgement(Decision.PROMOTE, f"gates passed over {seen}: {shown}", judged)
+    if stats.pairs >= config.max_samples:
+        undecided = ", ".join(gate.name for gate in judged if gate.passed is None)
+        return Judgement(Decision.INCONCLUSIVE, f"undecided after {seen}: {undecided} "
+                         f"({shown})", judged)
+    return Judgement(Decision.WAIT, f"{seen}: {shown}", judged)

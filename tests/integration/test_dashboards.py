@@ -160,7 +160,7 @@ def test_every_dashboard_query_returns_data_from_a_live_stack(live_stack, tansu)
     assert not empty, "\n".join(empty)
 
     rules = [rule for group in prometheus_rules(prometheus) for rule in group["rules"]]
-    assert len(rules) == 8 and all(rule["health"] == "ok" for rule in rules), rules
+    assert len(rules) == 9 and all(rule["health"] == "ok" for rule in rules), rules
 
 
 def prometheus_rules(prometheus: Prometheus) -> list[dict]:

@@ -228,7 +228,7 @@ def test_promtool_accepts_the_config_and_the_alert_rules():
               ["groups"] for r in g["rules"]}
     assert {"VigilConsumerLagGrowing", "VigilVrtSlaMissed", "VigilDeadLetterRateHigh",
             "TorchServe5xxRate", "TorchServeWorkerRestarts", "VigilEndToEndP99High",
-            "VigilScoreDrift", "VigilRolloutRolledBack"} <= alerts
+            "VigilScoreDrift", "VigilRolloutRolledBack", "VigilRolloutInconclusive"} <= alerts
 
 
 @pytest.mark.parametrize("name", ["serving", "livestream", "vrt", "triage", "model-health", "rollouts"])
@@ -248,7 +248,8 @@ def test_dashboards_name_only_metrics_that_exist(name):
 
 def test_the_model_health_alerts_fire_when_they_should_and_only_then(tmp_path):
     """promtool's rule unit tests: a rollback pages for 30 minutes and clears by itself; a
-    PSI over 0.25 alerts only once it has lasted 30 minutes."""
+    PSI over 0.25 alerts only once it has lasted 30 minutes; an inconclusive rollout alerts
+    while it waits."""
     labels = 'model="audio_nsfw_hi",language="hi"'
     cases = {"rule_files": [str(PROMETHEUS / "alerts.yml")], "evaluation_interval": "1m",
              "tests": [{
@@ -256,7 +257,9 @@ def test_the_model_health_alerts_fire_when_they_should_and_only_then(tmp_path):
                  "input_series": [
                      {"series": f"vigil_rollbacks_total{{{labels}}}", "values": "0x10 1x60"},
                      {"series": f'vigil_score_psi{{{labels},version="1.0"}}',
-                      "values": "0.05x10 0.6x60"}],
+                      "values": "0.05x10 0.6x60"},
+                     {"series": f"vigil_rollout_inconclusive{{{labels}}}",
+                      "values": "0x5 1x10 0x10"}],
                  "alert_rule_test": [
                      {"eval_time": "9m", "alertname": "VigilRolloutRolledBack", "exp_alerts": []},
                      {"eval_time": "20m", "alertname": "VigilRolloutRolledBack",
@@ -267,6 +270,17 @@ def test_the_model_health_alerts_fire_when_they_should_and_only_then(tmp_path):
                                                      "rolled back",
                                           "runbook": "docs/OPERATIONS.md#rollout-rolled-back"}}]},
                      {"eval_time": "60m", "alertname": "VigilRolloutRolledBack", "exp_alerts": []},
+                     {"eval_time": "3m", "alertname": "VigilRolloutInconclusive",
+                      "exp_alerts": []},
+                     {"eval_time": "8m", "alertname": "VigilRolloutInconclusive",
+                      "exp_alerts": [{"exp_labels": {"model": "audio_nsfw_hi", "language": "hi",
+                                                     "severity": "ticket"},
+                                      "exp_annotations": {
+                                          "summary": "The rollout of audio_nsfw_hi (hi) is "
+                                                     "inconclusive",
+                                          "runbook": "docs/OPERATIONS.md#rollout-inconclusive"}}]},
+                     {"eval_time": "20m", "alertname": "VigilRolloutInconclusive",
+                      "exp_alerts": []},
                      {"eval_time": "30m", "alertname": "VigilScoreDrift", "exp_alerts": []},
                      {"eval_time": "45m", "alertname": "VigilScoreDrift",
                       "exp_alerts": [{"exp_labels": {"model": "audio_nsfw_hi", "language": "hi",

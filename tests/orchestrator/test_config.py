@@ -75,7 +75,8 @@ def test_triage_nets_are_read_as_increasing_integers():
     ({"VIGIL_ROLLOUT_SHADOW_SAMPLE": "1.5"}, "rollout.shadow_sample must be in \\[0, 1\\]"),
     ({"VIGIL_ROLLOUT_CANARY_STEPS": "0.25,0.05"}, "rollout.canary_steps must be increasing"),
     ({"VIGIL_ROLLOUT_CANARY_STEPS": "0.05,1"}, "rollout.canary_steps must be increasing"),
-    ({"VIGIL_ROLLOUT_WINDOW": "50"}, "rollout.min_samples \\(100\\) must not exceed"),
+    ({"VIGIL_ROLLOUT_MAX_SAMPLES": "50"}, "rollout.min_samples \\(100\\) must not exceed"),
+    ({"VIGIL_ROLLOUT_CONFIDENCE": "1"}, "rollout.confidence must be in"),
     ({"VIGIL_ROLLOUT_SHADOW_TIMEOUT_S": "0"}, "rollout.shadow_timeout_s must be positive"),
 ])
 def test_start_up_refuses_settings_that_cannot_work(env, message):

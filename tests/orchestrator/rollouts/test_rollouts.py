@@ -30,7 +30,7 @@ from orchestrator.rollouts import (
     RolloutView,
     Shadow,
 )
-from orchestrator.rollouts.gates import Decision, Scored, StepStats, judge
+from orchestrator.rollouts.gates import Scored
 from orchestrator.rollouts.table import Mode, Rollout, RolloutTable, State, share_of
 from tests.orchestrator.fakes import AUDIO
 
@@ -39,8 +39,11 @@ CANDIDATE = dataclasses.replace(AUDIO[0], version="2.0", file="audio_nsfw_hi-2.0
 CATALOGUE = Catalogue([*AUDIO, CANDIDATE], {e.name: e.version for e in AUDIO},
                       {"audio_nsfw_hi": "2.0"})
 ROUTER = Router.for_audio(CATALOGUE, RoutingConfig(languages=("hi",)))
-FAST = RolloutConfig(window=40, min_samples=20, shadow_sample=1.0, shadow_timeout_s=0.2,
-                     shadow_max_in_flight=4, poll_s=60)
+# Small steps: loose limits, so 20 pairs can decide either way.
+FAST = RolloutConfig(min_samples=20, max_samples=200, shadow_sample=1.0, shadow_timeout_s=0.2,
+                     shadow_max_in_flight=4, poll_s=60, max_flip_rate=0.3,
+                     max_newly_flagged_rate=0.3, max_newly_passed_rate=0.3, max_error_rate=0.3,
+                     max_slow_rate=0.3)
 
 
 def begin() -> Rollout:
@@ -89,48 +92,6 @@ def test_canary_assignment_is_the_same_in_another_process():
                            capture_output=True, text=True, check=True,
                            cwd=Path(__file__).resolve().parents[3])
     assert json.loads(other.stdout) == [share_of(s) for s in streams]
-
-
-def pairs(stats: StepStats, count: int, *, flip_every: int = 0, shift: float = 0.0) -> None:
-    for index in range(count):
-        score = (index % 10) / 10 + 0.05
-        flipped = flip_every and index % flip_every == 0
-        live = Scored(score, "nsfw" if score > 0.5 else "safe")
-        candidate_label = ("safe" if live.label == "nsfw" else "nsfw") if flipped else live.label
-        stats.add_pair(live, Scored(min(1.0, score + shift), candidate_label))
-        stats.add_request(10.0, failed=False)
-
-
-def test_identical_answers_wait_for_the_window_then_promote():
-    stats = StepStats()
-    pairs(stats, FAST.min_samples - 1)
-    assert judge(stats, FAST).decision == Decision.WAIT
-    pairs(stats, FAST.window - FAST.min_samples + 1)
-    judgement = judge(stats, FAST)
-    assert judgement.decision == Decision.PROMOTE
-    assert judgement.figures["flip_rate"] == 0 and judgement.figures["psi"] == 0
-
-
-@pytest.mark.parametrize("shape, gate", [
-    ({"flip_every": 4}, "flip_rate"),
-    ({"shift": 0.3}, "psi"),
-])
-def test_a_shifted_candidate_fails_its_gate_as_soon_as_it_is_judged(shape, gate):
-    stats = StepStats()
-    pairs(stats, FAST.min_samples, **shape)
-    judgement = judge(stats, FAST)
-    assert judgement.decision == Decision.ROLL_BACK and gate in judgement.reason
-
-
-def test_failing_requests_and_slow_answers_fail_the_error_and_latency_gates():
-    failing = StepStats()
-    for _ in range(FAST.min_samples):
-        failing.add_request(5.0, failed=True)
-    assert "error_rate 1 > " in judge(failing, FAST).reason
-    slow = StepStats()
-    pairs(slow, FAST.min_samples)
-    slow.latencies_ms[-1] = FAST.max_p99_ms * 2
-    assert "p99_ms" in judge(slow, FAST).reason
 
 
 async def test_the_table_writes_a_change_only_over_the_revision_it_was_decided_on(tmp_path):
@@ -205,6 +166,23 @@ class FakeModels:
 class InlineAudio:
     def decode_inline(self, text: str) -> bytes:
         return text.encode()
+
+
+def test_a_producer_grinding_ids_cannot_choose_which_version_scores_its_stream():
+    canary = begin().promoted(STEPS, "ok").promoted(STEPS, "ok")  # 25%
+    ids = [f"s-{index}" for index in range(8000)]
+    # Ids ground against the public formula of an unkeyed assignment land on the candidate
+    # at the rate any ids do.
+    chosen = [s for s in ids if share_of(f"canary/{s}") < canary.fraction]
+    landed = sum(canary.on_candidate(s) for s in chosen) / len(chosen)
+    assert 0.21 < landed < 0.29
+    # Each rollout draws its own key: the same ids, another rollout, other streams.
+    other = dataclasses.replace(canary, assignment_key=begin().assignment_key)
+    assert {s for s in ids if canary.on_candidate(s)} != {s for s in ids if other.on_candidate(s)}
+    # The key is in the row only: not in its repr (logs) nor in `vigil rollout` output.
+    from orchestrator.commands.rollout import table
+    assert canary.assignment_key not in repr(canary) + table([canary])
+    assert len(canary.assignment_key) == 32
 
 
 def test_the_view_plans_each_clip_without_a_database():
@@ -306,7 +284,7 @@ async def test_shadow_pairs_move_a_rollout_on_and_a_shifted_candidate_back(
     async with rig(tmp_path / "r", begin(), live, candidate) as r:
         # Batches of 3 (at most shadow_max_in_flight): the 20th pair, which decides, is
         # not the last of its batch.
-        for batch in range(FAST.window // 3 + 2):
+        for batch in range(FAST.min_samples // 3 + 2):
             await r.scorer.score([clip(batch * 3 + i, f"x{batch}-{i}") for i in range(3)])
             await asyncio.sleep(0.01)  # the batch's shadow requests finish
         row = await RolloutTable(r.store).get("audio_nsfw_hi", "hi")
@@ -314,7 +292,7 @@ async def test_shadow_pairs_move_a_rollout_on_and_a_shifted_candidate_back(
         assert r.metric("vigil_rollout_state") == step
         if step == -1:  # the gauges show the figures the rollback was decided on
             flip_rate = r.metric("vigil_rollout_gate", gate="flip_rate")
-            assert f"flip_rate {flip_rate:.4g} > " in row.reason, (flip_rate, row.reason)
+            assert f"flip_rate {flip_rate:.4g} [" in row.reason, (flip_rate, row.reason)
         stored = await r.store.fetch_all("SELECT count(*) FROM shadow_verdicts")
         assert stored[0][0] >= FAST.min_samples
 
@@ -340,7 +318,8 @@ async def test_an_answer_planned_under_the_last_step_does_not_judge_the_next(tmp
         assert await table.write(old.promoted(STEPS, "by hand"), old)
         await r.control.refresh()
         for _ in range(FAST.min_samples):  # flips that would roll the new step back
-            r.control.record(old, 5.0, pair=(Scored(0.2, "safe"), Scored(0.9, "nsfw")))
+            r.control.record(old, "s0", 5.0, pair=(Scored(0.2, "safe", False),
+                                                   Scored(0.9, "nsfw", True)))
         await asyncio.sleep(0.05)
         assert (await table.get("audio_nsfw_hi", "hi")).mode == "canary"
         assert r.metric("vigil_shadow_flip_rate") is None

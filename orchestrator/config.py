@@ -274,12 +274,22 @@ class QualityConfig:
     min_decisions: int = 200
     propose_every: int = 500  # a threshold proposal per this many new decided clips
     recall_target: float = 0.95  # what the proposed threshold must keep of the positives
+    # The audit sample: this share of the clips scored under their threshold goes to review
+    # beside every flagged clip, drawn by a hash keyed with audit_key (a Secret; without
+    # one, a key per process: a redelivered clip may be drawn again).
+    audit_rate: float = 0.01
+    audit_key: str = field(default="", repr=False)
+    audit_days: int = 28  # the estimates cover the samples of this many days
+    audit_every_s: float = 60.0  # how often the quality daemon re-estimates
 
     def __post_init__(self) -> None:
-        _require_positive(self, "window", "min_decisions", "propose_every")
+        _require_positive(self, "window", "min_decisions", "propose_every", "audit_days",
+                          "audit_every_s")
         if not 0 < self.recall_target <= 1:
             raise ConfigError(f"quality.recall_target must be in (0, 1], not "
                               f"{self.recall_target!r}")
+        if not 0 <= self.audit_rate <= 1:
+            raise ConfigError(f"quality.audit_rate must be in [0, 1], not {self.audit_rate!r}")
 
 
 @dataclass(frozen=True, kw_only=True)

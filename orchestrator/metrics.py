@@ -73,6 +73,20 @@ class Metrics:
         self.quality_recall = Gauge(
             "vigil_quality_recall", "Recall at the threshold, from moderators' decisions",
             ["model", "version", "language"], registry=r)
+        self.quality_recall_estimate = Gauge(
+            "vigil_quality_recall_estimate", "Recall estimated from the audit sample "
+            "(inverse-probability weighted), with its 95% interval",
+            ["model", "version", "language", "bound"], registry=r)
+        self.quality_precision_estimate = Gauge(
+            "vigil_quality_precision_estimate", "Precision from the decided flagged clips, "
+            "with its 95% interval", ["model", "version", "language", "bound"], registry=r)
+        self.quality_recall_naive = Gauge(
+            "vigil_quality_recall_naive", "Recall from decisions alone (audited misses "
+            "unweighted): biased up, shown for comparison", ["model", "version", "language"],
+            registry=r)
+        self.quality_audited = Gauge(
+            "vigil_quality_audited", "Decided audit-sample clips behind the estimates",
+            ["model", "version", "language"], registry=r)
         self.score_psi = Gauge(
             "vigil_score_psi", "PSI of the recent scores against the version's reference",
             ["model", "version", "language"], registry=r)

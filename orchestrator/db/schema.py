@@ -97,15 +97,28 @@ _TABLES = (
         "item_id": REQUIRED_TEXT, "kind": one_of("clip", "post"),
         "decision": one_of("discard", "keep"), "decided_at": REQUIRED_TEXT,
         "moderator_id": TEXT}, ("item_id", "kind")),
+    # audit_recall*: the live threshold's recall estimated from the audit sample, with its
+    # interval (added later: nullable).
     Table("threshold_proposals", {
         "model": REQUIRED_TEXT, "version": REQUIRED_TEXT, "language": REQUIRED_TEXT,
         "threshold": REQUIRED_SHARE, "target": REQUIRED_TEXT, "precision": SHARE,
-        "recall": SHARE, "decisions": "INTEGER NOT NULL", "proposed_at": REQUIRED_TEXT},
+        "recall": SHARE, "decisions": "INTEGER NOT NULL", "proposed_at": REQUIRED_TEXT,
+        "audit_recall": SHARE, "audit_recall_lower": SHARE, "audit_recall_upper": SHARE},
         ("model", "version", "language", "proposed_at")),
     Table("shadow_verdicts", {
         "clip_id": REQUIRED_TEXT, "model": REQUIRED_TEXT, "version": REQUIRED_TEXT,
         "score": REQUIRED_SHARE, "label": REQUIRED_TEXT, "scored_at": REQUIRED_TEXT},
         ("clip_id", "model", "version")),
+    # What goes to review for quality's estimates: every flagged clip (inclusion probability
+    # 1) and the audit sample of the others (quality.audit_rate).
+    Table("review_samples", {
+        "item_id": REQUIRED_TEXT, "kind": one_of("clip", "post"), "model": REQUIRED_TEXT,
+        "version": REQUIRED_TEXT, "language": REQUIRED_TEXT, "score": REQUIRED_SHARE,
+        "threshold": REQUIRED_SHARE, "flagged": "INTEGER NOT NULL",
+        "inclusion_probability": "DOUBLE PRECISION NOT NULL CHECK "
+                                 "({column} > 0 AND {column} <= 1)",
+        "sampled_at": REQUIRED_TEXT}, ("item_id", "kind"),
+        {"review_samples_time": ("sampled_at",)}),
     # ``revision`` (not in DESIGN's list) counts the row's changes: a change is written only
     # over the revision it was decided on, so two daemons cannot both move one rollout.
     Table("model_rollouts", ROLLOUT, ("model", "language")),

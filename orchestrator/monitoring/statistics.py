@@ -1,13 +1,23 @@
 """Small, exact-enough statistics for decisions on counts and samples, in pure Python (the
-orchestrator carries no scipy): Wilson score intervals for a rate, and the two-sample
-Kolmogorov–Smirnov test for "do these two samples come from one distribution"."""
+orchestrator carries no scipy): keyed draws, Wilson score intervals for a rate, and the
+two-sample Kolmogorov–Smirnov test for "do these two samples come from one distribution"."""
 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
 from collections.abc import Sequence
 from statistics import NormalDist
+
+
+def share_of(text: str, key: str = "") -> float:
+    """``text`` hashed to a share in [0, 1), keyed by ``key``: the same in every process and
+    after restarts (Python's ``hash`` of a string is salted per process), and unknowable
+    without the key, so a draw ``share_of(id, key) < rate`` cannot be steered by whoever
+    chooses the id."""
+    digest = hashlib.blake2b(text.encode(), key=key.encode()[:64], digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
 
 
 def z_of(confidence: float) -> float:

@@ -5,7 +5,8 @@
           or the candidate for a canary stream (rollouts.ClipVersions); the batch's clips to
           their models concurrently, one request per clip or one per model; after the
           verdicts, the shadow sample to the candidate, recorded in shadow_verdicts only)
-        → audio_verdicts (upsert) and moderation.verdicts (acknowledged event)
+        → audio_verdicts (upsert), moderation.verdicts (acknowledged event), and
+          review_samples (every flagged clip, and the keyed audit sample of the others)
         → acknowledge; or the dead-letter topic, with the reason.
 """
 
@@ -29,7 +30,7 @@ from orchestrator.flow import Failure, Stages, gather_outcomes
 from orchestrator.kafka import TopicSink
 from orchestrator.messages import ClipMessage, parse_clip
 from orchestrator.metrics import labelled
-from orchestrator.monitoring import ScoreDrift
+from orchestrator.monitoring import AuditSampler, Reviewable, ReviewSampleSink, ScoreDrift
 from orchestrator.pipelines.resources import Resources
 from orchestrator.rollouts import (
     CandidateRequests,
@@ -81,6 +82,11 @@ class Verdict:
 
     def scored(self) -> Scored:
         return Scored(self.score, self.label, self.score >= self.threshold)
+
+    def reviewable(self) -> Reviewable:
+        return Reviewable(self.clip.clip_id, "clip", self.model.name, self.model.version,
+                          self.model.metric_language(self.clip.language), self.score,
+                          self.threshold, self.scored_at)
 
     def row(self) -> dict[str, Any]:
         """The ``audio_verdicts`` row."""
@@ -251,6 +257,9 @@ async def open_stages(opened: Resources) -> Stages[ClipMessage, Verdict]:
         scorer=ClipScorer(client, fetcher, batch_requests=config.torchserve.batch_requests,
                           versions=versions),
         sinks=[TableSink(store, "audio_verdicts", Verdict.row),
+               ReviewSampleSink(store, AuditSampler(config.quality.audit_rate,
+                                                    config.quality.audit_key),
+                                Verdict.reviewable),
                TopicSink(opened.producer, config.kafka.output_topic, event=Verdict.event,
                          summary=Verdict.summary, key=Verdict.key)],
         account=partial(account, labelled(metrics.verdicts), metrics.end_to_end.labels(NAME),

@@ -18,6 +18,12 @@ cadence. A decision on a post, on a clip without a verdict, or made before its c
 scored is recorded and measures nothing. At start-up the windows are refilled from
 review_decisions joined to audio_verdicts under the same rules, so a restart resumes the
 figures.
+
+The audit sample (``review_samples``, written by the audio daemon: every flagged clip and a
+keyed share ``quality.audit_rate`` of the others) gives recall and precision estimates that
+hold for what was never flagged, with their intervals (``vigil_quality_*_estimate``,
+:mod:`orchestrator.monitoring.audit`), re-read every ``quality.audit_every_s``; each
+threshold proposal carries the live threshold's estimated recall.
 """
 
 from __future__ import annotations
@@ -34,10 +40,11 @@ from orchestrator.clock import iso_from_epoch, iso_utc
 from orchestrator.config import QualityConfig
 from orchestrator.db import Store, TableSink, upsert
 from orchestrator.errors import UnknownVersion
-from orchestrator.flow import Failure, Stages
+from orchestrator.flow import Failure, Periodic, Stages
 from orchestrator.messages import MAX_CLOCK_SKEW_S, DecisionMessage, parse_decision
 from orchestrator.metrics import Metrics, labelled
 from orchestrator.monitoring import (
+    AuditBook,
     LabelledScore,
     QualityWindow,
     ScoredClip,
@@ -92,9 +99,10 @@ class QualityBook:
     """The sink that measures: windows of labelled scores, their gauges, and proposals."""
 
     def __init__(self, store: Store, clips: ScoredClips, catalogue: Catalogue,
-                 config: QualityConfig, metrics: Metrics) -> None:
+                 config: QualityConfig, metrics: Metrics, audit: AuditBook) -> None:
         self.store = store
         self.clips = clips
+        self.audit = audit
         self.catalogue = catalogue
         self.config = config
         self._precision = labelled(metrics.quality_precision)
@@ -176,10 +184,14 @@ class QualityBook:
         if proposal is None:
             return None
         model, version, language = key
+        audited = self.audit.latest.get(key)
         return {"model": model, "version": version, "language": language,
                 "threshold": proposal.threshold, "target": f"recall:{self.config.recall_target}",
                 "precision": proposal.precision, "recall": proposal.recall,
-                "decisions": proposal.decisions, "proposed_at": iso_utc()}
+                "decisions": proposal.decisions, "proposed_at": iso_utc(),
+                "audit_recall": audited and audited.recall,
+                "audit_recall_lower": audited and audited.recall_lower,
+                "audit_recall_upper": audited and audited.recall_upper}
 
 
 def account(decisions: Callable[..., Any], item: DecisionMessage, judged: Judged) -> None:
@@ -191,8 +203,11 @@ async def open_stages(opened: Resources) -> Stages[DecisionMessage, Judged]:
     readable catalogue (it names the languages each model version serves)."""
     config, store, metrics = opened.config, opened.store, opened.metrics
     clips = ScoredClips(store)
+    audit = AuditBook(store, config.quality, metrics)
+    await audit.refresh()
+    await opened.enter(Periodic("audit-estimates", config.quality.audit_every_s, audit.refresh))
     book = QualityBook(store, clips, Catalogue.load(config.torchserve.catalogue),
-                       config.quality, metrics)
+                       config.quality, metrics, audit)
     await book.restore()
     return Stages(name=NAME, parse=parse_decision, scorer=DecisionJoiner(clips),
                   sinks=[TableSink(store, "review_decisions", Judged.row, newest="decided_at"),

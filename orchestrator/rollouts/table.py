@@ -23,7 +23,6 @@ loses re-reads and carries on from what the table says.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import secrets
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from typing import Any
 from orchestrator.clock import iso_utc
 from orchestrator.db import TABLES, Store, select, upsert
 from orchestrator.errors import RolloutConflict
+from orchestrator.monitoring import share_of
 
 
 class Mode(StrEnum):
@@ -162,18 +162,10 @@ class Rollout:
         return self._share(f"shadow/{clip_id}") < sample
 
     def _share(self, text: str) -> float:
+        # A larger canary share only adds streams: on the candidate at 5%, on it at 25%.
         if self.assignment_key:
             return share_of(text, self.assignment_key)
         return share_of(f"{self.model}/{self.language}/{self.candidate_version}/{text}")
-
-
-def share_of(text: str, key: str = "") -> float:
-    """``text`` hashed to a share in [0, 1), keyed by ``key``: the same in every process and
-    after restarts (Python's ``hash`` of a string is salted per process), unknowable without
-    the key, and, because a larger canary share only adds streams, a stream on the candidate
-    at 5% stays on it at 25%."""
-    digest = hashlib.blake2b(text.encode(), key=key.encode()[:64], digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
 
 
 class RolloutTable:

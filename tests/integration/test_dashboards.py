@@ -52,8 +52,10 @@ def live_stack(tmp_path, tansu, torchserve, versions, request):
                "VIGIL_ROUTING_LANGUAGES": "hi,ta"}
     daemons = {
         # A PSI from the first few scores, so the drift panel has data.
+        # Half the unflagged clips audited, so the audit estimates have decisions to show.
         "audio": start_daemon(tmp_path, "audio", prefix, tansu,
-                              {**serving, "VIGIL_DRIFT_MIN_SCORES": "5"}),
+                              {**serving, "VIGIL_DRIFT_MIN_SCORES": "5",
+                               "VIGIL_QUALITY_AUDIT_RATE": "0.5"}),
         "vrt": start_daemon(tmp_path, "vrt", prefix, tansu, serving),
         "minview": start_daemon(tmp_path, "minview", prefix, tansu, {
             "VIGIL_TRIAGE_POLICY_PATH": str(tmp_path / "triage" / "policy.json"),
@@ -62,6 +64,7 @@ def live_stack(tmp_path, tansu, torchserve, versions, request):
         # Joins decisions to the audio daemon's verdicts: the same database.
         "quality": start_daemon(tmp_path, "quality", prefix, tansu, {
             **torchserve.client_env(), "VIGIL_QUALITY_MIN_DECISIONS": "5",
+            "VIGIL_QUALITY_AUDIT_EVERY_S": "1",
             "DATABASE_URL": f"sqlite:///{tmp_path / 'audio' / 'vigil.db'}"}),
         # Rolls out the catalogue's candidate of audio_nsfw_hi (scores pushed up), so the
         # rollout panels have a shadow, its gates and a rollback to show.

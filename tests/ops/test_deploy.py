@@ -3,6 +3,7 @@ schemas, and cross-checked with the daemon's config and the TorchServe config.""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -38,6 +39,39 @@ CRD_SCHEMAS = {
                         "type": "object",
                         "required": ["bootstrapServers", "consumerGroup", "topic", "lagThreshold"],
                         "additionalProperties": {"type": "string"}}}}}}}}},
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): {
+        "type": "object", "required": ["metadata", "spec"],
+        "properties": {"spec": {"type": "object", "required": ["secretTargetRef"], "properties": {
+            "secretTargetRef": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["parameter", "name", "key"],
+                "additionalProperties": False,
+                "properties": {"parameter": {"type": "string"}, "name": {"type": "string"},
+                               "key": {"type": "string"}}}}}}}},
+    # Strimzi 0.4x KafkaUser (kafka.strimzi.io/v1beta2): the fields Vigil sets.
+    ("kafka.strimzi.io/v1beta2", "KafkaUser"): {
+        "type": "object", "required": ["metadata", "spec"],
+        "properties": {
+            "metadata": {"type": "object", "required": ["name", "labels"], "properties": {
+                "labels": {"type": "object", "required": ["strimzi.io/cluster"]}}},
+            "spec": {"type": "object", "required": ["authentication", "authorization"],
+                     "additionalProperties": False, "properties": {
+                "authentication": {"type": "object", "properties": {
+                    "type": {"enum": ["tls", "tls-external", "scram-sha-512"]}}},
+                "authorization": {"type": "object", "required": ["type", "acls"], "properties": {
+                    "type": {"const": "simple"},
+                    "acls": {"type": "array", "items": {
+                        "type": "object", "required": ["resource", "operations"],
+                        "properties": {
+                            "resource": {"type": "object", "required": ["type", "name"],
+                                         "properties": {
+                                             "type": {"enum": ["topic", "group", "cluster",
+                                                              "transactionalId"]},
+                                             "patternType": {"enum": ["literal", "prefix"]}}},
+                            "operations": {"type": "array", "minItems": 1, "items": {
+                                "enum": ["Read", "Write", "Create", "Delete", "Alter",
+                                         "Describe", "All", "IdempotentWrite",
+                                         "ClusterAction", "DescribeConfigs",
+                                         "AlterConfigs"]}}}}}}}}}}},
     ("monitoring.coreos.com/v1", "PodMonitor"): {
         "type": "object", "required": ["metadata", "spec"],
         "properties": {"spec": {
@@ -167,7 +201,7 @@ def _env(container: dict) -> dict[str, str]:
 
 
 def test_env_names_are_real_settings_and_ports_match_the_config():
-    known = {env for _, env, _ in options()} | {"TS_CONFIG_FILE"}
+    known = {env for _, env, _ in options()} | {"TS_CONFIG_FILE", "KAFKA_SASL_PASSWORD"}
     pod_config = _pod_config()
     for container in _containers():
         env = _env(container)
@@ -210,6 +244,30 @@ def test_scaling_follows_each_daemons_group_and_topic_above_the_in_flight_cap():
     budgets = {b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"]
                for b in of_kind("PodDisruptionBudget")}
     assert budgets == set(scaled)
+
+
+def test_only_the_review_tool_may_write_decisions_and_each_daemon_its_own_topics():
+    writers: dict[str, set[str]] = {}
+    for user in of_kind("KafkaUser"):
+        for acl in user["spec"]["authorization"]["acls"]:
+            if acl["resource"]["type"] == "topic" and \
+                    {"Write", "All"} & set(acl["operations"]):
+                assert acl["resource"].get("patternType", "literal") == "literal"
+                writers.setdefault(acl["resource"]["name"], set()).add(user["metadata"]["name"])
+    assert writers["review.decisions"] == {"vigil-review"}
+    for container in _containers():
+        if container["name"] != "daemon":
+            continue
+        pipeline = container["args"][1]
+        env = _env(container)
+        extra = json.loads(env["VIGIL_KAFKA_EXTRA"])
+        assert extra["sasl.username"] == f"vigil-{pipeline}"
+        assert extra["sasl.password"] == "$(KAFKA_SASL_PASSWORD)"  # from its user's Secret
+        kafka = PIPELINE_DEFAULTS[pipeline].get("kafka", {})
+        output = kafka.get("output_topic", AppConfig().kafka.output_topic)
+        dlq = f"{kafka.get('input_topic', AppConfig().kafka.input_topic)}.dlq"
+        own = {topic for topic, users in writers.items() if f"vigil-{pipeline}" in users}
+        assert own == ({dlq} if pipeline == "quality" else {output, dlq})
 
 
 def test_pod_monitors_scrape_ports_the_pods_expose():

@@ -6,11 +6,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
 
 from orchestrator.catalogue import Catalogue, ModelEntry
+from orchestrator.config import QualityConfig
 from orchestrator.errors import reason_of
 from orchestrator.flow import Failure
 from orchestrator.messages import Envelope
+from orchestrator.metrics import Metrics
+from orchestrator.monitoring import AuditBook, ScoredClips
+from orchestrator.pipelines.quality import QualityBook
 
 AUDIO = [ModelEntry(name=f"audio_nsfw_{name}", version="1.0", family="audio_nsfw",
                     file=f"audio_nsfw_{name}-1.0.mar", languages=(language,),
@@ -109,3 +116,10 @@ class RecordingSource:
     async def set_paused(self, paused: bool) -> int:
         self.calls.append(paused)
         return 3 if paused else 0
+
+
+def quality_book(store: Any, config: QualityConfig) -> QualityBook:
+    """The quality sink over ``store``, with metrics of its own and no audit estimates."""
+    metrics = Metrics(CollectorRegistry())
+    return QualityBook(store, ScoredClips(store), CATALOGUE, config, metrics,
+                       AuditBook(store, config, metrics))

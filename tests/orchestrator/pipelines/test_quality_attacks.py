@@ -7,17 +7,14 @@ from __future__ import annotations
 import asyncio
 import random
 
-from prometheus_client import CollectorRegistry
-
 from orchestrator.clock import iso_from_epoch
 from orchestrator.config import QualityConfig
 from orchestrator.db import TableSink, upsert
 from orchestrator.db.stores import SqliteStore
 from orchestrator.messages import DecisionMessage, Envelope
-from orchestrator.metrics import Metrics
 from orchestrator.monitoring import ScoredClips
-from orchestrator.pipelines.quality import DecisionJoiner, Judged, QualityBook
-from tests.orchestrator.fakes import CATALOGUE
+from orchestrator.pipelines.quality import DecisionJoiner, Judged
+from tests.orchestrator.fakes import quality_book
 
 CONFIG = QualityConfig(window=1000, min_decisions=10, propose_every=50, recall_target=0.9)
 SCORED = 1_790_000_000.0  # when the clips were scored
@@ -32,7 +29,7 @@ class Quality:
         clips = ScoredClips(store)
         self.joiner = DecisionJoiner(clips)
         self.table = TableSink(store, "review_decisions", Judged.row, newest="decided_at")
-        self.book = QualityBook(store, clips, CATALOGUE, CONFIG, Metrics(CollectorRegistry()))
+        self.book = quality_book(store, CONFIG)
 
     async def handle(self, decisions: list[DecisionMessage]) -> None:
         for start in range(0, len(decisions), 8):

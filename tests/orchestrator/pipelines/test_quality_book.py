@@ -8,16 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from orchestrator.config import QualityConfig
 from orchestrator.db import TableSink
 from orchestrator.db.stores import SqliteStore
 from orchestrator.messages import DecisionMessage, Envelope
-from orchestrator.metrics import Metrics
-from orchestrator.monitoring import ScoredClip, ScoredClips
-from orchestrator.pipelines.quality import Judged, QualityBook
-from tests.orchestrator.fakes import CATALOGUE
+from orchestrator.monitoring import ScoredClip
+from orchestrator.pipelines.quality import Judged
+from tests.orchestrator.fakes import quality_book
 
 CONFIG = QualityConfig(window=100, min_decisions=2, propose_every=4, recall_target=0.5)
 
@@ -53,7 +51,7 @@ async def proposals(store: SqliteStore) -> list[tuple]:
 def test_writing_the_same_decisions_twice_counts_them_once(tmp_path):
     async def main() -> tuple[int, list[tuple]]:
         async with SqliteStore(str(tmp_path / "v.db")) as store:
-            book = QualityBook(store, ScoredClips(store), CATALOGUE, CONFIG, Metrics(CollectorRegistry()))
+            book = quality_book(store, CONFIG)
             batch = [judged(i, positive=i % 2 == 1) for i in range(1, 4)]
             await book.write(batch)
             await book.write(batch)  # the flow retries the whole batch
@@ -70,7 +68,7 @@ def test_a_proposal_whose_write_failed_is_written_when_the_flow_retries(tmp_path
     async def main() -> list[tuple]:
         async with SqliteStore(str(tmp_path / "v.db")) as store:
             flaky = FailingOnce(store, "threshold_proposals")
-            book = QualityBook(flaky, ScoredClips(store), CATALOGUE, CONFIG, Metrics(CollectorRegistry()))
+            book = quality_book(flaky, CONFIG)
             batch = [judged(i, positive=i % 2 == 1) for i in range(1, 5)]
             flaky.armed = True
             with pytest.raises(ConnectionError):
@@ -115,8 +113,7 @@ def test_concurrent_writes_keep_each_other_s_decisions(tmp_path):
     # window copies that lack what a second write added meanwhile.
     async def main() -> int:
         async with SqliteStore(str(tmp_path / "v.db")) as store:
-            book = QualityBook(SlowProposals(store), ScoredClips(store), CATALOGUE, CONFIG,
-                               Metrics(CollectorRegistry()))
+            book = quality_book(SlowProposals(store), CONFIG)
             first = [judged(i, positive=i % 2 == 1) for i in range(1, 5)]  # a proposal is due
             second = [judged(i, positive=True) for i in range(5, 8)]
             await asyncio.gather(book.write(first), book.write(second))

@@ -22,6 +22,7 @@ from orchestrator.db.stores import SqliteStore
 from orchestrator.errors import ModelTimeout, ModelUnavailable, RolloutConflict
 from orchestrator.messages import Envelope, parse_clip
 from orchestrator.metrics import Metrics
+from orchestrator.monitoring import share_of
 from orchestrator.pipelines.audio import ClipScorer, Verdict, scored
 from orchestrator.rollouts import (
     CandidateRequests,
@@ -31,7 +32,7 @@ from orchestrator.rollouts import (
     Shadow,
 )
 from orchestrator.rollouts.gates import Scored
-from orchestrator.rollouts.table import Mode, Rollout, RolloutTable, State, share_of
+from orchestrator.rollouts.table import Mode, Rollout, RolloutTable, State
 from tests.orchestrator.fakes import AUDIO
 
 STEPS = (0.05, 0.25)
@@ -86,7 +87,7 @@ def test_canary_streams_are_the_share_asked_for_and_a_larger_share_keeps_them():
 
 def test_canary_assignment_is_the_same_in_another_process():
     streams = [f"stream-{index}" for index in range(2000)]
-    code = ("import json, sys; from orchestrator.rollouts.table import share_of; "
+    code = ("import json, sys; from orchestrator.monitoring import share_of; "
             "print(json.dumps([share_of(s) for s in json.load(sys.stdin)]))")
     other = subprocess.run([sys.executable, "-c", code], input=json.dumps(streams),
                            capture_output=True, text=True, check=True,

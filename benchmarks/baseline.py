@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Producer
 from handlers.audio_io import ClipDecoder
 from modelzoo import audio_classifier
 from orchestrator.clock import iso_utc
-from orchestrator.db.schema import SCHEMA
+from orchestrator.db.schema import INDEXES, SCHEMA
 from orchestrator.db.stores import upsert_sql
 
 COLUMNS = ("clip_id", "stream_id", "language", "model", "model_version", "score", "label",
@@ -38,7 +38,7 @@ def run(*, bootstrap: str, topic: str, output_topic: str, group: str, database: 
                          "session.timeout.ms": 6000})
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
     connection = sqlite3.connect(database)
-    connection.executescript(SCHEMA)
+    connection.executescript(SCHEMA + INDEXES)
     decoder = ClipDecoder(sample_rate=audio_classifier.SAMPLE_RATE_HZ,
                           clip_samples=audio_classifier.CLIP_SAMPLES)
     consumer.subscribe([topic])

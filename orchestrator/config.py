@@ -312,6 +312,9 @@ class RolloutConfig:
     max_p_value: float = 0.01  # ...and only where a two-sample KS test calls it significant
     max_p99_ms: float = 2000.0  # the candidate's request latency...
     max_slow_rate: float = 0.01  # ...as the share of requests over it (p99: 1%)
+    # Candidate p99 over live's on the same clips; 0 turns the gate off (a p99 cannot be
+    # bounded on fewer than a few hundred pairs: steps that small cannot judge it).
+    max_p99_ratio: float = 1.5
     max_error_rate: float = 0.01  # the candidate's failed requests (not refused input)
     canary_steps: tuple[float, ...] = (0.05, 0.25)  # shares of streams, then 100% (live)
     poll_s: float = 5.0  # how often a daemon re-reads model_rollouts (the CLI's changes)
@@ -327,8 +330,10 @@ class RolloutConfig:
         if not 0.5 <= self.confidence < 1:
             raise ConfigError(f"rollout.confidence must be in [0.5, 1), not "
                               f"{self.confidence!r}")
-        if self.max_psi < 0:
-            raise ConfigError(f"rollout.max_psi must not be negative, not {self.max_psi!r}")
+        for name in ("max_psi", "max_p99_ratio"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"rollout.{name} must not be negative, not "
+                                  f"{getattr(self, name)!r}")
         if self.min_samples > self.max_samples:
             raise ConfigError(f"rollout.min_samples ({self.min_samples}) must not exceed "
                               f"rollout.max_samples ({self.max_samples})")

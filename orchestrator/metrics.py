@@ -90,6 +90,10 @@ class Metrics:
         self.score_psi = Gauge(
             "vigil_score_psi", "PSI of the recent scores against the version's reference",
             ["model", "version", "language"], registry=r)
+        self.score_drift_p_value = Gauge(
+            "vigil_score_drift_p_value", "KS test p-value of the recent scores against the "
+            "version's reference: small means the drift PSI shows is not chance",
+            ["model", "version", "language"], registry=r)
         self.shadow_flip_rate = Gauge(
             "vigil_shadow_flip_rate", "Share of shadow-scored clips whose label the candidate "
             "changes, in the rollout's current step", ["model", "language"], registry=r)

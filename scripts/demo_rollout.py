@@ -32,7 +32,8 @@ NSFW_LOGIT_SHIFT = 3.0
 ROUNDS = 12
 # Small steps, so a few dozen clips decide; every clip is shadow-scored.
 GATES = {"VIGIL_ROLLOUT_SHADOW_SAMPLE": "1", "VIGIL_ROLLOUT_MIN_SAMPLES": "12",
-         "VIGIL_ROLLOUT_MAX_SAMPLES": "48", "VIGIL_ROLLOUT_POLL_S": "1"}
+         "VIGIL_ROLLOUT_MAX_SAMPLES": "48", "VIGIL_ROLLOUT_POLL_S": "1",
+         "VIGIL_ROLLOUT_MAX_P99_RATIO": "0"}
 
 
 def build_candidate(store: Path) -> str:

@@ -40,15 +40,17 @@ class Table:
         return tuple(self.spec)
 
     def ddl(self) -> str:
-        """``CREATE TABLE`` and ``CREATE INDEX`` statements, idempotent."""
+        """The ``CREATE TABLE`` statement, idempotent."""
         lines = [f"{column} {kind.format(column=column)}" for column, kind in self.spec.items()]
         if self.key:
             lines.append(f"PRIMARY KEY ({', '.join(self.key)})")
-        statements = [f"CREATE TABLE IF NOT EXISTS {self.name} (\n    "
-                      + ",\n    ".join(lines) + "\n);"]
-        statements += [f"CREATE INDEX IF NOT EXISTS {index} ON {self.name} ({', '.join(on)});"
-                       for index, on in self.indexes.items()]
-        return "\n".join(statements)
+        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n    " + ",\n    ".join(lines) + "\n);"
+
+    def index_ddl(self) -> str:
+        """The ``CREATE INDEX`` statements, idempotent (run after :func:`missing_columns`:
+        an index may be on a column an older database gains there)."""
+        return "\n".join(f"CREATE INDEX IF NOT EXISTS {index} ON {self.name} ({', '.join(on)});"
+                         for index, on in self.indexes.items())
 
     def named(self, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         """Rows selected as ``SELECT <columns>`` as dicts keyed by column."""
@@ -75,8 +77,10 @@ _TABLES = (
     Table("post_scores", {
         "post_id": TEXT, "user_id": TEXT, "score": REQUIRED_SHARE, "top_category": TEXT,
         "categories": TEXT, "model_version": TEXT, "created_at": TEXT, "scored_at": TEXT},
-        ("post_id",)),
-    Table("posts", {"post_id": TEXT, "user_id": REQUIRED_TEXT, "created_at": REQUIRED_TEXT},
+        ("post_id",), {"post_scores_time": ("created_at",)}),
+    # caption and media_url (added later, nullable) are for the review tool's item page.
+    Table("posts", {"post_id": TEXT, "user_id": REQUIRED_TEXT, "created_at": REQUIRED_TEXT,
+                    "caption": TEXT, "media_url": TEXT},
           ("post_id",), {"posts_user": ("user_id", "created_at")}),
     # Written by the moderation tool, read for users' history; never upserted.
     Table("moderation_decisions", {
@@ -84,7 +88,8 @@ _TABLES = (
         "decided_at": REQUIRED_TEXT}, (), {"decisions_user": ("user_id", "decided_at")}),
     Table("review_queue", {
         "post_id": REQUIRED_TEXT, "net": "INTEGER NOT NULL", "score": SHARE, "risk": SHARE,
-        "reason": TEXT, "enqueued_at": TEXT}, ("post_id", "net")),
+        "reason": TEXT, "enqueued_at": TEXT}, ("post_id", "net"),
+        {"review_queue_time": ("enqueued_at",)}),
     # Not in DESIGN's list: the triage's memory of what it decided per post and net (skips
     # too), so a redelivered views event neither decides twice nor loses the review event.
     Table("triage_decisions", {
@@ -117,8 +122,20 @@ _TABLES = (
         "threshold": REQUIRED_SHARE, "flagged": "INTEGER NOT NULL",
         "inclusion_probability": "DOUBLE PRECISION NOT NULL CHECK "
                                  "({column} > 0 AND {column} <= 1)",
-        "sampled_at": REQUIRED_TEXT}, ("item_id", "kind"),
+        "sampled_at": REQUIRED_TEXT, "media_url": TEXT}, ("item_id", "kind"),
         {"review_samples_time": ("sampled_at",)}),
+    # The review tool's: who works on an item until when, and decisions waiting out their
+    # undo delay before they go to review.decisions (sent_at once they went).
+    Table("review_claims", {
+        "item_id": REQUIRED_TEXT, "kind": one_of("clip", "post"),
+        "moderator_id": REQUIRED_TEXT, "claimed_at": REQUIRED_TEXT,
+        "expires_at": REQUIRED_TEXT}, ("item_id", "kind")),
+    Table("review_pending", {
+        "item_id": REQUIRED_TEXT, "kind": one_of("clip", "post"),
+        "moderator_id": REQUIRED_TEXT, "decision": one_of("discard", "keep"),
+        "category": TEXT, "decided_at": REQUIRED_TEXT, "send_after": REQUIRED_TEXT,
+        "sent_at": TEXT}, ("item_id", "kind", "moderator_id"),
+        {"review_pending_due": ("sent_at", "send_after")}),
     # ``revision`` (not in DESIGN's list) counts the row's changes: a change is written only
     # over the revision it was decided on, so two daemons cannot both move one rollout.
     Table("model_rollouts", ROLLOUT, ("model", "language")),
@@ -126,6 +143,7 @@ _TABLES = (
 )
 TABLES = {table.name: table for table in _TABLES}
 SCHEMA = "\n".join(table.ddl() for table in _TABLES)
+INDEXES = "\n".join(table.index_ddl() for table in _TABLES if table.indexes)
 
 
 def missing_columns(table: Table, present: Sequence[str]) -> list[str]:

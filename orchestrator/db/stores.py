@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from orchestrator.db.schema import SCHEMA, TABLES, missing_columns
+from orchestrator.db.schema import INDEXES, SCHEMA, TABLES, missing_columns
 from orchestrator.errors import ConfigError, StoreError, StoreUnavailable
 
 
@@ -89,6 +89,7 @@ class SqliteStore:
                 present = [row[1] for row in await cursor.fetchall()]
             for statement in missing_columns(table, present):
                 await self._connection.execute(statement)
+        await self._connection.executescript(INDEXES)
         await self._connection.commit()
         return self
 
@@ -163,6 +164,7 @@ class PostgresStore:
                         # Replicas may start together: the second must not fail.
                         await connection.execute(statement.replace(
                             "ADD COLUMN", "ADD COLUMN IF NOT EXISTS"))
+                await connection.execute(INDEXES)
         except psycopg.Error as exc:
             await self._pool.close()
             raise _postgres_error(exc, "opening the database") from exc

@@ -54,6 +54,7 @@ class Reviewable:
     score: float
     threshold: float
     scored_at: str
+    media_url: str | None = None  # for the review tool; None for inline media
 
 
 class AuditSampler:
@@ -97,7 +98,7 @@ class ReviewSampleSink(Generic[R]):
                              "score": item.score, "threshold": item.threshold,
                              "flagged": int(item.score >= item.threshold),
                              "inclusion_probability": probability,
-                             "sampled_at": item.scored_at})
+                             "sampled_at": item.scored_at, "media_url": item.media_url})
         if rows:
             await upsert(self.store, "review_samples", rows, keep_existing=True)
 

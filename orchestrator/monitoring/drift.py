@@ -8,7 +8,10 @@ Population Stability Index of the last ``drift.window`` scores against it:
     PSI = sum over bins of (actual - expected) * ln(actual / expected)
 
 with empty bins floored at :data:`FLOOR`. By the usual reading, under 0.1 is stable, 0.1 to
-0.25 a shift worth a look, over 0.25 a shift to act on (the alert rule's threshold).
+0.25 a shift worth a look, over 0.25 a shift to act on. PSI measures how far, not how sure:
+on a few hundred scores it moves by chance, so beside it ``vigil_score_drift_p_value`` is a
+one-sample KS test of the window against the reference (at the bin edges), and the alert
+needs both: PSI over 0.25 and p under 0.01.
 
 The ``language`` label is the routed language: the clip's language where the model serves it
 by name, else ``*`` (the fallback model). A clip's own language string would let anyone
@@ -27,6 +30,7 @@ from typing import Any
 from orchestrator.catalogue import ModelEntry
 from orchestrator.config import DriftConfig
 from orchestrator.metrics import Metrics, labelled
+from orchestrator.monitoring.statistics import ks_against
 
 FLOOR = 1e-4  # an empty bin's fraction: PSI is infinite otherwise
 EVERY = 10  # recompute PSI every this many scores: one score barely moves it
@@ -88,6 +92,10 @@ class Window:
         seen = len(self.bins)
         return psi(self.reference.fractions, [count / seen for count in self.counts])
 
+    def p_value(self) -> float:
+        """How likely a window this far from the reference is by chance alone (KS)."""
+        return ks_against(self.reference.fractions, self.counts)[1]
+
 
 class ScoreDrift:
     """``vigil_score`` for every score a pipeline writes, ``vigil_score_psi`` per model
@@ -98,6 +106,7 @@ class ScoreDrift:
         self.config = config
         self._score = labelled(metrics.score)
         self._psi = labelled(metrics.score_psi)
+        self._p_value = labelled(metrics.score_drift_p_value)
         self._windows: dict[tuple[str, str, str], Window | None] = {}
 
     def observe(self, model: ModelEntry, language: str, score: float) -> None:
@@ -113,3 +122,4 @@ class ScoreDrift:
         window.add(score)
         if len(window.bins) >= self.config.min_scores and window.added % EVERY == 0:
             self._psi(*key).set(window.psi())
+            self._p_value(*key).set(window.p_value())

@@ -38,16 +38,56 @@ def wilson(successes: int, trials: int, z: float) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def kolmogorov_p(gap: float, effective_n: float) -> float:
+    """The asymptotic p-value of a KS statistic ``gap`` on ``effective_n`` observations
+    (Kolmogorov's distribution with Stephens' small-sample correction)."""
+    if effective_n <= 0 or gap <= 0:
+        return 1.0
+    root = math.sqrt(effective_n)
+    lam = (root + 0.12 + 0.11 / root) * gap
+    if lam <= 0.2:
+        return 1.0
+    p_value = 2 * sum((-1) ** (k - 1) * math.exp(-2 * k * k * lam * lam) for k in range(1, 101))
+    return min(1.0, max(0.0, p_value))
+
+
 def ks_two_sample(first: Sequence[float], second: Sequence[float]) -> tuple[float, float]:
     """The KS statistic (the largest gap between the two empirical CDFs) and its asymptotic
-    p-value (Kolmogorov's distribution with Stephens' small-sample correction); (0, 1)
-    when either sample is empty."""
+    p-value; (0, 1) when either sample is empty."""
     if not first or not second:
         return 0.0, 1.0
     a, b = sorted(first), sorted(second)
     gap = max(abs(bisect.bisect_right(a, x) / len(a) - bisect.bisect_right(b, x) / len(b))
               for x in (*a, *b))
-    effective = math.sqrt(len(a) * len(b) / (len(a) + len(b)))
-    lam = (effective + 0.12 + 0.11 / effective) * gap
-    p_value = 2 * sum((-1) ** (k - 1) * math.exp(-2 * k * k * lam * lam) for k in range(1, 101))
-    return gap, min(1.0, max(0.0, p_value)) if lam > 0.2 else 1.0
+    return gap, kolmogorov_p(gap, len(a) * len(b) / (len(a) + len(b)))
+
+
+def ks_against(expected: Sequence[float], counts: Sequence[int]) -> tuple[float, float]:
+    """One-sample KS of binned ``counts`` against a reference's bin ``expected`` fractions,
+    compared at the bin edges (so the gap is a lower bound of the exact one: the p-value
+    errs towards "no drift"); (0, 1) without counts."""
+    total = sum(counts)
+    if not total:
+        return 0.0, 1.0
+    gap = seen = reference = 0.0
+    for fraction, count in zip(expected, counts, strict=True):
+        reference += fraction
+        seen += count / total
+        gap = max(gap, abs(seen - reference))
+    return gap, kolmogorov_p(gap, total)
+
+
+def quantile_bounds(ordered: Sequence[float], quantile: float, z: float
+                    ) -> tuple[float, float, float]:
+    """The ``quantile`` of the sorted values ``ordered`` and a distribution-free interval
+    for it: the order statistics at ranks ``n q ∓ z √(n q (1 - q))`` (binomial, normal
+    approximation). The upper bound is infinite while there are too few values to bound
+    it."""
+    n = len(ordered)
+    k = n * quantile
+    spread = z * math.sqrt(n * quantile * (1 - quantile))
+
+    def ranked(rank: int) -> float:
+        return ordered[max(rank, 1) - 1] if rank <= n else math.inf
+
+    return ranked(math.ceil(k)), ranked(math.floor(k - spread)), ranked(math.ceil(k + spread))

@@ -86,7 +86,7 @@ class Verdict:
     def reviewable(self) -> Reviewable:
         return Reviewable(self.clip.clip_id, "clip", self.model.name, self.model.version,
                           self.model.metric_language(self.clip.language), self.score,
-                          self.threshold, self.scored_at)
+                          self.threshold, self.scored_at, self.clip.audio_url)
 
     def row(self) -> dict[str, Any]:
         """The ``audio_verdicts`` row."""
@@ -111,14 +111,20 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Heard:
-    """A clip's audio and its verdict: the audio goes on to a shadow request."""
+    """A clip's audio, its verdict, and how long the request that gave it took: both go on
+    to a shadow request."""
 
     body: bytes
     verdict: Verdict
+    request_ms: float
 
 
-def _heard(body: bytes, outcome: Verdict | Failure) -> Heard | Failure:
-    return Heard(body, outcome) if isinstance(outcome, Verdict) else outcome
+def _heard(body: bytes, outcome: Verdict | Failure, request_ms: float) -> Heard | Failure:
+    return Heard(body, outcome, request_ms) if isinstance(outcome, Verdict) else outcome
+
+
+def _ms_since(started: float) -> float:
+    return (time.monotonic() - started) * 1000
 
 
 class ClipScorer:
@@ -149,14 +155,15 @@ class ClipScorer:
                 outcomes.append(outcome)
                 continue
             verdict = outcome.verdict
-            self.versions.shadow(clip, plan, outcome.body, verdict.scored())
+            self.versions.shadow(clip, plan, outcome.body, verdict.scored(), outcome.request_ms)
             outcomes.append(verdict)
         return outcomes
 
     async def _score_one(self, clip: ClipMessage, plan: Plan) -> Heard:
         """Fetch, then score: each clip goes as soon as its own audio is in."""
         body = await self._fetch(clip)
-        return Heard(body, await self._verdict(clip, plan, body))
+        started = time.monotonic()
+        return Heard(body, await self._verdict(clip, plan, body), _ms_since(started))
 
     async def _score_by_model(self, clips: Sequence[ClipMessage], plans: Sequence[Plan]
                               ) -> list[Heard | Failure]:
@@ -175,19 +182,22 @@ class ClipScorer:
                 by_model.setdefault(plan.serve.path, []).append(index)
 
         async def one(index: int) -> None:
+            started = time.monotonic()
             [outcome] = await gather_outcomes(
                 [self._verdict(clips[index], plans[index], fetched[index])])
-            heard[index] = _heard(fetched[index], outcome)
+            heard[index] = _heard(fetched[index], outcome, _ms_since(started))
 
         async def together(indices: list[int]) -> None:
             model = plans[indices[0]].serve
+            started = time.monotonic()
             try:
                 answered = await self.client.predict_batch(model, [fetched[i] for i in indices])
             except Exception as error:  # noqa: BLE001 - a failed request fails its clips
                 answered = [error] * len(indices)
             for index, answer in zip(indices, answered, strict=True):
                 heard[index] = _heard(fetched[index],
-                                      _verdict_or_failure(clips[index], model, answer))
+                                      _verdict_or_failure(clips[index], model, answer),
+                                      _ms_since(started))
 
         await asyncio.gather(*(one(index) for index in canary),
                              *(together(indices) for indices in by_model.values()))

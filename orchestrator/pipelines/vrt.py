@@ -69,13 +69,16 @@ class PostScore:
                    round((time.monotonic() - post.received_at) * 1000), iso_utc())
 
     def post_row(self) -> dict[str, Any]:
-        """The ``posts`` row: the triage's user history grows from here."""
+        """The ``posts`` row: the triage's user history grows from here, and the review
+        tool shows its caption and media."""
         return {"post_id": self.post.post_id, "user_id": self.post.user_id,
-                "created_at": iso_from_epoch(self.post.created_at)}
+                "created_at": iso_from_epoch(self.post.created_at), "caption": self.post.text,
+                "media_url": self.post.media_url}
 
     def score_row(self) -> dict[str, Any]:
         """The ``post_scores`` row."""
-        return {**self.post_row(), "score": self.score, "top_category": self.top_category,
+        return {"post_id": self.post.post_id, "user_id": self.post.user_id,
+                "created_at": iso_from_epoch(self.post.created_at), "score": self.score, "top_category": self.top_category,
                 "categories": orjson.dumps(self.categories).decode(),
                 "model_version": self.model_version, "scored_at": self.scored_at}
 

@@ -52,11 +52,12 @@ class CandidateRequests:
         self.control = control
 
     async def predict(self, rollout: Rollout, stream_id: str, candidate: ModelEntry,
-                      body: bytes, check: Check[T], *, live: Scored | None = None) -> T:
+                      body: bytes, check: Check[T], *, live: Scored | None = None,
+                      live_ms: float | None = None) -> T:
         """The candidate's answer through ``check``. The outcome goes to the gates once: a
         failure or a bad answer as failed, an answer in shadow paired with the clip's
-        ``live`` verdict; an input the handler refused is the input's fault and is not
-        counted. Raises the error."""
+        ``live`` verdict (and its request's ``live_ms``); an input the handler refused is
+        the input's fault and is not counted. Raises the error."""
         started = time.monotonic()
         try:
             result = check(candidate, await self.client.predict(candidate, body))
@@ -66,7 +67,7 @@ class CandidateRequests:
             self.control.record(rollout, stream_id, _ms_since(started), failed=True)
             raise
         pair = (live, result) if live is not None else None
-        self.control.record(rollout, stream_id, _ms_since(started), pair=pair)
+        self.control.record(rollout, stream_id, _ms_since(started), pair=pair, live_ms=live_ms)
         return result
 
 
@@ -82,6 +83,7 @@ class ShadowRequest:
     candidate: ModelEntry
     body: bytes
     live: Scored
+    live_ms: float | None  # how long the live request that gave the verdict took
 
 
 class Shadow:
@@ -111,7 +113,8 @@ class Shadow:
         try:
             scored = await self.requests.predict(request.rollout, request.stream_id,
                                                  request.candidate, request.body,
-                                                 self.to_scored, live=request.live)
+                                                 self.to_scored, live=request.live,
+                                                 live_ms=request.live_ms)
         except VigilError:  # counted by the gates, or refused input
             return
         row = {"clip_id": request.clip_id, "model": request.candidate.name,
@@ -149,8 +152,10 @@ class ClipVersions:
                              plan.serve.version, clip.clip_id, exc_info=True)
         return check(plan.fallback, await self.live.predict(plan.fallback, body))
 
-    def shadow(self, clip: ClipMessage, plan: Plan, body: bytes, verdict: Scored) -> None:
-        """After ``clip``'s verdict: the candidate also scores it, where sampled."""
+    def shadow(self, clip: ClipMessage, plan: Plan, body: bytes, verdict: Scored,
+               live_ms: float | None) -> None:
+        """After ``clip``'s verdict (its live request took ``live_ms``): the candidate also
+        scores it, where sampled."""
         if plan.shadow is not None:
             self._shadow.submit(ShadowRequest(clip.clip_id, clip.stream_id, plan.rollout,
-                                              plan.shadow, body, verdict))
+                                              plan.shadow, body, verdict, live_ms))

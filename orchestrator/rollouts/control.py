@@ -125,17 +125,20 @@ class RolloutControl:
         return "" if served else f"TorchServe does not serve {candidate.name} {candidate.version}"
 
     def record(self, rollout: Rollout, stream_id: str, latency_ms: float, *,
-               failed: bool = False, pair: tuple[Scored, Scored] | None = None) -> None:
+               failed: bool = False, pair: tuple[Scored, Scored] | None = None,
+               live_ms: float | None = None) -> None:
         """One candidate request's outcome for a clip of ``stream_id``, the gates' only
         input: it failed (no answer, or an answer that is no score), or it answered; a
-        shadow answer comes with its ``pair``, (the clip's live verdict, the candidate's).
+        shadow answer comes with its ``pair``, (the clip's live verdict, the candidate's),
+        and the live request's latency where known.
         Ignored when the rollout has moved on since the clip was planned, or its next state
         is being written (the figures stay those the decision was made on)."""
         if not self.view.is_current(rollout) or rollout.key in self._moving:
             return
         stats = self._stats[rollout.key]
         if pair is not None:
-            stats.add_pair(stream_id, *pair)
+            stats.add_pair(stream_id, *pair,
+                           latencies_ms=None if live_ms is None else (live_ms, latency_ms))
         stats.add_request(stream_id, latency_ms, failed=failed, slow_ms=self.config.max_p99_ms)
         self._judge(rollout, stats)
 
@@ -145,7 +148,7 @@ class RolloutControl:
         for gate in judgement.gates:
             self._gate(*key, gate.name).set(gate.value)
             self._bound(*key, gate.name, "lower").set(gate.lower)
-            self._bound(*key, gate.name, "upper").set(gate.upper)
+            self._bound(*key, gate.name, "upper").set(gate.upper)  # +Inf while unbounded
         if "flip_rate" in judgement.figures:
             self._flip_rate(*key).set(judgement.figures["flip_rate"])
         if judgement.decision != Decision.WAIT:

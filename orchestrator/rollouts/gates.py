@@ -11,7 +11,12 @@ Rate gates, each a Wilson interval at ``rollout.confidence`` against its limit:
 A gate **fails** when its interval's lower bound is over the limit, **passes** when its upper
 bound is under it, and is otherwise undecided. The score-distribution gate fails only when
 PSI is over ``rollout.max_psi`` *and* a two-sample KS test finds the difference significant
-(p < ``rollout.max_p_value``); it passes while PSI is under the limit.
+(p < ``rollout.max_p_value``); it passes while PSI is under the limit. Latency is also judged
+against live on the same clips: the candidate's p99 over live's, each with a
+distribution-free interval (order statistics), fails when even the ratio of their bounds
+(candidate's lower over live's upper) is over ``rollout.max_p99_ratio`` and passes when the
+other ratio (candidate's upper over live's lower) is under it; a p99 is bounded only from a
+few hundred pairs on, so two slow answers cannot decide it.
 
 From ``min_samples`` pairs or requests on: one failing gate rolls the step back; every gate
 passing promotes it (once ``min_samples`` pairs are in); otherwise the step keeps collecting,
@@ -23,12 +28,14 @@ in docs/OPERATIONS.md, checked by a simulation test.
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from orchestrator.config import RolloutConfig
-from orchestrator.monitoring import ks_two_sample, psi, wilson, z_of
+from orchestrator.monitoring import ks_two_sample, psi, quantile_bounds, wilson, z_of
 
 BINS = 10
 
@@ -58,6 +65,9 @@ class StepStats:
     candidate_bins: list[int] = field(default_factory=lambda: [0] * BINS)
     live_scores: list[float] = field(default_factory=list)
     candidate_scores: list[float] = field(default_factory=list)
+    # The pairs' live and candidate request latencies, each kept sorted (for their p99s).
+    live_ms: list[float] = field(default_factory=list)
+    candidate_ms: list[float] = field(default_factory=list)
     newly_flagged: int = 0
     newly_passed: int = 0
     requests: int = 0
@@ -74,9 +84,14 @@ class StepStats:
     def flips(self) -> int:
         return self.newly_flagged + self.newly_passed
 
-    def add_pair(self, stream_id: str, live: Scored, candidate: Scored) -> None:
+    def add_pair(self, stream_id: str, live: Scored, candidate: Scored,
+                 latencies_ms: tuple[float, float] | None = None) -> None:
+        """A shadow pair, with (live, candidate) request latencies where both are known."""
         if self._pairs_of[stream_id] >= self.per_stream:
             return
+        if latencies_ms is not None:
+            bisect.insort(self.live_ms, latencies_ms[0])
+            bisect.insort(self.candidate_ms, latencies_ms[1])
         self._pairs_of[stream_id] += 1
         self.live_bins[_bin(live.score)] += 1
         self.candidate_bins[_bin(candidate.score)] += 1
@@ -121,10 +136,15 @@ class Judgement:
         return {gate.name: gate.value for gate in self.gates}
 
 
+def _verdict_of(lower: float, upper: float, limit: float) -> bool | None:
+    """Failed when the interval is over ``limit``, passed when under it, else undecided."""
+    return False if lower > limit else True if upper < limit else None
+
+
 def _rate_gate(name: str, count: int, trials: int, limit: float, z: float) -> Gate:
     lower, upper = wilson(count, trials, z)
-    passed = False if lower > limit else True if upper < limit else None
-    return Gate(name, count / trials if trials else 0.0, lower, upper, limit, passed)
+    return Gate(name, count / trials if trials else 0.0, lower, upper, limit,
+                _verdict_of(lower, upper, limit))
 
 
 def _bin(score: float) -> int:
@@ -141,6 +161,15 @@ def _distribution_gate(stats: StepStats, config: RolloutConfig) -> Gate:
                 False if p_value < config.max_p_value else None)
 
 
+def _latency_gate(stats: StepStats, config: RolloutConfig, z: float) -> Gate:
+    candidate, candidate_low, candidate_high = quantile_bounds(stats.candidate_ms, 0.99, z)
+    live, live_low, live_high = quantile_bounds(stats.live_ms, 0.99, z)
+    lower = candidate_low / live_high if live_high not in (0, math.inf) else 0.0
+    upper = candidate_high / live_low if live_low else math.inf
+    return Gate("p99_ratio", candidate / live if live else math.inf, lower, upper,
+                config.max_p99_ratio, _verdict_of(lower, upper, config.max_p99_ratio))
+
+
 def judge(stats: StepStats, config: RolloutConfig) -> Judgement:
     """Whether the step waits, is promoted, rolls back, or is inconclusive, and why."""
     z = z_of(config.confidence)
@@ -152,6 +181,8 @@ def judge(stats: StepStats, config: RolloutConfig) -> Judgement:
                   _rate_gate("newly_passed_rate", stats.newly_passed, stats.pairs,
                              config.max_newly_passed_rate, z),
                   _distribution_gate(stats, config)]
+    if config.max_p99_ratio and len(stats.candidate_ms) >= config.min_samples:
+        gates.append(_latency_gate(stats, config, z))
     if stats.requests:
         gates += [_rate_gate("error_rate", stats.errors, stats.requests,
                              config.max_error_rate, z),

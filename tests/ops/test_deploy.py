@@ -316,6 +316,8 @@ def test_the_model_health_alerts_fire_when_they_should_and_only_then(tmp_path):
                      {"series": f"vigil_rollbacks_total{{{labels}}}", "values": "0x10 1x60"},
                      {"series": f'vigil_score_psi{{{labels},version="1.0"}}',
                       "values": "0.05x10 0.6x60"},
+                     {"series": f'vigil_score_drift_p_value{{{labels},version="1.0"}}',
+                      "values": "0.5x10 0.001x60"},
                      {"series": f"vigil_rollout_inconclusive{{{labels}}}",
                       "values": "0x5 1x10 0x10"}],
                  "alert_rule_test": [

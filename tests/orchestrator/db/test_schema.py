@@ -8,14 +8,14 @@ import dataclasses
 import sqlite3
 
 from orchestrator.db import TABLES, select, upsert
-from orchestrator.db.schema import SCHEMA
+from orchestrator.db.schema import INDEXES, SCHEMA
 from orchestrator.db.stores import SqliteStore
 from orchestrator.rollouts import Rollout
 
 
 def test_every_declared_table_is_created_with_exactly_its_columns_and_key():
     with sqlite3.connect(":memory:") as db:
-        db.executescript(SCHEMA)
+        db.executescript(SCHEMA + INDEXES)
         for table in TABLES.values():
             info = db.execute(f"PRAGMA table_info({table.name})").fetchall()
             assert tuple(row[1] for row in info) == table.columns, table.name
@@ -48,4 +48,5 @@ def test_rows_are_read_back_by_column_name(tmp_path):
             return await select(store, "posts", "WHERE post_id IN (?)", ["p1"])
 
     assert asyncio.run(main()) == [{"post_id": "p1", "user_id": "u1",
-                                    "created_at": "2026-01-01T00:00:00Z"}]
+                                    "created_at": "2026-01-01T00:00:00Z", "caption": None,
+                                    "media_url": None}]

@@ -1,4 +1,5 @@
-"""Score drift: PSI against the catalogue's reference, over a window of recent scores."""
+"""Score drift: PSI against the catalogue's reference, over a window of recent scores, and
+a KS test that says whether it is chance."""
 
 import math
 import random
@@ -69,6 +70,15 @@ def test_psi_stays_flat_on_the_reference_distribution_and_moves_when_scores_shif
     assert sample(same, "vigil_score_psi", PSI_LABELS) < 0.05
     assert sample(shifted, "vigil_score_psi", PSI_LABELS) > 1.0
     assert sample(same, "vigil_score_count", {"pipeline": "audio", **PSI_LABELS}) == 1000
+
+
+def test_the_drift_p_value_separates_chance_from_a_real_shift():
+    reference = score_reference(scores(2, 5, 5000, seed=1), "held-out clips")
+    chance = [sample(drift_after(scores(2, 5, 200, seed=seed), reference, min_scores=200),
+                     "vigil_score_drift_p_value", PSI_LABELS) for seed in range(10, 30)]
+    assert sum(p < 0.01 for p in chance) <= 1  # a true 1% test, erring towards "no drift"
+    slight = drift_after(scores(2.4, 5, 1000, seed=5), reference)
+    assert sample(slight, "vigil_score_drift_p_value", PSI_LABELS) < 0.01
 
 
 def test_the_window_forgets_old_scores():

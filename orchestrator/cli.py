@@ -48,6 +48,19 @@ def _add_health(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(entry="orchestrator.commands.health:main")
 
 
+def _add_review(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "review", help="serve the moderators' review page",
+        description="Serve the review page: queues of new posts by first-line score, "
+        "min-view items and livestream clips (flagged, and the audit sample), an item page "
+        "for deciding from the keyboard, decisions sent to review.decisions after an undo "
+        "delay. Sign-in by per-moderator tokens (review.tokens) or an identity-aware proxy's "
+        "header (review.trusted_header).", epilog=_options_epilog("review"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", metavar="FILE", help="YAML config file (sections as below)")
+    parser.set_defaults(entry="orchestrator.review.server:main")
+
+
 def _options_epilog(pipeline: str) -> str:
     from orchestrator.config import options
 
@@ -151,6 +164,7 @@ def make_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(commands)
     _add_rollout(commands)
+    _add_review(commands)
     _add_embed(commands)
     _add_health(commands)
     for package in COMMAND_PACKAGES:

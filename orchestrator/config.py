@@ -343,6 +343,45 @@ class RolloutConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReviewConfig:
+    """The moderators' review page (``vigil review``)."""
+
+    addr: str = "127.0.0.1"
+    port: int = 8095
+    # Local mode: moderator id → token (JSON, from a Secret). Behind an identity-aware proxy
+    # set trusted_header instead (oauth2-proxy: X-Auth-Request-Email) and no tokens.
+    tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
+    trusted_header: str = ""
+    session_key: str = field(default="", repr=False)  # signs CSRF tokens (a Secret)
+    claim_s: float = 300.0  # an opened item is a moderator's for this long
+    undo_s: float = 5.0  # a decision waits this long, undoable, before it is sent
+    post_threshold: float = 0.5  # new posts scored at or over this are queued
+    post_sla_s: float = 3600.0  # a queued new post should be decided within this
+    minview_sla_s: float = 4 * 3600.0
+    clip_sla_s: float = 1800.0
+    page_size: int = 50
+
+    def __post_init__(self) -> None:
+        _require_port(self, "port")
+        _require_positive(self, "claim_s", "undo_s", "post_sla_s", "minview_sla_s",
+                          "clip_sla_s", "page_size")
+
+    def require_sign_in(self) -> None:
+        """Raise :class:`ConfigError` unless exactly one way of signing in is set, with
+        tokens and a session key long enough (checked by ``vigil review`` only)."""
+        if bool(self.tokens) == bool(self.trusted_header):
+            raise ConfigError("review: set either review.tokens (local mode) or "
+                              "review.trusted_header (behind an identity-aware proxy)")
+        short = [who for who, token in self.tokens.items() if len(str(token)) < MIN_TOKEN_CHARS]
+        if short:
+            raise ConfigError(f"review.tokens: the tokens of {sorted(short)} must hold at "
+                              f"least {MIN_TOKEN_CHARS} characters")
+        if len(self.session_key) < MIN_TOKEN_CHARS:
+            raise ConfigError(f"review.session_key (VIGIL_REVIEW_SESSION_KEY) must hold at "
+                              f"least {MIN_TOKEN_CHARS} characters")
+
+
+@dataclass(frozen=True, kw_only=True)
 class AppConfig:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
@@ -355,6 +394,7 @@ class AppConfig:
     drift: DriftConfig = field(default_factory=DriftConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
     database_url: str = "sqlite:///vigil.db"
 
 
@@ -369,6 +409,9 @@ PIPELINE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
                           "output_topic": "review.queue"}},
     # Writes tables and metrics only: the output topic is not used.
     "quality": {"kafka": {"group_id": "vigil-quality", "input_topic": "review.decisions"}},
+    # Consumes nothing: it writes the moderators' decisions.
+    "review": {"kafka": {"output_topic": "review.decisions"},
+               "runtime": {"metrics_port": 9105}},
 }
 
 SECTIONS = {f.name: f for f in dataclasses.fields(AppConfig) if f.name != "database_url"}

@@ -90,6 +90,9 @@ class Metrics:
         self.score_psi = Gauge(
             "vigil_score_psi", "PSI of the recent scores against the version's reference",
             ["model", "version", "language"], registry=r)
+        self.review_decisions = Counter(
+            "vigil_review_decisions_total", "Decisions moderators made on the review page "
+            "(sent after their undo delay)", ["decision"], registry=r)
         self.score_drift_p_value = Gauge(
             "vigil_score_drift_p_value", "KS test p-value of the recent scores against the "
             "version's reference: small means the drift PSI shows is not chance",

@@ -119,7 +119,8 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[i
 
 @dataclass
 class Daemon:
-    """``vigil run <pipeline>`` as a subprocess, configured through the environment."""
+    """``vigil run <pipeline>`` (or ``vigil review``) as a subprocess, configured through the
+    environment."""
 
     workdir: Path
     env: dict[str, str]
@@ -132,8 +133,8 @@ class Daemon:
         self.runs += 1
         env = {**os.environ, **self.env, "VIGIL_RUNTIME_METRICS_PORT": str(self.metrics_port)}
         log = open(self.workdir / f"daemon-{self.runs}.log", "wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run",
-                                         self.pipeline],
+        command = ["review"] if self.pipeline == "review" else ["run", self.pipeline]
+        self.process = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *command],
                                         env=env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         log.close()

@@ -13,6 +13,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql
 command -v prometheus >/dev/null 2>&1 || apt_packages+=(prometheus)
 # espeak-ng speaks the generated training clips (`vigil audio generate`, the demo).
 command -v espeak-ng >/dev/null 2>&1 || apt_packages+=(espeak-ng)
+# A real browser for the review page's test (no browser can be downloaded at run time).
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     echo "==> installing system packages: ${apt_packages[*]}"
     if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi

@@ -11,7 +11,7 @@ COMMANDS = [[], ["build"], ["run", "audio"], ["run", "vrt"], ["run", "minview"],
             ["minview", "generate"], ["minview", "calibrate"], ["train", "vrt"], ["embed"],
             ["health"], ["run", "quality"], ["train", "audio"], ["audio", "generate"],
             ["rollout"], ["rollout", "status"], ["rollout", "start"], ["rollout", "promote"],
-            ["rollout", "rollback"]]
+            ["rollout", "rollback"], ["review"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "vigil")

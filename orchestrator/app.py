@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import importlib
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 
 from orchestrator.config import AppConfig
@@ -29,6 +28,7 @@ from orchestrator.flow import (
     Periodic,
     RetryPolicy,
     Stages,
+    stop_on_signals,
 )
 from orchestrator.kafka import CONSUME_BATCH, DeadLetterSink, EventProducer, KafkaSource
 from orchestrator.metrics import Metrics
@@ -66,11 +66,7 @@ async def run_daemon(config: AppConfig, pipeline: str, *, metrics: Metrics | Non
     """
     open_stages = stages_opener(pipeline)
     metrics = metrics or Metrics()
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals(stop)
     metrics.serve(config.runtime.metrics_port, config.runtime.metrics_addr)
     metrics.in_flight.labels(pipeline).set(0)
     metrics.paused_partitions.labels(pipeline).set(0)

@@ -8,7 +8,10 @@ verdicts (with the held-out precision and recall of each trained model) and dead
 Then a rollout: a shifted candidate of the Hindi model, shadow-scored and judged by its gates.
 VRT: generated posts (videos, images, text) through ``vigil run vrt``, scores and dead
 letters as tables. Min-view triage: calibrates on a generated history, prints the report, and runs
-``vigil run minview`` over a small known world. Then it stops everything.
+``vigil run minview`` over a small known world. The review page: ``vigil review`` and
+``vigil run quality``; a scripted moderator decides a few clips and the quality figures
+show them; the page's address and a token are printed (at a terminal it stays up until
+Enter). Then it stops everything.
 
     python -m scripts.demo [--clips 36] [--history-posts 100000]
 """
@@ -28,7 +31,15 @@ import httpx
 
 from modelzoo import catalogue
 from modelzoo.manifest import load_manifest
-from scripts import clips, demo_audio, demo_rollout, demo_triage, demo_vrt, harness
+from scripts import (
+    clips,
+    demo_audio,
+    demo_review,
+    demo_rollout,
+    demo_triage,
+    demo_vrt,
+    harness,
+)
 from scripts.services.process import REPO_ROOT, free_port
 from scripts.services.tansu import Tansu
 from scripts.services.torchserve import TorchServe
@@ -155,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         daemon.env = {"VIGIL_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
                       **server.client_env(), "VIGIL_MEDIA_ALLOWED_SCHEMES": "file",
                       "VIGIL_MEDIA_ALLOWED_DIRS": str(media), **demo_rollout.GATES,
+                      # A fifth of the clips under threshold go to review too (audit).
+                      "VIGIL_QUALITY_AUDIT_RATE": "0.2",
                       "DATABASE_URL": database_url}
         daemon.start()
         daemon.wait_ready()
@@ -184,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         ok = demo_vrt.run(workdir, broker.bootstrap, server, fusion_report) and ok
         policy = demo_triage.calibrate(workdir, args.history_posts)
         ok = demo_triage.run_daemon(workdir, broker.bootstrap, policy) and ok
+        ok = demo_review.run(workdir, broker.bootstrap, store / "catalogue.json",
+                             media) and ok
     finally:
         harness.step("stopping the daemon, TorchServe and the broker")
         if daemon.process is not None:

@@ -3,7 +3,7 @@ write, acknowledge in offset order, dead-letter with the reason. Its seams are
 :class:`Scorer` and :class:`Sink`; it imports no service client."""
 
 from orchestrator.flow.acknowledger import Acknowledger
-from orchestrator.flow.background import BackgroundTasks, Periodic
+from orchestrator.flow.background import BackgroundTasks, Periodic, stop_on_signals
 from orchestrator.flow.backpressure import Backpressure
 from orchestrator.flow.batcher import MicroBatcher
 from orchestrator.flow.offsets import OffsetTracker
@@ -15,5 +15,5 @@ from orchestrator.flow.spine import Flow, FlowStopped, Stages
 __all__ = [
     "Acknowledger", "BackgroundTasks", "Backpressure", "Failure", "Flow", "FlowStopped",
     "Health", "MicroBatcher", "OffsetTracker", "Periodic", "RetryPolicy", "Scorer", "Sink",
-    "Stages", "gather_outcomes",
+    "Stages", "gather_outcomes", "stop_on_signals",
 ]

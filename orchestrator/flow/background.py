@@ -12,7 +12,9 @@ context manager does that with the drain timeout, whether the daemon stops clean
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any
@@ -131,3 +133,14 @@ class Periodic:
                 await self.action()
             except Exception as error:  # noqa: BLE001 - the next call may do better
                 self.on_error(error)
+
+
+def stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:
+    """``stop``, or a new event, set on SIGTERM or SIGINT: how every daemon learns to drain
+    and exit."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 
 from aiohttp import web
@@ -17,7 +16,7 @@ from aiohttp import web
 from orchestrator.config import AppConfig, load_config
 from orchestrator.db import open_store
 from orchestrator.errors import VigilError
-from orchestrator.flow import Periodic
+from orchestrator.flow import Periodic, stop_on_signals
 from orchestrator.kafka import EventProducer
 from orchestrator.metrics import Metrics
 from orchestrator.review.auth import Authenticator
@@ -38,11 +37,7 @@ async def run_review(config: AppConfig, *, stop: asyncio.Event | None = None,
     review = config.review
     review.require_sign_in()
     metrics = metrics or Metrics()
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals(stop)
     metrics.serve(config.runtime.metrics_port, config.runtime.metrics_addr)
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_store(config.database_url))

@@ -255,6 +255,18 @@ def test_only_the_review_tool_may_write_decisions_and_each_daemon_its_own_topics
                 assert acl["resource"].get("patternType", "literal") == "literal"
                 writers.setdefault(acl["resource"]["name"], set()).add(user["metadata"]["name"])
     assert writers["review.decisions"] == {"vigil-review"}
+    [review] = [c for c in _containers() if c["name"] == "review"]
+    env = _env(review)
+    assert json.loads(env["VIGIL_KAFKA_EXTRA"])["sasl.username"] == "vigil-review"
+    assert env["VIGIL_KAFKA_OUTPUT_TOPIC"] == "review.decisions"
+    # Behind the proxy, whose header is trusted only because only the proxy gets in.
+    assert env["VIGIL_REVIEW_TRUSTED_HEADER"] == "X-Auth-Request-Email"
+    [policy] = [p for p in of_kind("NetworkPolicy")
+                if p["spec"]["podSelector"]["matchLabels"].get(
+                    "app.kubernetes.io/component") == "review"]
+    assert policy["spec"]["ingress"] == [{
+        "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "oauth2-proxy"}}}],
+        "ports": [{"protocol": "TCP", "port": "review"}]}]
     for container in _containers():
         if container["name"] != "daemon":
             continue
@@ -309,6 +321,16 @@ def test_the_model_health_alerts_fire_when_they_should_and_only_then(tmp_path):
     PSI over 0.25 alerts only once it has lasted 30 minutes; an inconclusive rollout alerts
     while it waits."""
     labels = 'model="audio_nsfw_hi",language="hi"'
+    hindi = {"model": "audio_nsfw_hi", "language": "hi"}
+
+    def quiet(alert: str, at: str) -> dict:
+        return {"eval_time": at, "alertname": alert, "exp_alerts": []}
+
+    def firing(alert: str, at: str, summary: str, runbook: str, **labels_: str) -> dict:
+        return {"eval_time": at, "alertname": alert, "exp_alerts": [{
+            "exp_labels": {**hindi, **labels_, "severity": "ticket"},
+            "exp_annotations": {"summary": summary, "runbook": f"docs/OPERATIONS.md#{runbook}"}}]}
+
     cases = {"rule_files": [str(PROMETHEUS / "alerts.yml")], "evaluation_interval": "1m",
              "tests": [{
                  "interval": "1m",
@@ -321,35 +343,20 @@ def test_the_model_health_alerts_fire_when_they_should_and_only_then(tmp_path):
                      {"series": f"vigil_rollout_inconclusive{{{labels}}}",
                       "values": "0x5 1x10 0x10"}],
                  "alert_rule_test": [
-                     {"eval_time": "9m", "alertname": "VigilRolloutRolledBack", "exp_alerts": []},
-                     {"eval_time": "20m", "alertname": "VigilRolloutRolledBack",
-                      "exp_alerts": [{"exp_labels": {"model": "audio_nsfw_hi", "language": "hi",
-                                                     "severity": "ticket"},
-                                      "exp_annotations": {
-                                          "summary": "The candidate of audio_nsfw_hi (hi) was "
-                                                     "rolled back",
-                                          "runbook": "docs/OPERATIONS.md#rollout-rolled-back"}}]},
-                     {"eval_time": "60m", "alertname": "VigilRolloutRolledBack", "exp_alerts": []},
-                     {"eval_time": "3m", "alertname": "VigilRolloutInconclusive",
-                      "exp_alerts": []},
-                     {"eval_time": "8m", "alertname": "VigilRolloutInconclusive",
-                      "exp_alerts": [{"exp_labels": {"model": "audio_nsfw_hi", "language": "hi",
-                                                     "severity": "ticket"},
-                                      "exp_annotations": {
-                                          "summary": "The rollout of audio_nsfw_hi (hi) is "
-                                                     "inconclusive",
-                                          "runbook": "docs/OPERATIONS.md#rollout-inconclusive"}}]},
-                     {"eval_time": "20m", "alertname": "VigilRolloutInconclusive",
-                      "exp_alerts": []},
-                     {"eval_time": "30m", "alertname": "VigilScoreDrift", "exp_alerts": []},
-                     {"eval_time": "45m", "alertname": "VigilScoreDrift",
-                      "exp_alerts": [{"exp_labels": {"model": "audio_nsfw_hi", "language": "hi",
-                                                     "version": "1.0",
-                                                     "severity": "ticket"},
-                                      "exp_annotations": {
-                                          "summary": "audio_nsfw_hi 1.0 (hi) scores drift from "
-                                                     "its reference",
-                                          "runbook": "docs/OPERATIONS.md#score-drift"}}]}]}]}
+                     quiet("VigilRolloutRolledBack", "9m"),
+                     firing("VigilRolloutRolledBack", "20m",
+                            "The candidate of audio_nsfw_hi (hi) was rolled back",
+                            "rollout-rolled-back"),
+                     quiet("VigilRolloutRolledBack", "60m"),
+                     quiet("VigilRolloutInconclusive", "3m"),
+                     firing("VigilRolloutInconclusive", "8m",
+                            "The rollout of audio_nsfw_hi (hi) is inconclusive",
+                            "rollout-inconclusive"),
+                     quiet("VigilRolloutInconclusive", "20m"),
+                     quiet("VigilScoreDrift", "30m"),
+                     firing("VigilScoreDrift", "45m",
+                            "audio_nsfw_hi 1.0 (hi) scores drift from its reference",
+                            "score-drift", version="1.0")]}]}
     path = tmp_path / "alerts_test.yml"
     path.write_text(yaml.safe_dump(cases))
     result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True,

@@ -3,7 +3,8 @@
     python -m benchmarks.review [--items 100000] [--out results/bench_review.json]
 
 Seeds SQLite with ``--items`` queued items per queue (clips with their audio, posts half of
-them over the first-line threshold, min-view items), starts ``vigil review`` and times, with
+them over the first-line threshold, min-view items), the oldest ``--decided`` of them
+decided, starts ``vigil review`` and times, with
 httpx, each queue page and taking the next item (median of 20), and, in Debian's chromium
 (Playwright), an item page from navigation to its load event (its script is deferred, so the
 keyboard works from then on) and a keyboard decision to the next item on screen (median of 10).
@@ -35,7 +36,7 @@ from scripts.services.process import free_port
 TOKEN = "benchmark-token-0123456789"
 
 
-async def seed(database_url: str, media: Path, items: int) -> None:
+async def seed(database_url: str, media: Path, items: int, decided: int) -> None:
     rng = random.Random(0)
     audio = media / "clip.wav"
     audio.write_bytes(clips.clip("wav", seconds=20, rate=16_000, seed=1))
@@ -60,6 +61,12 @@ async def seed(database_url: str, media: Path, items: int) -> None:
             await upsert(store, "review_queue", [
                 {"post_id": f"post-{i}", "net": 1000, "score": 0.5, "risk": 0.5,
                  "reason": "bench", "enqueued_at": t} for i, t in zip(chunk, at)])
+            # The oldest ``decided`` of each queue were decided already: a queue worked
+            # oldest first leaves a long decided head that every listing walks past.
+            await upsert(store, "review_decisions", [
+                {"item_id": f"{kind}-{i}", "kind": kind, "decision": "keep",
+                 "moderator_id": "m", "decided_at": t}
+                for i, t in zip(chunk, at) if i < decided for kind in ("clip", "post")])
 
 
 def query_plans(path: Path) -> dict[str, str]:
@@ -115,14 +122,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=100_000, help="queued items per queue")
+    parser.add_argument("--decided", type=int, default=90_000,
+                        help="of them, the oldest already decided")
     parser.add_argument("--out", default="results/bench_review.json")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="vigil-bench-review-"))
     media = workdir / "media"
     media.mkdir()
     database_url = f"sqlite:///{workdir / 'vigil.db'}"
-    harness.step(f"seeding {args.items:,} items per queue")
-    asyncio.run(seed(database_url, media, args.items))
+    harness.step(f"seeding {args.items:,} items per queue, the oldest {args.decided:,} decided")
+    asyncio.run(seed(database_url, media, args.items, args.decided))
     port = free_port()
     review = harness.Daemon(workdir=workdir, pipeline="review", env={
         "DATABASE_URL": database_url, "VIGIL_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
@@ -147,7 +156,8 @@ def main() -> None:
         plans = query_plans(workdir / "vigil.db")
     finally:
         review.kill()
-    result = {"machine": describe("cpu"), "items_per_queue": args.items, "figures": figures,
+    result = {"machine": describe("cpu"), "items_per_queue": args.items,
+              "decided_per_queue": args.decided, "figures": figures,
               "query_plans": plans}
     machine = result["machine"]
     print(f"\n{machine['cpu']}, {machine['cores']} cores, CPU flags "

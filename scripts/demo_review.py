@@ -17,7 +17,7 @@ from scripts import harness
 from scripts.services.process import free_port
 
 TOPIC = "review.decisions"
-DECISIONS = 6
+DECISIONS = 18
 
 
 def start(workdir: Path, bootstrap: str, catalogue: Path, media: Path

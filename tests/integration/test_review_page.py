@@ -66,10 +66,9 @@ def seed(database_url: str, media: Path) -> None:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, tansu) -> Iterator[dict]:
+def stack(tmp_path: Path, tansu, database_url: str) -> Iterator[dict]:
     if CHROMIUM is None:
         pytest.fail("no chromium: scripts/setup.sh installs Debian's package")
-    database_url = f"sqlite:///{tmp_path / 'vigil.db'}"
     media = tmp_path / "media"
     media.mkdir()
     seed(database_url, media)

@@ -9,7 +9,11 @@ first, and the details of one item.
 An item leaves its queue once it has a decision (recorded, or waiting out its undo delay), and
 is hidden from other moderators while someone's claim on it holds. Each listing reads one
 indexed range (the queue's time column) and anti-joins decisions, claims and pending
-decisions by primary key: no full scans, whatever the queue's length.
+decisions by primary key: no full scans, whatever the queue's length. Decided items stay in
+the tables the daemons write, so a queue worked oldest first grows a decided head that every
+listing would walk past; each queue's floor (the oldest undecided item's time, less
+:data:`FLOOR_MARGIN_S` for items written late) is found once a minute
+(:meth:`ReviewItems.advance_floors`) and listings start there.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ _SOURCES = {
               "q.score"),
 }
 _ID = {"post": "q.post_id", "clip": "q.item_id"}
+# Items can be written a little after their time (a batch retried for minutes): the floor
+# stays this far below the oldest undecided item.
+FLOOR_MARGIN_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,21 @@ class ReviewItems:
     def __init__(self, store: Store, config: ReviewConfig) -> None:
         self.store = store
         self.config = config
+        self._floors = {name: "" for name in QUEUES}  # ISO 8601; "" is before everything
+
+    async def advance_floors(self, now: float) -> None:
+        """Move each queue's floor up to its oldest item without a recorded decision (less
+        the margin): what is under it is decided for good."""
+        for name, (kind, source, time_column, _) in _SOURCES.items():
+            item_id = _ID[kind]
+            first = self.config.post_threshold if name == "posts" else 1
+            rows = await self.store.fetch_all(
+                f"SELECT {time_column} FROM {source} AND {time_column} >= ? "
+                f"AND NOT EXISTS (SELECT 1 FROM review_decisions d WHERE d.item_id = "
+                f"{item_id} AND d.kind = ?) ORDER BY {time_column} LIMIT 1",
+                [first, self._floors[name], kind])
+            oldest = parse_iso(rows[0][0]) if rows and rows[0][0] else now
+            self._floors[name] = max(self._floors[name], iso_from_epoch(oldest - FLOOR_MARGIN_S))
 
     def _sla_s(self, queue: str) -> float:
         return {"posts": self.config.post_sla_s, "minview": self.config.minview_sla_s,
@@ -84,7 +106,7 @@ class ReviewItems:
         item_id = _ID[kind]
         first = self.config.post_threshold if queue == "posts" else 1
         rows = await self.store.fetch_all(
-            f"SELECT {item_id}, {time_column}, {score} FROM {source} "
+            f"SELECT {item_id}, {time_column}, {score} FROM {source} AND {time_column} >= ? "
             f"AND NOT EXISTS (SELECT 1 FROM review_decisions d WHERE d.item_id = {item_id} "
             f"AND d.kind = ?) "
             f"AND NOT EXISTS (SELECT 1 FROM review_pending w WHERE w.item_id = {item_id} "
@@ -92,7 +114,7 @@ class ReviewItems:
             f"AND NOT EXISTS (SELECT 1 FROM review_claims c WHERE c.item_id = {item_id} "
             f"AND c.kind = ? AND c.expires_at > ? AND c.moderator_id <> ?) "
             f"ORDER BY {time_column} LIMIT ?",
-            [first, kind, kind, kind, iso_from_epoch(now), moderator,
+            [first, self._floors[queue], kind, kind, kind, iso_from_epoch(now), moderator,
              limit or self.config.page_size])
         sla = self._sla_s(queue)
         return [QueueEntry(kind, row[0], row[1], row[2],

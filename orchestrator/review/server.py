@@ -29,6 +29,7 @@ from orchestrator.triage import HistoryRepository
 
 logger = logging.getLogger(__name__)
 SEND_EVERY_S = 1.0
+FLOORS_EVERY_S = 60.0
 
 
 async def run_review(config: AppConfig, *, stop: asyncio.Event | None = None,
@@ -50,9 +51,17 @@ async def run_review(config: AppConfig, *, stop: asyncio.Event | None = None,
             await decisions.send_due(time.time())
 
         await stack.enter_async_context(Periodic("review-sender", SEND_EVERY_S, send_due))
+        items = ReviewItems(store, review)
+
+        async def advance_floors() -> None:
+            await items.advance_floors(time.time())
+
+        await advance_floors()
+        await stack.enter_async_context(Periodic("review-floors", FLOORS_EVERY_S,
+                                                 advance_floors))
         services = Services(
             review, Authenticator(review.tokens, review.trusted_header, review.session_key),
-            ReviewItems(store, review), Claims(store, review.claim_s), decisions,
+            items, Claims(store, review.claim_s), decisions,
             HistoryRepository(store, window_days=config.triage.history_days,
                               ttl_s=config.triage.cache_ttl_s), fetcher, metrics)
         runner = web.AppRunner(make_app(services), access_log=None)

@@ -67,6 +67,26 @@ async def test_a_queue_is_oldest_first_without_decided_or_held_items(store):
     assert [e.item_id for e in await items.queue("clips", "bo", NOW)] == ["c1", "c2"]
 
 
+async def test_a_queue_starts_at_its_floor_below_which_everything_is_decided(store):
+    items = ReviewItems(store, CONFIG)
+    await upsert(store, "review_samples", [
+        {"item_id": "old", "kind": "clip", "model": "m", "version": "1", "language": "hi",
+         "score": 0.9, "threshold": 0.5, "flagged": 1, "inclusion_probability": 1.0,
+         "sampled_at": iso_from_epoch(NOW - 10 * 3600), "media_url": None}])
+    await upsert(store, "review_decisions", [
+        {"item_id": item, "kind": "clip", "decision": "keep", "moderator_id": "m",
+         "decided_at": iso_from_epoch(NOW)} for item in ("old", "c0")])
+    await items.advance_floors(NOW)
+    # c0 is decided, c1 is not: the floor is an hour under c1, above the old decided item.
+    assert items._floors["clips"] == iso_from_epoch(NOW - 200 - 3600)
+    assert [e.item_id for e in await items.queue("clips", "ana", NOW)] == ["c1", "c2"]
+    # A pending decision (undoable) does not move the floor past its item.
+    await PendingDecisions(store, Produced(), "t", 5).decide(
+        Decision("clip", "c1", "ana", "keep", None), NOW)
+    await items.advance_floors(NOW)
+    assert items._floors["clips"] == iso_from_epoch(NOW - 200 - 3600)
+
+
 async def test_a_decision_waits_out_its_undo_delay_and_is_sent_once(store):
     produced = Produced()
     decisions = PendingDecisions(store, produced, "review.decisions", undo_s=5)

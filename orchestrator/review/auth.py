@@ -16,6 +16,8 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from orchestrator.messages import valid_identifier
+
 COOKIE = "vigil_review"
 CSRF_HEADER = "X-CSRF-Token"
 
@@ -35,9 +37,11 @@ class Authenticator:
         return found
 
     def moderator(self, request: web.Request) -> str | None:
-        """The moderator making ``request``, or None."""
+        """The moderator making ``request``, or None. A proxy's header must hold a valid id
+        (it becomes every decision's ``moderator_id``, which the quality daemon checks)."""
         if self.trusted_header:
-            return request.headers.get(self.trusted_header) or None
+            who = request.headers.get(self.trusted_header, "")
+            return who if valid_identifier(who) else None
         token = request.cookies.get(COOKIE, "")
         bearer = request.headers.get("Authorization", "")
         if bearer.startswith("Bearer "):

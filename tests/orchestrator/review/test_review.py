@@ -151,6 +151,25 @@ async def test_every_request_needs_a_moderator_and_every_post_a_csrf_token(store
             assert other.status == 409
 
 
+async def test_behind_a_proxy_its_header_names_the_moderator(store):
+    config = ReviewConfig(trusted_header="X-Auth-Request-Email", session_key="k" * 32)
+    auth = Authenticator({}, config.trusted_header, config.session_key)
+    async with MediaFetcher(MediaConfig()) as fetcher:
+        services = Services(config, auth, ReviewItems(store, config), Claims(store, 60),
+                            PendingDecisions(store, Produced(), "t", 5),
+                            HistoryRepository(store), fetcher, Metrics(CollectorRegistry()))
+        async with TestClient(TestServer(make_app(services))) as client:
+            assert (await client.get("/")).status == 401
+            signed = {"X-Auth-Request-Email": "ana@example.com"}
+            page = await client.get("/", headers=signed)
+            assert page.status == 200 and "ana@example.com" in await page.text()
+            # A token means nothing here, and a header that is no valid id is refused.
+            assert (await client.get("/", headers={
+                "Authorization": f"Bearer {TOKENS['ana']}"})).status == 401
+            assert (await client.get("/", headers={
+                "X-Auth-Request-Email": "a\tb"})).status == 401
+
+
 def test_media_is_served_as_what_its_bytes_are():
     assert media_type(b"RIFF....WAVE") == "audio/wav"
     assert media_type(b"\x00\x00\x00\x18ftypmp42") == "video/mp4"

@@ -18,6 +18,7 @@ import orjson
 from orchestrator.clock import iso_from_epoch
 from orchestrator.db import Store, select, upsert
 from orchestrator.kafka import EventProducer
+from orchestrator.messages import valid_identifier
 
 logger = logging.getLogger(__name__)
 # Why an item was discarded: the VRT head's unsafe classes (modelzoo/fusion.py), and other.
@@ -33,6 +34,8 @@ class Decision:
     category: str | None  # why it was discarded
 
     def __post_init__(self) -> None:
+        if not valid_identifier(self.item_id):
+            raise ValueError("item_id must be 1..256 printable characters")
         if self.decision not in ("discard", "keep"):
             raise ValueError(f"decision must be discard or keep, not {self.decision!r}")
         if self.kind not in ("clip", "post"):

@@ -106,7 +106,8 @@ async def test_a_decision_waits_out_its_undo_delay_and_is_sent_once(store):
 
 def test_a_decision_names_a_known_kind_decision_and_category():
     for bad in (("clip", "c", "m", "ban", None), ("stream", "c", "m", "keep", None),
-                ("clip", "c", "m", "discard", "<b>")):
+                ("clip", "c", "m", "discard", "<b>"), ("clip", "c\n1", "m", "keep", None),
+                ("clip", "", "m", "keep", None)):
         with pytest.raises(ValueError):
             Decision(*bad)
 

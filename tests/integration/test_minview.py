@@ -75,8 +75,9 @@ async def test_history_counts_only_the_window_and_is_served_over_http(database_u
                 longest = (await client.get(f"/users/{'x' * 256}/history")).json()
                 assert (longest["posts"], longest["discards"]) == (0, 0)
                 # Within the TTL the cached counts are served, even after new posts.
-                await store.execute_many("INSERT INTO posts VALUES (?, ?, ?)",
-                                         [("late", "user-1", "2099-01-01T00:00:00.000Z")])
+                await store.execute_many(
+                    "INSERT INTO posts (post_id, user_id, created_at) VALUES (?, ?, ?)",
+                    [("late", "user-1", "2099-01-01T00:00:00.000Z")])
                 cached = (await client.get("/users/user-1/history")).json()
                 assert cached["posts"] == world.history["user-1"][0]
         finally:

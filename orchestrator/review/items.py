@@ -42,6 +42,7 @@ _ID = {"post": "q.post_id", "clip": "q.item_id"}
 # Items can be written a little after their time (a batch retried for minutes): the floor
 # stays this far below the oldest undecided item.
 FLOOR_MARGIN_S = 3600.0
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".m4v")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,12 @@ class Item:
     version: str | None
     language: str | None
     queued_at: str | None
+
+    @property
+    def is_video(self) -> bool:
+        """Whether the post's media is a video (by its URL: the page shows it in a player)."""
+        path = (self.media_url or "").lower().split("?")[0]
+        return path.endswith(VIDEO_SUFFIXES)
 
 
 class ReviewItems:

@@ -171,6 +171,16 @@ async def test_behind_a_proxy_its_header_names_the_moderator(store):
                 "X-Auth-Request-Email": "a\tb"})).status == 401
 
 
+def test_a_posts_video_is_shown_in_a_player():
+    from orchestrator.review import Item
+
+    def item(url: str | None) -> Item:
+        return Item("post", "p", "u", None, url, 0.5, None, None, {}, None, None, None, None)
+
+    assert item("https://cdn.example.com/v/1.MP4?sig=x").is_video
+    assert not item("https://cdn.example.com/i/1.jpg").is_video and not item(None).is_video
+
+
 def test_media_is_served_as_what_its_bytes_are():
     assert media_type(b"RIFF....WAVE") == "audio/wav"
     assert media_type(b"\x00\x00\x00\x18ftypmp42") == "video/mp4"

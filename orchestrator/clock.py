@@ -1,8 +1,10 @@
 """Time as Vigil writes it: ISO 8601 UTC with milliseconds and a ``Z``, so timestamps sort
-and compare the same way as text in SQLite, PostgreSQL and the topics."""
+and compare the same way as text in SQLite, PostgreSQL and the topics; and durations, in
+milliseconds of the monotonic clock."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 
@@ -27,3 +29,8 @@ def parse_iso(stamp: str) -> float:
     """
     parsed = datetime.fromisoformat(stamp)
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def ms_since(started: float) -> float:
+    """Milliseconds since ``started``, a :func:`time.monotonic` reading."""
+    return (time.monotonic() - started) * 1000

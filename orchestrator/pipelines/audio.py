@@ -23,7 +23,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from orchestrator.catalogue import Catalogue, ModelEntry, Router, check_request_timeout
-from orchestrator.clock import iso_from_epoch, iso_utc
+from orchestrator.clock import iso_from_epoch, iso_utc, ms_since
 from orchestrator.config import AppConfig
 from orchestrator.db import TableSink
 from orchestrator.flow import Failure, Stages, gather_outcomes
@@ -78,7 +78,7 @@ class Verdict:
         return cls(clip, model, str(answered.get("engine", model.engine)),
                    str(answered.get("precision", model.precision)), checked.score,
                    checked.label, answers.probability(answer, "threshold", model.name),
-                   round((time.monotonic() - clip.received_at) * 1000), iso_utc())
+                   round(ms_since(clip.received_at)), iso_utc())
 
     def scored(self) -> Scored:
         return Scored(self.score, self.label, self.score >= self.threshold)
@@ -123,9 +123,6 @@ def _heard(body: bytes, outcome: Verdict | Failure, request_ms: float) -> Heard 
     return Heard(body, outcome, request_ms) if isinstance(outcome, Verdict) else outcome
 
 
-def _ms_since(started: float) -> float:
-    return (time.monotonic() - started) * 1000
-
 
 class ClipScorer:
     """Scores each clip of a batch with its language's model, all concurrently.
@@ -163,7 +160,7 @@ class ClipScorer:
         """Fetch, then score: each clip goes as soon as its own audio is in."""
         body = await self._fetch(clip)
         started = time.monotonic()
-        return Heard(body, await self._verdict(clip, plan, body), _ms_since(started))
+        return Heard(body, await self._verdict(clip, plan, body), ms_since(started))
 
     async def _score_by_model(self, clips: Sequence[ClipMessage], plans: Sequence[Plan]
                               ) -> list[Heard | Failure]:
@@ -185,7 +182,7 @@ class ClipScorer:
             started = time.monotonic()
             [outcome] = await gather_outcomes(
                 [self._verdict(clips[index], plans[index], fetched[index])])
-            heard[index] = _heard(fetched[index], outcome, _ms_since(started))
+            heard[index] = _heard(fetched[index], outcome, ms_since(started))
 
         async def together(indices: list[int]) -> None:
             model = plans[indices[0]].serve
@@ -197,7 +194,7 @@ class ClipScorer:
             for index, answer in zip(indices, answered, strict=True):
                 heard[index] = _heard(fetched[index],
                                       _verdict_or_failure(clips[index], model, answer),
-                                      _ms_since(started))
+                                      ms_since(started))
 
         await asyncio.gather(*(one(index) for index in canary),
                              *(together(indices) for indices in by_model.values()))

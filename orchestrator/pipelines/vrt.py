@@ -26,7 +26,7 @@ from orchestrator.catalogue import (
     ModelEntry,
     check_request_timeout,
 )
-from orchestrator.clock import iso_from_epoch, iso_utc
+from orchestrator.clock import iso_from_epoch, iso_utc, ms_since
 from orchestrator.db import TableSink
 from orchestrator.errors import BadModelResponse, InvalidField
 from orchestrator.flow import Failure, Stages, gather_outcomes
@@ -66,7 +66,7 @@ class PostScore:
                    {label: answers.probability(categories, label, model) for label in labels},
                    answers.label(answer, "top_category", labels, model),
                    str(answer.get("model_version", "")), modalities,
-                   round((time.monotonic() - post.received_at) * 1000), iso_utc())
+                   round(ms_since(post.received_at)), iso_utc())
 
     def post_row(self) -> dict[str, Any]:
         """The ``posts`` row: the triage's user history grows from here, and the review

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from orchestrator.catalogue import ModelEntry
-from orchestrator.clock import iso_utc
+from orchestrator.clock import iso_utc, ms_since
 from orchestrator.db import Store, upsert
 from orchestrator.errors import MediaTooLarge, UndecodableMedia, VigilError
 from orchestrator.flow import BackgroundTasks
@@ -64,15 +64,12 @@ class CandidateRequests:
         except REFUSED:
             raise
         except VigilError:
-            self.control.record(rollout, stream_id, _ms_since(started), failed=True)
+            self.control.record(rollout, stream_id, ms_since(started), failed=True)
             raise
         pair = (live, result) if live is not None else None
-        self.control.record(rollout, stream_id, _ms_since(started), pair=pair, live_ms=live_ms)
+        self.control.record(rollout, stream_id, ms_since(started), pair=pair, live_ms=live_ms)
         return result
 
-
-def _ms_since(started: float) -> float:
-    return (time.monotonic() - started) * 1000
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from handlers.energy import EnergyGate
 from modelzoo.engines import ENGINES, PRECISIONS, SUPPORTED
 
 DEFAULT_MANIFEST = Path("archives/manifest.yaml")
@@ -64,6 +65,7 @@ class ArchiveSpec:
         if self.precision != "auto" and self.precision not in SUPPORTED[self.engine]:
             raise ManifestError(f"{self.name}: {self.engine} has no {self.precision}; it "
                                 f"offers {SUPPORTED[self.engine]}")
+        self._check_energy_gate()
         if not 0.0 <= self.threshold <= 1.0:
             raise ManifestError(f"{self.name}: threshold {self.threshold} is outside [0, 1]")
         if self.workers < 1 or self.batch_size < 1:
@@ -74,6 +76,17 @@ class ArchiveSpec:
                 f"{self.slowest_batch_s:g} s, which must be positive and under "
                 f"response_timeout_s ({self.response_timeout_s} s), or TorchServe kills the "
                 "worker instead of the handler answering 413")
+
+    def _check_energy_gate(self) -> None:
+        floor = self.options.get("energy_gate_dbfs")
+        if floor is None:
+            return
+        if self.family != "audio_nsfw":
+            raise ManifestError(f"{self.name}: energy_gate_dbfs is for audio_nsfw archives")
+        try:
+            EnergyGate(float(floor), sample_rate=16_000)
+        except (TypeError, ValueError) as exc:
+            raise ManifestError(f"{self.name}: {exc}") from exc
 
     @property
     def slowest_batch_s(self) -> float:

@@ -67,6 +67,10 @@ class Metrics:
         self.score = Histogram(
             "vigil_score", "Scores written, per model version and routed language",
             ["pipeline", "model", "version", "language"], buckets=SCORE_BUCKETS, registry=r)
+        self.scored_by = Counter(
+            "vigil_audio_scored_by_total",
+            "Clips per model version by what scored them: the model, or the energy gate",
+            ["model", "version", "scored_by"], registry=r)
         self.quality_precision = Gauge(
             "vigil_quality_precision", "Precision at the threshold, from moderators' decisions",
             ["model", "version", "language"], registry=r)

@@ -45,6 +45,7 @@ from orchestrator.rollouts import (
 from orchestrator.serving import MediaFetcher, TorchServeClient, answers
 
 NAME = "audio"
+SCORED_BY = ("model", "energy_gate")
 
 
 def scored(model: ModelEntry, answer: Any) -> Scored:
@@ -63,6 +64,7 @@ class Verdict:
     model: ModelEntry
     engine: str
     precision: str
+    scored_by: str  # "model", or "energy_gate" for a clip with nothing audible in it
     score: float
     label: str
     threshold: float
@@ -75,8 +77,11 @@ class Verdict:
         a finite score in [0, 1] with one of the model's labels."""
         answered = answer if isinstance(answer, dict) else {}
         checked = scored(model, answer)
+        # Archives built before the energy gate name no scorer: their model scored it.
+        scored_by = (answers.label(answer, "scored_by", SCORED_BY, model.name)
+                     if "scored_by" in answered else "model")
         return cls(clip, model, str(answered.get("engine", model.engine)),
-                   str(answered.get("precision", model.precision)), checked.score,
+                   str(answered.get("precision", model.precision)), scored_by, checked.score,
                    checked.label, answers.probability(answer, "threshold", model.name),
                    round(ms_since(clip.received_at)), iso_utc())
 
@@ -98,7 +103,7 @@ class Verdict:
     def summary(self) -> dict[str, Any]:
         """The ``moderation.verdicts`` event without what the input brought: Vigil's fields."""
         return {**self.row(), "engine": self.engine, "precision": self.precision,
-                "latency_ms": self.latency_ms, "created_at": iso_from_epoch(self.clip.created_at)}
+                "scored_by": self.scored_by, "latency_ms": self.latency_ms, "created_at": iso_from_epoch(self.clip.created_at)}
 
     def event(self) -> dict[str, Any]:
         """The ``moderation.verdicts`` event: Vigil's fields, the clip's URL, and the input's
@@ -218,9 +223,11 @@ def _verdict_or_failure(clip: ClipMessage, model: ModelEntry, answer: Any) -> Ve
         return Failure(error)
 
 
-def account(verdicts: Callable[..., Counter], end_to_end: Histogram, drift: ScoreDrift,
-            clip: ClipMessage, verdict: Verdict) -> None:
+def account(verdicts: Callable[..., Counter], scored_by: Callable[..., Counter],
+            end_to_end: Histogram, drift: ScoreDrift, clip: ClipMessage, verdict: Verdict
+            ) -> None:
     verdicts(NAME, verdict.label).inc()
+    scored_by(verdict.model.name, verdict.model.version, verdict.scored_by).inc()
     end_to_end.observe(max(0.0, time.time() - clip.created_at))
     drift.observe(verdict.model, clip.language, verdict.score)
 
@@ -269,5 +276,6 @@ async def open_stages(opened: Resources) -> Stages[ClipMessage, Verdict]:
                                 Verdict.reviewable),
                TopicSink(opened.producer, config.kafka.output_topic, event=Verdict.event,
                          summary=Verdict.summary, key=Verdict.key)],
-        account=partial(account, labelled(metrics.verdicts), metrics.end_to_end.labels(NAME),
+        account=partial(account, labelled(metrics.verdicts), labelled(metrics.scored_by),
+                        metrics.end_to_end.labels(NAME),
                         ScoreDrift(metrics, NAME, config.drift)))

@@ -104,3 +104,65 @@ def test_an_aotinductor_archive_is_built_checked_and_served_by_the_same_handler(
     decoder = ClipDecoder(sample_rate=16_000, clip_samples=16_000)
     expected = TrivialScorer()(torch.stack([decoder.decode(a) for a in audio])).tolist()
     assert [r["score"] for r in results] == pytest.approx(expected, abs=1e-5)
+
+
+def _wav(samples) -> bytearray:
+    return bytearray(clips.encode(samples[:, None].astype("float32"), 16_000, "wav"))
+
+
+def _gated_handler(model_dir, floor_dbfs: float) -> tuple[AudioNsfwHandler, list[int]]:
+    """The archive's handler with an energy gate at ``floor_dbfs``, counting model rows."""
+    context = FakeContext(model_dir)
+    context.model_yaml_config["handler"]["energy_gate_dbfs"] = floor_dbfs
+    handler = AudioNsfwHandler()
+    handler.initialize(context)
+    rows_seen: list[int] = []
+    model = handler.model
+
+    def counting(*inputs):
+        rows_seen.append(int(inputs[0].shape[0]))
+        return model(*inputs)
+
+    handler.model = counting
+    return handler, rows_seen
+
+
+def test_the_energy_gate_keeps_inaudible_clips_from_the_model_and_lets_any_sound_through(
+        model_dir):
+    import numpy as np
+
+    handler, rows_seen = _gated_handler(model_dir, -50.0)
+    rng = np.random.default_rng(0)
+    rate, seconds = 16_000, 4
+    silence = np.zeros(rate * seconds)
+    room_tone = 10 ** (-65 / 20) * rng.standard_normal(rate * seconds)  # -65 dBFS
+    one_word = room_tone.copy()
+    one_word[rate: rate + rate // 5] += 0.1 * rng.standard_normal(rate // 5)  # 200 ms, -20 dBFS
+    quiet_music = 10 ** (-40 / 20) * np.sqrt(2) * np.sin(
+        2 * np.pi * 220 * np.arange(rate * seconds) / rate)  # a -40 dBFS tone
+    bodies = [silence, room_tone, one_word, quiet_music]
+    context = FakeContext(model_dir)
+    results = handler.handle([{"body": _wav(b)} for b in bodies], context)
+    assert context.statuses == {}
+    assert [r["scored_by"] for r in results] == ["energy_gate", "energy_gate", "model", "model"]
+    assert rows_seen[-1] == 2  # only the two audible clips reached the model
+    assert all(r["score"] == 0.0 and r["label"] == "safe" for r in results[:2])
+    assert results[0]["level_dbfs"] == -120.0
+    assert results[1]["level_dbfs"] == pytest.approx(-65, abs=3)
+    assert results[2]["level_dbfs"] == pytest.approx(-20, abs=3)
+    # The clips that passed score what they score without a gate.
+    ungated = AudioNsfwHandler()
+    ungated.initialize(FakeContext(model_dir))
+    plain = ungated.handle([{"body": _wav(b)} for b in bodies[2:]], FakeContext(model_dir))
+    assert [r["score"] for r in results[2:]] == pytest.approx([r["score"] for r in plain])
+    assert all(r["scored_by"] == "model" and "level_dbfs" not in r for r in plain)
+
+
+def test_a_batch_with_nothing_audible_never_calls_the_model(model_dir):
+    import numpy as np
+
+    handler, rows_seen = _gated_handler(model_dir, -50.0)
+    calls_before = len(rows_seen)
+    results = handler.handle([{"body": _wav(np.zeros(16_000))}] * 3, FakeContext(model_dir))
+    assert [r["scored_by"] for r in results] == ["energy_gate"] * 3
+    assert len(rows_seen) == calls_before

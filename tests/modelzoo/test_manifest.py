@@ -32,6 +32,11 @@ archives:
     # 8 inputs at 20 s each outlast TorchServe's 120 s: the worker would be killed.
     ("{name: a, family: audio_nsfw, languages: [x], decode_limit_s: 20}", "response_timeout"),
     ("{name: a, family: audio_nsfw, languages: [x], decode_limit_s: 0}", "positive"),
+    ("{name: a, family: audio_nsfw, languages: [x], options: {energy_gate_dbfs: 3}}",
+     "between -120 and 0 dBFS"),
+    ("{name: a, family: audio_nsfw, languages: [x], options: {energy_gate_dbfs: loud}}",
+     "could not convert"),
+    ("{name: a, family: xlmr_text, options: {energy_gate_dbfs: -50}}", "for audio_nsfw"),
 ])
 def test_bad_entries_are_refused_with_a_reason(tmp_path, entry, message):
     with pytest.raises(ManifestError, match=message):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from orchestrator.errors import MissingField
+from orchestrator.errors import BadModelResponse, MissingField
 from orchestrator.messages import Envelope, parse_clip, parse_post
 from orchestrator.pipelines.audio import Verdict
 from orchestrator.pipelines.vrt import PostScore
@@ -32,6 +32,22 @@ def test_a_clip_field_named_like_a_verdict_field_never_reaches_the_top_level():
     assert event["extra"] == {"action": "allow", "label": "safe"}
     assert event["created_at"] == "2026-11-28T10:00:00.000Z" and "audio_b64" not in event
     assert set(verdict.summary()) == set(event) - {"audio_url", "extra"}
+
+
+def _clip():
+    return parse_clip(envelope({"clip_id": "c1", "stream_id": "s1", "language": "hi",
+                                "audio_b64": "AAAA"}), lambda language: AUDIO[0])
+
+
+def test_a_verdict_says_what_scored_the_clip_and_refuses_a_scorer_it_does_not_know():
+    answer = {"score": 0.0, "label": "safe", "threshold": 0.5}
+    gated = Verdict.from_answer(_clip(), AUDIO[0], {**answer, "scored_by": "energy_gate"})
+    assert gated.event()["scored_by"] == "energy_gate"
+    # An archive built before the gate names no scorer: its model scored the clip.
+    assert Verdict.from_answer(_clip(), AUDIO[0], answer).summary()["scored_by"] == "model"
+    for scorer in ("screen\n", 3, None):
+        with pytest.raises(BadModelResponse, match="scored_by"):
+            Verdict.from_answer(_clip(), AUDIO[0], {**answer, "scored_by": scorer})
 
 
 def test_a_post_event_keeps_its_known_fields_and_puts_the_rest_under_extra():

@@ -3,6 +3,7 @@ engine and precision win (AVX2, AVX-512, AVX-512 BF16, AMX), printed with every 
 
 from __future__ import annotations
 
+import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +37,21 @@ def cpu_flags() -> list[str]:
     return []
 
 
+def emulation() -> str | None:
+    """What an ISA cap in the environment emulates, and what it does not reach; None when
+    the figures are the CPU's own."""
+    caps = {name: os.environ[name] for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+            if os.environ.get(name)}
+    if not caps:
+        return None
+    named = ", ".join(f"{name}={value}" for name, value in caps.items())
+    return (f"emulated ({named}): torch's kernels and oneDNN (also inside OpenVINO) are "
+            "capped; ONNX Runtime's MLAS and OpenVINO's own kernels still use every flag "
+            "the CPU has")
+
+
 def describe(device: str) -> dict:
-    """Date, CPU, cores, flags and device, for a results file."""
+    """Date, CPU, cores, flags, any ISA emulation and device, for a results file."""
     return {"date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "cpu": cpu_model(),
-            "cores": psutil.cpu_count(), "cpu_flags": cpu_flags(), "device": device}
+            "cores": psutil.cpu_count(), "cpu_flags": cpu_flags(), "emulation": emulation(),
+            "device": device}

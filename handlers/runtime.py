@@ -24,10 +24,23 @@ import torch
 logger = logging.getLogger(__name__)
 Run = Callable[..., torch.Tensor]
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# oneDNN's ISA caps (ONEDNN_MAX_CPU_ISA) under which it runs no native bf16 kernel: set on
+# an AVX-512 machine to emulate an older class, and then bf16 is not native either.
+CAPS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                     "AVX512_CORE_VNNI")
+
+
+def isa_cap() -> str | None:
+    """The ISA cap oneDNN was given (``ONEDNN_MAX_CPU_ISA``, or its old name), if any."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    return cap.upper() if cap else None
 
 
 def cpu_has_native_bf16() -> bool:
-    """True on CPUs with AVX-512 BF16 or AMX, where bf16 matmuls are not emulated."""
+    """True on CPUs with AVX-512 BF16 or AMX, where bf16 matmuls are not emulated, unless
+    oneDNN is capped below them."""
+    if isa_cap() in CAPS_WITHOUT_BF16:
+        return False
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:

@@ -30,6 +30,7 @@ from modelzoo import (
     engine_choice,
     engines,
     families,
+    layout,
 )
 from modelzoo.manifest import ArchiveSpec, ManifestError
 
@@ -150,6 +151,9 @@ def package_model(spec: ArchiveSpec, model: nn.Module, options: BuildOptions,
         folder.mkdir()
         artifact = engine.save(folder)
         chosen = dataclasses.replace(spec, engine=engine.name, precision=engine.precision)
+        layout_trials = []
+        if spec.layout == "auto":
+            chosen, layout_trials = _with_layout(chosen, model, engine, artifact, progress)
         settings = {**model.handler_settings(), "workers_served_together":
                     options.workers_served_together.get(spec.name, spec.workers)}
         extra = model.extra_files(Path(staging) / "extra") if hasattr(model, "extra_files") \
@@ -161,10 +165,37 @@ def package_model(spec: ArchiveSpec, model: nn.Module, options: BuildOptions,
     catalogue.record(options.export_dir, {**families.describe(chosen, settings, labels),
                                           "release": options.release,
                                           "accuracy": check, "engine_trials": trials,
+                                          **({"layout": {"workers": chosen.workers,
+                                                         "threads": chosen.intra_op_threads},
+                                              "layout_trials": layout_trials}
+                                             if layout_trials else {}),
                                           **({"score_reference": reference} if reference
                                              else {})},
                      live=options.live, candidate=options.candidate or spec.candidate)
     return BuiltArchive(chosen, path, check.get("max_difference", 0.0), trials)
+
+
+def _with_layout(spec: ArchiveSpec, model: nn.Module, engine: engines.Engine,
+                 artifact: engines.Artifact, progress: tqdm) -> tuple[ArchiveSpec, list[dict]]:
+    """``spec`` with the fastest workers x threads of this machine for ``engine``'s
+    packaged artifact, and every layout's trial."""
+    progress.set_postfix_str(f"{spec.name}: timing workers x threads")
+    checks = families.checks(spec.family, model, (2,))
+    with torch.inference_mode():
+        reference = [engine(*engines.as_args(check)).float().numpy() for check in checks]
+
+    def show(trial: layout.LayoutTrial) -> None:
+        progress.set_postfix_str(f"{spec.name}: {trial.layout.label}: "
+                                 f"{trial.clips_per_s or 0:.2f} clips/s")
+
+    best, trials = layout.choose(
+        artifact.serialized, engine.precision,
+        model.example(engine_choice.TIMED_BATCH, torch.Generator().manual_seed(0)), checks,
+        reference, on_trial=show)
+    logger.info("%s: %s workers x %s threads serve %s %s fastest here", spec.name,
+                best.workers, best.threads, engine.name, engine.precision)
+    return (dataclasses.replace(spec, workers=best.workers, intra_op_threads=best.threads),
+            [trial.row() for trial in trials])
 
 
 def calibration_reference(family: str, model: nn.Module, engine: engines.Engine) -> dict:

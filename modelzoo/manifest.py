@@ -12,6 +12,7 @@ from handlers.energy import EnergyGate
 from modelzoo.engines import ENGINES, PRECISIONS, SUPPORTED
 
 DEFAULT_MANIFEST = Path("archives/manifest.yaml")
+LAYOUTS = ("manifest", "auto")
 FAMILIES = ("audio_nsfw", "clip_visual", "xlmr_text", "vggish_audio", "vrt_fusion")
 
 
@@ -46,6 +47,10 @@ class ArchiveSpec:
     # 0: the serving machine's cores divided by the workers of every archive served
     # together (handlers/runtime.py); set a number to override.
     intra_op_threads: int = 0
+    # manifest: workers and intra_op_threads as written. auto: the build times every split
+    # of its machine's cores into workers x threads with the chosen engine and packages the
+    # fastest (modelzoo/layout.py), for an archive that has its machine to itself.
+    layout: str = "manifest"
     options: dict[str, Any] = field(default_factory=dict)  # family-specific handler settings
     # Build this version as the model's candidate, which the audio daemons roll out (shadow,
     # canary, live), instead of making it live at once.
@@ -66,6 +71,9 @@ class ArchiveSpec:
             raise ManifestError(f"{self.name}: {self.engine} has no {self.precision}; it "
                                 f"offers {SUPPORTED[self.engine]}")
         self._check_energy_gate()
+        if self.layout not in LAYOUTS:
+            raise ManifestError(f"{self.name}: layout must be one of {LAYOUTS}, not "
+                                f"{self.layout!r}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ManifestError(f"{self.name}: threshold {self.threshold} is outside [0, 1]")
         if self.workers < 1 or self.batch_size < 1:

@@ -18,7 +18,9 @@ from benchmarks.runner import PARTS, run
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Run the benchmark parts in order: engines (eager vs TorchScript, "
+        description="Run the benchmark parts in order: gate (the share of livestream-like "
+        "clips the energy gate keeps from the model, per floor, and the speech it keeps), "
+        "engines (eager vs TorchScript, "
         "AOTInductor, OpenVINO and ONNX Runtime at batch 1/2/4/8, fp32/bf16/int8, each with "
         "the accuracy check), e2e (the naive baseline vs Vigil with the auto engine on the "
         "same clips, broker, database and weights), overhead (a trivial model: the serving "
@@ -42,13 +44,26 @@ def make_parser() -> argparse.ArgumentParser:
                         "that passed the accuracy check in the engines part")
     parser.add_argument("--tolerance", type=float, default=1e-3,
                         help="e2e: max |score difference| between the paths at fp32")
+    parser.add_argument("--layout", default="auto", choices=("auto", "manifest"),
+                        help="e2e: auto: the build times every workers x threads split of "
+                        "this machine's cores and serves the fastest; manifest: --workers x "
+                        "--threads")
     parser.add_argument("--workers", type=int, default=0,
-                        help="TorchServe workers per model (0: one per core)")
+                        help="TorchServe workers per model (0: one per core); e2e with "
+                        "--layout manifest, and load")
     parser.add_argument("--threads", type=int, default=1,
-                        help="intra-op threads per worker (the baseline uses every core)")
+                        help="intra-op threads per worker (the baseline uses every core); "
+                        "e2e with --layout manifest, and load")
     parser.add_argument("--batch-delay-ms", type=int, default=20,
                         help="TorchServe's max batch delay for the model archives (the "
                         "manifest's default)")
+    parser.add_argument("--energy-gate-dbfs", type=float, default=-60.0,
+                        help="e2e: Vigil's energy gate (the manifest's); the run without it "
+                        "is measured beside it")
+    parser.add_argument("--no-energy-gate", dest="energy_gate_dbfs", action="store_const",
+                        const=None, help="e2e: Vigil without the energy gate only")
+    parser.add_argument("--gate-clips", type=int, default=400,
+                        help="gate: livestream-like clips the energy gate is judged on")
     parser.add_argument("--engine-size", default="base", choices=("tiny", "base"),
                         help="engines: wav2vec2 size")
     parser.add_argument("--repeats", type=int, default=1, help="engines: timed runs per point")

@@ -22,13 +22,33 @@ def e2e_section(e2e: dict) -> str:
     rows = [[r["path"], f"{r['clips_per_s']:.3f}", f"{r['cpu_s_per_clip']:.2f}",
              f"{r['p50_s']:.1f} s", f"{r['p99_s']:.1f} s"] for r in e2e["rows"]]
     check = "match" if e2e["scores_match"] else "MISMATCH"
-    return (f"### End to end: naive baseline vs Vigil ({e2e['clips']} clips of 20 s, "
-            f"wav2vec2-{e2e['size']}, Vigil at {e2e['engine']} {e2e['precision']})\n\n"
+    mix = ", ".join(f"{count} {kind}" for kind, count in e2e.get("mix", {}).items())
+    plain = e2e.get("without_gate")
+    beside = (f"; without the gate {plain['speedup_clips_per_s']:.2f}x clips/s, "
+              f"{plain['cpu_per_clip_ratio']:.2f}x clips per CPU-second" if plain else "")
+    return (f"### End to end: naive baseline vs Vigil ({e2e['clips']} clips of 20 s"
+            f"{': ' + mix if mix else ''}; wav2vec2-{e2e['size']}, Vigil at {e2e['engine']} "
+            f"{e2e['precision']}, {e2e['workers']} worker(s) x {e2e['threads']} thread(s))\n\n"
             + table(["path", "clips/s", "CPU-s per clip", "p50 latency", "p99 latency"], rows)
-            + f"\n\nVigil vs baseline: **{e2e['speedup_clips_per_s']:.2f}x clips/s, "
-            f"{e2e['cpu_per_clip_ratio']:.2f}x clips per CPU-second**; every clip scored by "
-            f"both: {'yes' if not e2e['missing'] else 'NO'}; max |score difference| "
-            f"{e2e['max_score_difference']:.1e} ({check})\n")
+            + f"\n\n{rows[1][0]} vs baseline: **{e2e['speedup_clips_per_s']:.2f}x clips/s, "
+            f"{e2e['cpu_per_clip_ratio']:.2f}x clips per CPU-second**{beside}; every clip "
+            f"scored by both: {'yes' if not e2e['missing'] else 'NO'}; clips the energy gate "
+            f"kept from the model: {e2e.get('gated', 0)}; max |score difference| on the "
+            f"others {e2e['max_score_difference']:.1e} ({check})\n")
+
+
+def gate_section(gate: dict) -> str:
+    rows = [[f"{floor['floor_dbfs']:g} dBFS", f"{floor['skipped_share']:.0%}",
+             ", ".join(f"{kind} {share}" for kind, share in floor["skipped_by_kind"].items()),
+             str(floor["speech_skipped"]), str(floor["positives_skipped"])]
+            for floor in gate["floors"]]
+    mix = ", ".join(f"{count} {kind}" for kind, count in gate["mix"].items())
+    return (f"### Energy gate: {gate['clips']} livestream-like clips of 20 s ({mix}; "
+            f"{gate['positives']} say a policy word)\n\n"
+            + table(["floor", "kept from the model", "by kind", "speech clips kept",
+                     "positives kept"], rows)
+            + f"\n\nQuietest speech clip's loudest frame: {gate['quietest_speech_dbfs']:g} "
+            f"dBFS (quietest positive {gate['quietest_positive_dbfs']:g} dBFS)\n")
 
 
 def engines_section(engines: dict) -> str:
@@ -121,7 +141,7 @@ def cost_section(cost: dict) -> str:
             + table(["path", "machines", "per month"], rows) + "\n")
 
 
-SECTIONS = {"e2e": e2e_section, "engines": engines_section, "overhead": overhead_section,
+SECTIONS = {"gate": gate_section, "e2e": e2e_section, "engines": engines_section, "overhead": overhead_section,
             "load": load_section, "cost": cost_section}
 
 
@@ -129,7 +149,8 @@ def markdown(results: dict) -> str:
     machine = results["machine"]
     head = (f"## make bench, {machine['date']}: {machine['cpu']}, {machine['cores']} cores, "
             f"CPU flags {' '.join(machine.get('cpu_flags', [])) or 'none of note'}"
-            f"{', ' + machine['gpu'] if machine.get('gpu') else ''}, torch {machine['torch']}\n")
+            f"{', ' + machine['gpu'] if machine.get('gpu') else ''}, torch {machine['torch']}"
+            f"{'; ' + machine['emulation'] if machine.get('emulation') else ''}\n")
     return "\n".join([head, *(render(results[part]) for part, render in SECTIONS.items()
                               if part in results)])
 

@@ -7,16 +7,17 @@ import contextlib
 import signal
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import psutil
 import torch
 
-from benchmarks import cost, e2e, engines, load, machine, overhead, report, stack
+from benchmarks import cost, e2e, engines, gate, load, machine, overhead, report, stack
 from benchmarks.gpu import UtilisationSampler
 from scripts import clips, harness
 
-PARTS = ("engines", "e2e", "overhead", "load", "cost")
+PARTS = ("gate", "engines", "e2e", "overhead", "load", "cost")
 
 
 def describe_machine(device: str) -> dict:
@@ -36,23 +37,51 @@ def chosen_pair(args: argparse.Namespace, results: dict) -> tuple[str, str]:
     return (auto["engine"], auto["precision"]) if auto else ("torchscript", "fp32")
 
 
+def run_vigil(args: argparse.Namespace, workdir: Path, bootstrap: str, messages: list[dict],
+              engine: str, precision: str, gate_dbfs: float | None) -> dict:
+    """Vigil's run over ``messages`` with an archive built for it (energy gate or not), and
+    the workers x threads it was served with."""
+    label = "no energy gate" if gate_dbfs is None else f"energy gate at {gate_dbfs:g} dBFS"
+    harness.step(f"Vigil: TorchServe, {engine} {precision}, batches of 8, {label}, "
+                 + ("workers x threads chosen by the build" if args.layout == "auto" else
+                    f"{args.workers} worker(s) x {args.threads} threads"))
+    name = "gated" if gate_dbfs is not None else "plain"
+    store = workdir / f"store-e2e-{name}"
+    spec = e2e.build_archive(store, size=args.size, workers=args.workers, threads=args.threads,
+                             batch_delay_ms=args.batch_delay_ms, engine=engine,
+                             precision=precision, energy_gate_dbfs=gate_dbfs,
+                             layout=args.layout)
+    with stack.served(workdir, bootstrap, store=store, model=e2e.MODEL,
+                      topic_prefix=f"vigil-{name}") as path:
+        return {**e2e.run_vigil(path, messages), "workers": spec.workers,
+                "threads": spec.intra_op_threads}
+
+
 def run_e2e(args: argparse.Namespace, workdir: Path, bootstrap: str, results: dict) -> dict:
+    """The baseline, then Vigil with the energy gate (the headline) and, beside it, without."""
     messages = e2e.make_clips(args.clips)
     baseline = e2e.run_baseline(workdir, bootstrap, messages, size=args.size,
                                 threads=psutil.cpu_count(), device=args.device)
     engine, precision = chosen_pair(args, results)
-    harness.step(f"Vigil: TorchServe ({args.workers} worker(s) x {args.threads} threads), "
-                 f"{engine} {precision}, batches of 8")
-    store = workdir / "store-e2e"
-    e2e.build_archive(store, size=args.size, workers=args.workers, threads=args.threads,
-                      batch_delay_ms=args.batch_delay_ms, engine=engine, precision=precision)
-    with stack.served(workdir, bootstrap, store=store, model=e2e.MODEL,
-                      topic_prefix="vigil") as path:
-        vigil = e2e.run_vigil(path, messages)
     tolerance = args.tolerance if precision == "fp32" else 0.01
-    return {"size": args.size, "clips": args.clips, "engine": engine, "precision": precision,
-            "workers": args.workers, "threads": args.threads, "tolerance": tolerance,
-            **e2e.compare(baseline, vigil, args.clips, tolerance)}
+    gate = args.energy_gate_dbfs
+    vigil = run_vigil(args, workdir, bootstrap, messages, engine, precision, gate)
+    layout = {"workers": vigil["workers"], "threads": vigil["threads"]}
+    compared = e2e.compare(baseline, vigil, args.clips, tolerance,
+                           name="Vigil" if gate is None else f"Vigil, energy gate {gate:g} dBFS")
+    if gate is not None:
+        plain = e2e.compare(baseline, run_vigil(args, workdir, bootstrap, messages, engine,
+                                                precision, None),
+                            args.clips, tolerance, name="Vigil, no energy gate")
+        compared["rows"].append(plain["rows"][1])
+        compared["without_gate"] = {key: plain[key] for key in (
+            "speedup_clips_per_s", "cpu_per_clip_ratio", "max_score_difference",
+            "scores_match")}
+        compared["scores_match"] = compared["scores_match"] and plain["scores_match"]
+    kinds = dict(Counter(message["kind"] for message in messages))
+    return {"size": args.size, "clips": args.clips, "mix": kinds, "engine": engine,
+            "precision": precision, "layout_chosen_by_build": args.layout == "auto", **layout,
+            "tolerance": tolerance, "energy_gate_dbfs": gate, **compared}
 
 
 def run_load(args: argparse.Namespace, workdir: Path, bootstrap: str, results: dict) -> dict:
@@ -102,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
             harness.step(f"part {number}/{len(parts)}: {part}")
             if args.device == "cuda":
                 sampler.samples.clear()
-            if part == "engines":
+            if part == "gate":
+                results[part] = gate.run(args.gate_clips)
+            elif part == "engines":
                 results[part] = engines.run(size=args.engine_size, repeats=args.repeats,
                                             device=args.device)
             elif part == "e2e":

@@ -158,3 +158,38 @@ def test_hottest_functions_rank_own_samples_and_count_each_function_once_per_sta
     assert hottest[1] == ("parse (messages.py)", 30.0, 90.0)
     assert ("write (sinks.py)", 10.0, 10.0) in hottest
     assert profile.hottest("main (app.py:10) 4")[0] == ("main (app.py)", 100.0, 100.0)
+
+
+def test_clips_the_energy_gate_kept_from_the_model_are_not_held_against_the_scores():
+    baseline = events({"bench-0": 0.40, "bench-1": 0.70})
+    vigil = events({"bench-0": 0.4001, "bench-1": 0.0})
+    vigil["events"]["bench-1"]["scored_by"] = "energy_gate"
+    compared = e2e.compare(baseline, vigil, 2, tolerance=1e-3)
+    assert compared["scores_match"] and compared["gated"] == 1
+    vigil["events"]["bench-1"]["scored_by"] = "model"  # a model that said 0.0: a mismatch
+    assert not e2e.compare(baseline, vigil, 2, tolerance=1e-3)["scores_match"]
+
+
+def test_the_livestream_mix_keeps_its_shares_in_any_prefix():
+    from benchmarks import livestream
+
+    order = livestream.kinds(50)
+    assert livestream.kinds(20) == order[:20]
+    for kind, share in livestream.SHARES.items():
+        assert abs(order.count(kind) - share * 50) <= 1
+
+
+def test_the_gate_report_counts_speech_and_positives_kept_from_the_model():
+    import numpy as np
+
+    from benchmarks import gate, livestream
+
+    silent = np.zeros(4, np.float32)
+    clips = [livestream.LiveClip("speech", True, silent), livestream.LiveClip("speech", False,
+                                                                             silent),
+             livestream.LiveClip("silence", False, silent),
+             livestream.LiveClip("music", False, silent)]
+    judged = gate.judge(clips, [-45.0, -20.0, -120.0, -35.0], floor=-40.0)
+    assert judged["skipped_share"] == 0.5
+    assert (judged["speech_skipped"], judged["positives_skipped"]) == (1, 1)
+    assert judged["skipped_by_kind"] == {"music": "0/1", "silence": "1/1", "speech": "1/2"}

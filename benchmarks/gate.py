@@ -1,0 +1,48 @@
+"""The energy gate on livestream-like clips: what share it keeps from the model, per floor,
+and that it keeps no speech (so no positive) from it.
+
+The level is the one the handler measures (``handlers/energy.py``): the loudest 20 ms
+frame's RMS in dBFS. The mix is ``benchmarks/livestream.py``'s.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import torch
+from tqdm import tqdm
+
+from benchmarks import livestream
+from handlers.energy import loudest_frame_dbfs
+
+FLOORS_DBFS = (-70.0, -60.0, -50.0, -40.0)
+
+
+def levels(clips: list[livestream.LiveClip]) -> list[float]:
+    return [loudest_frame_dbfs(torch.from_numpy(clip.samples), 16_000) for clip in clips]
+
+
+def judge(clips: list[livestream.LiveClip], measured: list[float], floor: float) -> dict:
+    """What a gate at ``floor`` does to ``clips`` whose levels are ``measured``."""
+    skipped = [level < floor for level in measured]
+    by_kind = Counter(clip.kind for clip in clips)
+    skipped_by_kind = Counter(clip.kind for clip, skip in zip(clips, skipped) if skip)
+    return {"floor_dbfs": floor, "skipped_share": sum(skipped) / len(clips),
+            "skipped_by_kind": {kind: f"{skipped_by_kind[kind]}/{total}"
+                                for kind, total in sorted(by_kind.items())},
+            "positives_skipped": sum(1 for clip, skip in zip(clips, skipped)
+                                     if skip and clip.positive),
+            "speech_skipped": skipped_by_kind["speech"]}
+
+
+def run(count: int, seed: int = 0) -> dict:
+    with tqdm(total=count, desc="livestream-like clips", unit="clip") as progress:
+        clips = livestream.mix(count, seed, progress)
+    measured = levels(clips)
+    speech_levels = [level for clip, level in zip(clips, measured) if clip.kind == "speech"]
+    positives = [level for clip, level in zip(clips, measured) if clip.positive]
+    return {"clips": count, "seed": seed, "mix": dict(Counter(clip.kind for clip in clips)),
+            "positives": len(positives),
+            "quietest_speech_dbfs": round(min(speech_levels), 1),
+            "quietest_positive_dbfs": round(min(positives), 1),
+            "floors": [judge(clips, measured, floor) for floor in FLOORS_DBFS]}

@@ -14,8 +14,9 @@ import torch
 from tqdm import tqdm
 
 from handlers.audio_io import ClipDecoder
-from handlers.runtime import cpu_has_native_bf16
+from handlers.runtime import cpu_has_native_bf16, isa_cap
 from modelzoo import accuracy, audio_classifier, engines, families
+from modelzoo.engine_choice import ENGINES_UNDER_A_CAP
 from scripts import clips
 
 BATCH_SIZES = (1, 2, 4, 8)
@@ -55,6 +56,9 @@ def unsupported(engine: str, precision: str, device: str) -> str | None:
         return "measured on the CPU only"
     if precision == "fp16" and device == "cpu":
         return "fp16 is a GPU precision: a CPU serves the fp32 twin"
+    if isa_cap() and engine not in ENGINES_UNDER_A_CAP:
+        return (f"not under an ISA cap ({isa_cap()}): {engine} reads the CPU's flags itself, "
+                "so its figures would not be the emulated machine's (OpenVINO crashes there)")
     if precision == "bf16" and device == "cpu" and not cpu_has_native_bf16():
         return f"skipped: no native bf16 on this CPU ({torch.backends.cpu.get_cpu_capability()})"
     return None

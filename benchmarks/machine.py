@@ -45,9 +45,9 @@ def emulation() -> str | None:
     if not caps:
         return None
     named = ", ".join(f"{name}={value}" for name, value in caps.items())
-    return (f"emulated ({named}): torch's kernels and oneDNN (also inside OpenVINO) are "
-            "capped; ONNX Runtime's MLAS and OpenVINO's own kernels still use every flag "
-            "the CPU has")
+    return (f"emulated ({named}): torch's kernels and oneDNN are capped; ONNX Runtime's "
+            "MLAS and OpenVINO's own kernels read the CPU's flags, so those engines are not "
+            "timed")
 
 
 def describe(device: str) -> dict:

@@ -20,12 +20,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from handlers.runtime import cpu_has_native_bf16
+from handlers.runtime import cpu_has_native_bf16, isa_cap
 from modelzoo import accuracy, engines
 from modelzoo.engines import Engine, EngineError, Inputs
 
 TIMED_BATCH = 8
 TIMED_RUNS = 3
+# An ISA cap (ONEDNN_MAX_CPU_ISA, to emulate an older CPU) reaches torch's kernels and
+# oneDNN only. ONNX Runtime's MLAS and OpenVINO's own kernels read the CPU's flags, and
+# OpenVINO crashes (SIGSEGV) when its kernels and the capped oneDNN disagree on a layout.
+ENGINES_UNDER_A_CAP = ("torchscript", "aotinductor")
 
 
 def candidates(device: str) -> list[tuple[str, str]]:
@@ -35,6 +39,8 @@ def candidates(device: str) -> list[tuple[str, str]]:
     pairs = [(e, p) for e in ("torchscript", "openvino", "onnxruntime") for p in ("fp32", "int8")]
     if cpu_has_native_bf16():
         pairs += [("torchscript", "bf16"), ("openvino", "bf16")]
+    if isa_cap():
+        return [(e, p) for e, p in pairs if e in ENGINES_UNDER_A_CAP]
     return pairs
 
 

@@ -23,3 +23,16 @@ def test_without_a_cap_the_cpu_flags_decide(monkeypatch, tmp_path):
     assert runtime.isa_cap() is None and runtime.cpu_has_native_bf16() is True
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")  # a cap above bf16
     assert runtime.cpu_has_native_bf16() is True
+
+
+def test_under_a_cap_the_build_tries_only_the_engines_the_cap_reaches(monkeypatch):
+    from benchmarks import engines as engines_benchmark
+    from modelzoo import engine_choice
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert {engine for engine, _ in engine_choice.candidates("cpu")} == {"torchscript"}
+    assert "reads the CPU's flags" in engines_benchmark.unsupported("openvino", "fp32", "cpu")
+    assert engines_benchmark.unsupported("torchscript", "int8", "cpu") is None
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert {engine for engine, _ in engine_choice.candidates("cpu")} >= {"openvino",
+                                                                        "onnxruntime"}

@@ -165,14 +165,20 @@ def package_model(spec: ArchiveSpec, model: nn.Module, options: BuildOptions,
     catalogue.record(options.export_dir, {**families.describe(chosen, settings, labels),
                                           "release": options.release,
                                           "accuracy": check, "engine_trials": trials,
-                                          **({"layout": {"workers": chosen.workers,
-                                                         "threads": chosen.intra_op_threads},
-                                              "layout_trials": layout_trials}
-                                             if layout_trials else {}),
+                                          **_layout_record(chosen, layout_trials),
                                           **({"score_reference": reference} if reference
                                              else {})},
                      live=options.live, candidate=options.candidate or spec.candidate)
     return BuiltArchive(chosen, path, check.get("max_difference", 0.0), trials)
+
+
+def _layout_record(spec: ArchiveSpec, trials: list[dict]) -> dict:
+    """The catalogue's record of a chosen layout and every trial; nothing without trials."""
+    if not trials:
+        return {}
+    return {"layout": {"workers": spec.workers, "threads": spec.intra_op_threads,
+                       "rows_per_call": spec.options.get("max_rows", 0)},
+            "layout_trials": trials}
 
 
 def _with_layout(spec: ArchiveSpec, model: nn.Module, engine: engines.Engine,
@@ -192,9 +198,11 @@ def _with_layout(spec: ArchiveSpec, model: nn.Module, engine: engines.Engine,
         artifact.serialized, engine.precision,
         model.example(engine_choice.TIMED_BATCH, torch.Generator().manual_seed(0)), checks,
         reference, on_trial=show)
-    logger.info("%s: %s workers x %s threads serve %s %s fastest here", spec.name,
-                best.workers, best.threads, engine.name, engine.precision)
-    return (dataclasses.replace(spec, workers=best.workers, intra_op_threads=best.threads),
+    logger.info("%s: %s serves %s %s fastest here", spec.name, best.label, engine.name,
+                engine.precision)
+    options = {**spec.options, **({"max_rows": best.rows} if best.rows else {})}
+    return (dataclasses.replace(spec, workers=best.workers, intra_op_threads=best.threads,
+                                options=options),
             [trial.row() for trial in trials])
 
 

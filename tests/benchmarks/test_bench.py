@@ -193,3 +193,21 @@ def test_the_gate_report_counts_speech_and_positives_kept_from_the_model():
     assert judged["skipped_share"] == 0.5
     assert (judged["speech_skipped"], judged["positives_skipped"]) == (1, 1)
     assert judged["skipped_by_kind"] == {"music": "0/1", "silence": "1/1", "speech": "1/2"}
+
+
+def test_onednn_time_is_summed_per_primitive_and_implementation():
+    from benchmarks import kernels
+
+    log = "\n".join([
+        "onednn_verbose,v1,info,cpu,isa:Intel AVX2",
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx2,forward_inference,"
+        "src:f32::blocked:abc::f0,,,mb8ic1oc512,2.5",
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx2,forward_inference,"
+        "src:f32::blocked:abc::f0,,,mb8ic512oc512,1.5",
+        "onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,src:f32,,,8x512,0.25",
+        "an unrelated line, exec, 3"])
+    times = kernels.onednn_times(log)
+    assert times == {"convolution: brg_conv_fwd:avx2": 4.0, "reorder: jit:uni": 0.25}
+    shares = kernels._shares(times)
+    assert shares[0] == {"kernel": "convolution: brg_conv_fwd:avx2", "ms": 4.0,
+                         "share": round(4 / 4.25, 3)}

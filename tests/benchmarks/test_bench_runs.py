@@ -16,17 +16,25 @@ BENCH = [sys.executable, "-m", "benchmarks"]
 def test_bench_runs_baseline_and_vigil_on_the_same_clips_and_reports_them(tmp_path):
     out = tmp_path / "bench"
     completed = subprocess.run(
-        [*BENCH, "--parts", "e2e", "cost", "--size", "tiny", "--clips", "4",
+        [*BENCH, "--parts", "e2e", "cost", "--size", "tiny", "--clips", "8",
          "--precision", "fp32", "--streams", "100", "--out", str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     e2e = results["e2e"]
     assert e2e["missing"] == [] and e2e["scores_match"]
-    assert [row["clips"] for row in e2e["rows"]] == [4, 4]
+    paths = ["baseline (naive)", "Vigil, energy gate -60 dBFS", "Vigil, no energy gate"]
+    assert [row["path"] for row in e2e["rows"]] == paths
+    assert [row["clips"] for row in e2e["rows"]] == [8, 8, 8]
     assert all(row["cpu_s_per_clip"] > 0 and row["p99_s"] >= row["p50_s"] for row in e2e["rows"])
-    assert set(results["cost"]["paths"]) == {"baseline (naive)", "Vigil"}
-    assert "Vigil vs baseline" in completed.stdout and (out / "e2e.png").exists()
+    # The first eight clips of the mix; the gate takes the silence (and the room tone, when
+    # it is quiet enough), never speech, music or noise.
+    assert e2e["mix"] == {"speech": 4, "music": 1, "room tone": 1, "noise": 1, "silence": 1}
+    assert 1 <= e2e["gated"] <= 2
+    assert e2e["layout_chosen_by_build"] and e2e["workers"] * e2e["threads"] >= 1
+    assert set(results["cost"]["paths"]) == set(paths)
+    assert "Vigil, energy gate -60 dBFS vs baseline" in completed.stdout
+    assert (out / "e2e.png").exists()
     assert (out / "results.md").read_text() in completed.stdout
 
 

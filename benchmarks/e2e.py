@@ -85,10 +85,12 @@ def run_baseline(workdir: Path, bootstrap: str, messages: list[dict], *, size: s
 
 def build_archive(store: Path, *, size: str, workers: int, threads: int, batch_delay_ms: int,
                   engine: str, precision: str, energy_gate_dbfs: float | None = None,
-                  layout: str = "manifest") -> ArchiveSpec:
+                  layout: str = "manifest", max_rows: int = 0) -> ArchiveSpec:
     """Build the bench archive; returns its spec as packaged (with ``layout="auto"``, the
-    workers x threads the build chose)."""
+    workers x threads and rows per call the build chose)."""
     gate = {} if energy_gate_dbfs is None else {"energy_gate_dbfs": energy_gate_dbfs}
+    if max_rows:
+        gate["max_rows"] = max_rows
     spec = ArchiveSpec(name=MODEL, family="audio_nsfw", languages=("*",), workers=workers,
                        batch_size=8, max_batch_delay_ms=batch_delay_ms, response_timeout_s=600,
                        intra_op_threads=threads, engine=engine, precision=precision,

@@ -24,11 +24,14 @@ def e2e_section(e2e: dict) -> str:
     check = "match" if e2e["scores_match"] else "MISMATCH"
     mix = ", ".join(f"{count} {kind}" for kind, count in e2e.get("mix", {}).items())
     plain = e2e.get("without_gate")
+    chunks = (f", {e2e['rows_per_call']} row(s) per model call" if e2e.get("rows_per_call")
+              else "")
     beside = (f"; without the gate {plain['speedup_clips_per_s']:.2f}x clips/s, "
               f"{plain['cpu_per_clip_ratio']:.2f}x clips per CPU-second" if plain else "")
     return (f"### End to end: naive baseline vs Vigil ({e2e['clips']} clips of 20 s"
             f"{': ' + mix if mix else ''}; wav2vec2-{e2e['size']}, Vigil at {e2e['engine']} "
-            f"{e2e['precision']}, {e2e['workers']} worker(s) x {e2e['threads']} thread(s))\n\n"
+            f"{e2e['precision']}, {e2e['workers']} worker(s) x {e2e['threads']} thread(s)"
+            f"{chunks})\n\n"
             + table(["path", "clips/s", "CPU-s per clip", "p50 latency", "p99 latency"], rows)
             + f"\n\n{rows[1][0]} vs baseline: **{e2e['speedup_clips_per_s']:.2f}x clips/s, "
             f"{e2e['cpu_per_clip_ratio']:.2f}x clips per CPU-second**{beside}; every clip "

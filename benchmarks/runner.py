@@ -15,6 +15,7 @@ import torch
 
 from benchmarks import cost, e2e, engines, gate, load, machine, overhead, report, stack
 from benchmarks.gpu import UtilisationSampler
+from modelzoo.manifest import ArchiveSpec
 from scripts import clips, harness
 
 PARTS = ("gate", "engines", "e2e", "overhead", "load", "cost")
@@ -38,41 +39,46 @@ def chosen_pair(args: argparse.Namespace, results: dict) -> tuple[str, str]:
 
 
 def run_vigil(args: argparse.Namespace, workdir: Path, bootstrap: str, messages: list[dict],
-              engine: str, precision: str, gate_dbfs: float | None) -> dict:
+              engine: str, precision: str, gate_dbfs: float | None,
+              served_like: ArchiveSpec | None = None) -> tuple[dict, ArchiveSpec]:
     """Vigil's run over ``messages`` with an archive built for it (energy gate or not), and
-    the workers x threads it was served with."""
+    the archive's spec as served. ``served_like``: serve with that archive's layout instead
+    of choosing one again."""
     label = "no energy gate" if gate_dbfs is None else f"energy gate at {gate_dbfs:g} dBFS"
+    layout = {"workers": args.workers, "threads": args.threads, "layout": args.layout}
+    if served_like is not None:
+        layout = {"workers": served_like.workers, "threads": served_like.intra_op_threads,
+                  "max_rows": served_like.options.get("max_rows", 0), "layout": "manifest"}
     harness.step(f"Vigil: TorchServe, {engine} {precision}, batches of 8, {label}, "
-                 + ("workers x threads chosen by the build" if args.layout == "auto" else
-                    f"{args.workers} worker(s) x {args.threads} threads"))
+                 + ("the layout chosen by the build" if layout["layout"] == "auto" else
+                    f"{layout['workers']} worker(s) x {layout['threads']} threads"))
     name = "gated" if gate_dbfs is not None else "plain"
     store = workdir / f"store-e2e-{name}"
-    spec = e2e.build_archive(store, size=args.size, workers=args.workers, threads=args.threads,
-                             batch_delay_ms=args.batch_delay_ms, engine=engine,
-                             precision=precision, energy_gate_dbfs=gate_dbfs,
-                             layout=args.layout)
+    spec = e2e.build_archive(store, size=args.size, batch_delay_ms=args.batch_delay_ms,
+                             engine=engine, precision=precision, energy_gate_dbfs=gate_dbfs,
+                             **layout)
     with stack.served(workdir, bootstrap, store=store, model=e2e.MODEL,
                       topic_prefix=f"vigil-{name}") as path:
-        return {**e2e.run_vigil(path, messages), "workers": spec.workers,
-                "threads": spec.intra_op_threads}
+        return e2e.run_vigil(path, messages), spec
 
 
 def run_e2e(args: argparse.Namespace, workdir: Path, bootstrap: str, results: dict) -> dict:
-    """The baseline, then Vigil with the energy gate (the headline) and, beside it, without."""
+    """The baseline, then Vigil with the energy gate (the headline) and, beside it, without
+    (served with the same layout)."""
     messages = e2e.make_clips(args.clips)
     baseline = e2e.run_baseline(workdir, bootstrap, messages, size=args.size,
                                 threads=psutil.cpu_count(), device=args.device)
     engine, precision = chosen_pair(args, results)
     tolerance = args.tolerance if precision == "fp32" else 0.01
     gate = args.energy_gate_dbfs
-    vigil = run_vigil(args, workdir, bootstrap, messages, engine, precision, gate)
-    layout = {"workers": vigil["workers"], "threads": vigil["threads"]}
+    vigil, spec = run_vigil(args, workdir, bootstrap, messages, engine, precision, gate)
     compared = e2e.compare(baseline, vigil, args.clips, tolerance,
                            name="Vigil" if gate is None else f"Vigil, energy gate {gate:g} dBFS")
     if gate is not None:
-        plain = e2e.compare(baseline, run_vigil(args, workdir, bootstrap, messages, engine,
-                                                precision, None),
-                            args.clips, tolerance, name="Vigil, no energy gate")
+        plain_run, _ = run_vigil(args, workdir, bootstrap, messages, engine, precision, None,
+                                 served_like=spec)
+        plain = e2e.compare(baseline, plain_run, args.clips, tolerance,
+                            name="Vigil, no energy gate")
         compared["rows"].append(plain["rows"][1])
         compared["without_gate"] = {key: plain[key] for key in (
             "speedup_clips_per_s", "cpu_per_clip_ratio", "max_score_difference",
@@ -80,8 +86,10 @@ def run_e2e(args: argparse.Namespace, workdir: Path, bootstrap: str, results: di
         compared["scores_match"] = compared["scores_match"] and plain["scores_match"]
     kinds = dict(Counter(message["kind"] for message in messages))
     return {"size": args.size, "clips": args.clips, "mix": kinds, "engine": engine,
-            "precision": precision, "layout_chosen_by_build": args.layout == "auto", **layout,
-            "tolerance": tolerance, "energy_gate_dbfs": gate, **compared}
+            "precision": precision, "layout_chosen_by_build": args.layout == "auto",
+            "workers": spec.workers, "threads": spec.intra_op_threads,
+            "rows_per_call": spec.options.get("max_rows", 0), "tolerance": tolerance,
+            "energy_gate_dbfs": gate, **compared}
 
 
 def run_load(args: argparse.Namespace, workdir: Path, bootstrap: str, results: dict) -> dict:

@@ -88,13 +88,12 @@ def build_archive(store: Path, *, size: str, workers: int, threads: int, batch_d
                   layout: str = "manifest", max_rows: int = 0) -> ArchiveSpec:
     """Build the bench archive; returns its spec as packaged (with ``layout="auto"``, the
     workers x threads and rows per call the build chose)."""
-    gate = {} if energy_gate_dbfs is None else {"energy_gate_dbfs": energy_gate_dbfs}
-    if max_rows:
-        gate["max_rows"] = max_rows
+    options = {key: value for key, value in (("energy_gate_dbfs", energy_gate_dbfs),
+                                             ("max_rows", max_rows)) if value}
     spec = ArchiveSpec(name=MODEL, family="audio_nsfw", languages=("*",), workers=workers,
                        batch_size=8, max_batch_delay_ms=batch_delay_ms, response_timeout_s=600,
                        intra_op_threads=threads, engine=engine, precision=precision,
-                       options=gate, layout=layout)
+                       options=options, layout=layout)
     with tqdm([spec], desc=f"building the {engine} {precision} archive",
               leave=False) as progress:
         built = build_one(spec, BuildOptions(export_dir=store, size=size,

@@ -183,8 +183,8 @@ def _layout_record(spec: ArchiveSpec, trials: list[dict]) -> dict:
 
 def _with_layout(spec: ArchiveSpec, model: nn.Module, engine: engines.Engine,
                  artifact: engines.Artifact, progress: tqdm) -> tuple[ArchiveSpec, list[dict]]:
-    """``spec`` with the fastest workers x threads of this machine for ``engine``'s
-    packaged artifact, and every layout's trial."""
+    """``spec`` with the fastest workers x threads and rows per call of this machine for
+    ``engine``'s packaged artifact, and every layout's trial."""
     progress.set_postfix_str(f"{spec.name}: timing workers x threads")
     checks = families.checks(spec.family, model, (2,))
     with torch.inference_mode():

@@ -48,8 +48,9 @@ class ArchiveSpec:
     # together (handlers/runtime.py); set a number to override.
     intra_op_threads: int = 0
     # manifest: workers and intra_op_threads as written. auto: the build times every split
-    # of its machine's cores into workers x threads with the chosen engine and packages the
-    # fastest (modelzoo/layout.py), for an archive that has its machine to itself.
+    # of its machine's cores into workers x threads, and rows per model call, with the chosen
+    # engine and packages the fastest (modelzoo/layout.py), for an archive that has its
+    # machine to itself.
     layout: str = "manifest"
     options: dict[str, Any] = field(default_factory=dict)  # family-specific handler settings
     # Build this version as the model's candidate, which the audio daemons roll out (shadow,

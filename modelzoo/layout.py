@@ -109,6 +109,22 @@ def _as_numpy(inputs) -> list[np.ndarray]:
     return [part.detach().cpu().numpy() for part in parts]
 
 
+def _answers(processes: list, results) -> list[tuple]:
+    """One answer per worker; raises :class:`LayoutError` when a worker dies without one
+    (an engine that crashes its process) or none comes within ``CHILD_TIMEOUT_S``."""
+    answers, deadline = [], time.monotonic() + CHILD_TIMEOUT_S
+    while len(answers) < len(processes):
+        try:
+            answers.append(results.get(timeout=1))
+        except queue.Empty:
+            dead = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+            if dead:
+                raise LayoutError(f"a worker died (exit code {dead[0]})") from None
+            if time.monotonic() > deadline:
+                raise LayoutError("a worker did not answer in time") from None
+    return answers
+
+
 def time_split(split: Layout, artifact: Path, precision: str, batch, checks: Sequence,
                reference: Sequence[np.ndarray], runs: int = TIMED_RUNS) -> list[LayoutTrial]:
     """Clips per second of ``split``'s workers x threads on ``batch``, whole and in chunks
@@ -125,9 +141,9 @@ def time_split(split: Layout, artifact: Path, precision: str, batch, checks: Seq
     for process in processes:
         process.start()
     try:
-        answers = [results.get(timeout=CHILD_TIMEOUT_S) for _ in processes]
-    except queue.Empty:
-        return [LayoutTrial(split, None, None, "a worker did not answer in time")]
+        answers = _answers(processes, results)
+    except LayoutError as error:
+        return [LayoutTrial(split, None, None, str(error))]
     finally:
         for process in processes:
             process.join(timeout=10)

@@ -1,6 +1,8 @@
 """``layout: auto``: the build times workers x threads with the packaged artifact and keeps
 the fastest layout that scores like the checked engine."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -91,3 +93,18 @@ def test_a_layout_that_scores_unlike_the_checked_engine_fails(built, tmp_path):
     [missing] = layout.time_split(layout.Layout(1, 1), folder / "absent.pt", "fp32", batch,
                                   checks, truth)
     assert missing.clips_per_s is None and missing.error
+
+
+def test_a_worker_that_dies_without_answering_fails_its_split_at_once():
+    import queue
+    from types import SimpleNamespace
+
+    # As OpenVINO's worker did under an ISA cap: killed by SIGSEGV, no answer sent.
+    crashed = [SimpleNamespace(exitcode=None), SimpleNamespace(exitcode=-11)]
+    started = time.monotonic()
+    with pytest.raises(layout.LayoutError, match="exit code -11"):
+        layout._answers(crashed, queue.Queue())
+    assert time.monotonic() - started < 10  # not the 600 s a missing answer may take
+    answered = queue.Queue()
+    answered.put((0, {0: 1.0}, [], None))
+    assert layout._answers([SimpleNamespace(exitcode=0)], answered) == [(0, {0: 1.0}, [], None)]

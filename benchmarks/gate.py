@@ -19,7 +19,8 @@ FLOORS_DBFS = (-70.0, -60.0, -50.0, -40.0)
 
 
 def levels(clips: list[livestream.LiveClip]) -> list[float]:
-    return [loudest_frame_dbfs(torch.from_numpy(clip.samples), 16_000) for clip in clips]
+    return [loudest_frame_dbfs(torch.from_numpy(clip.samples), livestream.SAMPLE_RATE_HZ)
+            for clip in clips]
 
 
 def judge(clips: list[livestream.LiveClip], measured: list[float], floor: float) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -79,6 +80,14 @@ def reason_phrase(message: str, limit: int = 200) -> str:
 
 def error_response(error: BadInput) -> dict[str, Any]:
     return {"error": error.message, "status": error.status}
+
+
+def run_in_chunks(run: runtime.Run, inputs: Sequence[torch.Tensor], rows: int) -> torch.Tensor:
+    """``run`` over ``inputs`` ``rows`` at a time, the outputs concatenated: how the handler
+    calls a model, and what ``layout: auto`` times (modelzoo/layout.py)."""
+    total = inputs[0].shape[0]
+    return torch.cat([run(*(part[start:start + rows] for part in inputs))
+                      for start in range(0, total, rows)])
 
 
 def pick_device(properties: dict[str, Any]) -> torch.device:
@@ -207,11 +216,8 @@ class BatchHandler:
 
     def inference(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """Run the model over the rows in chunks of ``max_rows``."""
-        total = inputs[0].shape[0]
         with torch.inference_mode():
-            chunks = [self.model(*(part[start:start + self.max_rows] for part in inputs))
-                      for start in range(0, total, self.max_rows)]
-        return torch.cat(chunks)
+            return run_in_chunks(self.model, inputs, self.max_rows)
 
     # -- what a model family supplies -----------------------------------------------------
     def setup(self, model_dir: str) -> None:

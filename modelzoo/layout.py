@@ -24,8 +24,10 @@ import numpy as np
 import torch
 
 from handlers import runtime
+from handlers.batch_handler import run_in_chunks
 
 TIMED_RUNS = 3
+CHUNKS = (1, 2, 4)  # rows per call tried besides the whole batch
 # Chunks within this share of the fastest are not worth more calls per batch.
 CHUNK_MARGIN = 0.05
 # Threads change only the order of sums: more than this is another computation.
@@ -62,20 +64,10 @@ class LayoutTrial:
                 **({"error": self.error} if self.error else {})}
 
 
-CHUNKS = (1, 2, 4)  # rows per call tried besides the whole batch
-
-
 def layouts(cores: int) -> list[Layout]:
     """Every split of ``cores`` into workers of 1, 2, 4, ... threads (and all in one)."""
     threads = sorted({t for t in (1, 2, 4, 8, cores) if t <= cores and cores % t == 0})
     return [Layout(cores // t, t) for t in threads]
-
-
-def _run_in_chunks(engine, inputs: list[torch.Tensor], rows: int) -> None:
-    total = inputs[0].shape[0]
-    step = rows or total
-    for start in range(0, total, step):
-        engine(*(part[start:start + step] for part in inputs))
 
 
 def _worker(path: str, precision: str, threads: int, batch: list[np.ndarray],
@@ -86,17 +78,18 @@ def _worker(path: str, precision: str, threads: int, batch: list[np.ndarray],
         engine = runtime.load(path, device=torch.device("cpu"), precision=precision,
                               threads=threads).run
         inputs = [torch.from_numpy(part) for part in batch]
+        whole = len(batch[0])
         seconds = {}
         with torch.inference_mode():
             for rows in chunks:
-                _run_in_chunks(engine, inputs, rows)  # warm-up: a new shape may compile
+                run_in_chunks(engine, inputs, rows or whole)  # warm-up: a new shape may compile
             outputs = ([engine(*(torch.from_numpy(p) for p in check)).float().numpy()
                         for check in checks] if index == 0 else [])
             for rows in chunks:
                 barrier.wait(timeout=CHILD_TIMEOUT_S)
                 started = time.perf_counter()
                 for _ in range(runs):
-                    _run_in_chunks(engine, inputs, rows)
+                    run_in_chunks(engine, inputs, rows or whole)
                 seconds[rows] = time.perf_counter() - started
         results.put((index, seconds, outputs, None))
     except Exception as exc:  # noqa: BLE001 - reported to the parent as this split's error

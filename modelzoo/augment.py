@@ -61,8 +61,10 @@ class Augmenter:
         if rng.random() < options.room_share:
             window = sounds.reverberate(window, self.rooms[rng.integers(len(self.rooms))])
         if rng.random() < options.background_share:
-            track = self.backgrounds[rng.integers(len(self.backgrounds))]
-            start = rng.integers(0, len(track) - length)
+            # Whole clips (data without spans) are as long as the tracks, or longer.
+            track = np.resize(self.backgrounds[rng.integers(len(self.backgrounds))],
+                              max(length, BANK_SECONDS * speech.SAMPLE_RATE_HZ))
+            start = rng.integers(0, len(track) - length + 1)
             window = sounds.mix(window, track[start:start + length], rng.uniform(*options.snr_db))
         if rng.random() < options.codec_share:
             codec, bitrate = self.codecs[rng.integers(len(self.codecs))]

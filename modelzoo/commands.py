@@ -97,7 +97,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     audio.add_argument("--target", default="fpr:0.01",
                        help="fpr:<share> (highest recall at that false-positive rate; the "
                        "default, 1%%) or recall:<share> (e.g. recall:0.95)")
-    audio.add_argument("--budget-s", type=float, default=180.0,
+    audio.add_argument("--budget-s", type=float, default=300.0,
                        help="training time, evaluations included; early stopping may end "
                        "it sooner")
     audio.add_argument("--learning-rate", type=float, default=None,

@@ -4,8 +4,10 @@
 Raw 16 kHz waveform ``(B, T)`` -> per-clip normalisation -> a fixed front end (a mel-spaced
 bank of 25 ms Gabor filters every 10 ms, band energies, per-channel energy normalisation:
 PCEN divides each band by a smoothed recent level, so a steady background fades and a word
-stands out whatever the gain) -> four 1-D convolutions over time with batch norm -> the
-maximum over time (a word anywhere in 20 s counts; a mean would dilute it) -> two logits.
+stands out whatever the gain) -> five 1-D convolutions over time with batch norm, each
+unit seeing 1.2 s (a whole word at a slow speaker's pace, and what comes before and after
+it: "nana" is the end of "banana", "apple" of "pineapple") -> the maximum over time (a word
+anywhere in 20 s counts; a mean would dilute it) -> two logits.
 
 Every step is a convolution, a pointwise operation or a reduction, so it traces and exports
 to every engine like the Wav2Vec2 classifiers, with the same contract: waveforms in,
@@ -37,8 +39,10 @@ class SpotterConfig:
 
     bands: int = 40
     channels: int = 128
-    kernels: tuple[int, ...] = (5, 5, 5, 9)
-    strides: tuple[int, ...] = (1, 2, 1, 2)
+    # 121 frames (1.2 s) of receptive field; (5, 5, 5, 9) / (1, 2, 1, 2), 0.33 s, saw
+    # parts of words and learned half as fast (docs/TRAINING.md).
+    kernels: tuple[int, ...] = (5, 5, 9, 9, 9)
+    strides: tuple[int, ...] = (1, 2, 2, 2, 1)
     labels: tuple[str, ...] = ("safe", "nsfw")
     positive_label: str = "nsfw"
     extra: dict = field(default_factory=dict)

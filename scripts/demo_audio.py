@@ -28,7 +28,7 @@ LANGUAGES = ("hi", "ta", "te", "bn", "mr")
 FALLBACK = "*"  # the multilingual archive, trained on every demo language
 TRAINING_SET = {"clips": 2000, "seconds": 6.0, "seed": 0}
 SHIFTED_SET = {"clips": 200, "style": "shifted", "seed": 1}
-BUDGET_S = 150.0
+BUDGET_S = AudioTrainingOptions.budget_s  # the recipe as it ships
 STREAMED_PER_LANGUAGE = 8
 CODE = ("modelzoo/speech.py", "modelzoo/sounds.py", "modelzoo/vocabulary.py",
         "modelzoo/augment.py", "modelzoo/audio_training.py", "modelzoo/audio_classifier.py",

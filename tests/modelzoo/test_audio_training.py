@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 from modelzoo import audio_training, speech
 from modelzoo.audio_training import (calibrate, parse_target, rates, threshold_for,
@@ -159,3 +161,42 @@ def test_invented_words_never_pass_for_a_policy_word_or_a_near_miss():
     assert len(set(words)) > 1500  # a vocabulary no list could give
     assert not [w for w in words for other in avoid
                 if any(w[i:i + 3] in other for i in range(len(w) - 2))]
+
+
+def _trained_weights(ema_decay: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A spotter's last layer before and after one epoch of three steps on tones and noise."""
+    from modelzoo.keyword_spotter import KeywordSpotter, SpotterConfig
+
+    torch.manual_seed(0)
+    model = KeywordSpotter(SpotterConfig(channels=16))
+    before = model.classifier.weight.detach().clone()
+    rng = np.random.default_rng(0)
+    t = np.arange(16_000) / 16_000
+    waves = [(np.sin(2 * np.pi * 440 * t) if positive else rng.normal(size=t.size)).astype(
+        np.float32) for positive in [True, False] * 6]
+    clips = [audio_training.LabelledClip(Path(f"{i}.wav"), i % 2 == 0) for i in range(12)]
+    options = audio_training.AudioTrainingOptions(max_epochs=1, batch_size=3,
+                                                  ema_decay=ema_decay)
+    trained, _ = audio_training.train(model, clips, waves, options)
+    return before, trained.classifier.weight.detach()
+
+
+def test_training_keeps_the_weights_average_which_lags_the_last_step():
+    before, last_step = _trained_weights(ema_decay=0.0)
+    before_too, averaged = _trained_weights(ema_decay=0.99)
+    assert torch.equal(before, before_too)
+    # Three steps: the average is still close to the first step's weights.
+    assert (averaged - before).norm() < 0.7 * (last_step - before).norm()
+    with pytest.raises(ValueError, match="ema_decay"):
+        audio_training.AudioTrainingOptions(ema_decay=1.0)
+
+
+def test_whole_clips_as_long_as_the_background_tracks_are_augmented_too():
+    from modelzoo.augment import AugmentOptions, Augmenter
+
+    augment = Augmenter(AugmentOptions(background_share=1.0, speed_share=0, room_share=0,
+                                       codec_share=0))
+    for seconds in (20, 25):
+        clip = np.full(seconds * 16_000, 0.1, np.float32)
+        heard = augment(clip)
+        assert heard.shape == clip.shape and not np.allclose(heard, clip * heard[0] / clip[0])

@@ -61,9 +61,9 @@ class Augmenter:
         if rng.random() < options.room_share:
             window = sounds.reverberate(window, self.rooms[rng.integers(len(self.rooms))])
         if rng.random() < options.background_share:
-            # Whole clips (data without spans) are as long as the tracks, or longer.
-            track = np.resize(self.backgrounds[rng.integers(len(self.backgrounds))],
-                              max(length, BANK_SECONDS * speech.SAMPLE_RATE_HZ))
+            track = self.backgrounds[rng.integers(len(self.backgrounds))]
+            if len(track) < length:  # a whole clip (data without spans) longer than the bank's
+                track = np.resize(track, length)
             start = rng.integers(0, len(track) - length + 1)
             window = sounds.mix(window, track[start:start + length], rng.uniform(*options.snr_db))
         if rng.random() < options.codec_share:

@@ -145,7 +145,8 @@ def train_audio(args: argparse.Namespace) -> int:
         data=Path(args.data), language=args.language,
         shifted=Path(args.shifted) if args.shifted else None,
         init=Path(args.init) if args.init else None, size=args.size, target=args.target,
-        budget_s=args.budget_s, learning_rate=args.learning_rate, version=args.version,
+        budget_s=TrainAudioRequest.budget_s if args.budget_s is None else args.budget_s,
+        learning_rate=args.learning_rate, version=args.version,
         out=Path(args.out or f"models/audio/{args.language}"),
         manifest=Path(args.manifest), export_dir=Path(args.export_dir), seed=args.seed,
         candidate=args.candidate)

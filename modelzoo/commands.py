@@ -97,9 +97,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     audio.add_argument("--target", default="fpr:0.01",
                        help="fpr:<share> (highest recall at that false-positive rate; the "
                        "default, 1%%) or recall:<share> (e.g. recall:0.95)")
-    audio.add_argument("--budget-s", type=float, default=300.0,
-                       help="training time, evaluations included; early stopping may end "
-                       "it sooner")
+    audio.add_argument("--budget-s", type=float, default=None,
+                       help="training time, evaluations included (default: the recipe's, "
+                       "five minutes); early stopping may end it sooner")
     audio.add_argument("--learning-rate", type=float, default=None,
                        help="default 1e-3 from scratch, 3e-5 from a checkpoint")
     audio.add_argument("--version", help="the new archive version (default: the manifest's "

@@ -16,12 +16,18 @@ time budget bounds training.
 
 A **shifted set** (``--shifted``: clips generated in the shifted style, or any other
 recording conditions) is split in two halves: the *validation* half decides when to stop
-(its ROC AUC, whole clips as served) and takes part in calibration; the *evaluation* half is
-only reported. The threshold is the highest that meets the target (``fpr:0.01`` by default:
-the most recall at a false-positive rate of at most 1%, the operating point published
-voice-safety classifiers use; or ``recall:0.95``) on the held-out clips **and** on the
-shifted validation half, so the false-positive rate the report promises holds on speech
-unlike the training set too, not only on the training generator's own.
+(the ROC AUC of a stratified sample of ``judge_clips`` of it after each epoch, whole clips
+as served) and takes part in calibration, whole; the *evaluation* half is only reported.
+The threshold is the highest that meets the target (``fpr:0.01`` by default: the most
+recall at a false-positive rate of at most 1%, the operating point published voice-safety
+classifiers use; or ``recall:0.95``) on the held-out clips **and** on the shifted
+validation half, so the false-positive rate the report promises holds on speech unlike the
+training set too, not only on the training generator's own.
+
+A rate is only as fine as the clips it is counted on: at most 1% of 50 negatives is none,
+so the loudest of them alone would set the threshold. The report says how many false
+positives the target allows on each calibration set (and warns where that is none), and
+gives every rate with its 95% Wilson interval.
 """
 
 from __future__ import annotations
@@ -58,6 +64,9 @@ class AudioTrainingOptions:
     # 200 steps, about three epochs), steadier on unheard speech than the last step's.
     ema_decay: float = 0.995
     held_out: float = 0.25
+    # Validation clips scored after each epoch (a stratified sample; all of them calibrate):
+    # bounds the time judging takes from training, whatever the shifted set's size.
+    judge_clips: int = 100
     patience: int = 8  # epochs without a better validation AUC before stopping...
     min_epochs: int = 4  # ...once past these
     crop_s: float = 2.0  # training windows, where clips have spans: a slow word and around it
@@ -72,6 +81,8 @@ class AudioTrainingOptions:
             raise ValueError("held_out must be a share in (0, 1)")
         if self.budget_s <= 0:
             raise ValueError("budget_s must be positive")
+        if self.judge_clips < 4:
+            raise ValueError("judge_clips must be at least 4")
         if not 0 <= self.ema_decay < 1:
             raise ValueError("ema_decay must be in [0, 1): 0 keeps the last step's weights")
 
@@ -155,6 +166,13 @@ class LabelledSet:
     def subset(self, name: str, indices: np.ndarray) -> LabelledSet:
         return LabelledSet(name, [self.waves[i] for i in indices], self.labels[indices])
 
+    def sample(self, clips: int, seed: int) -> LabelledSet:
+        """At most ``clips`` of the set, stratified by label, under the same name."""
+        if len(self.labels) <= clips:
+            return self
+        _, kept = split(self.labels, clips / len(self.labels), seed)
+        return self.subset(self.name, kept)
+
 
 def scores(model: Model, waves: Sequence[np.ndarray]) -> np.ndarray:
     """``model``'s score of each clip, padded to 20 s as the handler pads it."""
@@ -230,8 +248,8 @@ def train(model: Model, clips: Sequence[LabelledClip], waves: list[np.ndarray],
           options: AudioTrainingOptions, *, shifted: LabelledSet | None = None,
           on_epoch: Callable[[dict], None] | None = None) -> tuple[Model, dict[str, Any]]:
     """Train until the budget, the epochs or the patience run out, keeping the epoch whose
-    averaged weights (``ema_decay``) have the best ROC AUC on the shifted validation half
-    (on the held-out clips without a shifted set). Returns the model and the sets it is to
+    averaged weights (``ema_decay``) have the best ROC AUC on (a sample of ``judge_clips``
+    of) the shifted validation half (of the held-out clips without a shifted set). Returns the model and the sets it is to
     be reported on: ``held_out``, and where given ``shifted_validation`` and ``shifted``
     (:class:`LabelledSet`), with ``history``, ``best_epoch``, ``train_seconds`` and
     ``train_clips``."""
@@ -244,7 +262,8 @@ def train(model: Model, clips: Sequence[LabelledClip], waves: list[np.ndarray],
         half_a, half_b = split(shifted.labels, 0.5, options.seed)
         sets["shifted_validation"] = shifted.subset("shifted validation", half_a)
         sets["shifted"] = shifted.subset("shifted evaluation", half_b)
-    judge = sets.get("shifted_validation", sets["held_out"])
+    judge = sets.get("shifted_validation", sets["held_out"]).sample(options.judge_clips,
+                                                                    options.seed)
     weights = len(train_idx) / (2 * np.bincount(labels[train_idx], minlength=2).clip(min=1))
     loss = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=options.learning_rate)
@@ -314,18 +333,44 @@ def calibrate(sets: Sequence[tuple[np.ndarray, np.ndarray]], target: str) -> flo
     return max(thresholds) if parse_target(target)[0] == "fpr" else min(thresholds)
 
 
-def rates(labels: np.ndarray, values: np.ndarray, threshold: float) -> dict[str, float]:
-    """Precision, recall and false-positive rate of ``values >= threshold``, ROC AUC, and
-    the recall a 1% false-positive rate would allow, on one labelled set. Precision is
-    None when nothing is flagged (metrics.json stays strict JSON)."""
+def allowed_false_positives(labels: np.ndarray, target: str) -> int | None:
+    """How many of the set's negatives an ``fpr`` target lets score at or above the
+    threshold (0: the loudest negative alone sets it); None for a recall target."""
+    kind, value = parse_target(target)
+    if kind != "fpr":
+        return None
+    return math.floor(value * int((~np.asarray(labels, dtype=bool)).sum()) + 1e-9)
+
+
+def wilson_interval(successes: int, trials: int) -> list[float]:
+    """The 95% Wilson score interval of ``successes / trials`` ([0, 1] without trials):
+    honest at 0 and at small counts, where the normal approximation is not."""
+    if trials <= 0:
+        return [0.0, 1.0]
+    from scipy.stats import binomtest
+
+    interval = binomtest(successes, trials).proportion_ci(0.95, method="wilson")
+    return [float(interval.low), float(interval.high)]
+
+
+def rates(labels: np.ndarray, values: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Precision, recall and false-positive rate of ``values >= threshold`` (the two rates
+    with their 95% intervals), ROC AUC, and the recall a 1% false-positive rate would allow,
+    on one labelled set. Precision is None when nothing is flagged (metrics.json stays
+    strict JSON)."""
     labels = np.asarray(labels, dtype=bool)
     flagged = np.asarray(values) >= threshold
     true_positives = int((flagged & labels).sum())
+    false_positives = int((flagged & ~labels).sum())
+    negatives = int((~labels).sum())
     at_one_percent = threshold_for(labels, values, "fpr:0.01")
     return {"clips": int(len(labels)), "positives": int(labels.sum()),
+            "negatives": negatives,
             "precision": true_positives / flagged.sum() if flagged.any() else None,
             "recall": true_positives / max(1, labels.sum()),
-            "fpr": int((flagged & ~labels).sum()) / max(1, (~labels).sum()),
+            "recall_ci95": wilson_interval(true_positives, int(labels.sum())),
+            "fpr": false_positives / max(1, negatives),
+            "fpr_ci95": wilson_interval(false_positives, negatives),
             "auc": auc(labels, values),
             "recall_at_1pct_fpr": float(((np.asarray(values) >= at_one_percent) & labels)
                                         .sum() / max(1, labels.sum()))}
@@ -361,8 +406,9 @@ def write_report(out: Path, *, language: str, metrics: dict[str, Any],
     figure.savefig(out / "roc_pr.png", dpi=110)
     plt.close(figure)
     rows = [f"| {name.replace('_', ' ')} | {m['clips']} ({m['positives']} nsfw) | "
-            f"{percent(m['precision'])} | {percent(m['recall'])} | {percent(m['fpr'])} | "
-            f"{m['auc']:.3f} | {percent(m['recall_at_1pct_fpr'])} |"
+            f"{percent(m['precision'])} | {with_interval(m['recall'], m['recall_ci95'])} | "
+            f"{with_interval(m['fpr'], m['fpr_ci95'])} | {m['auc']:.3f} | "
+            f"{percent(m['recall_at_1pct_fpr'])} |"
             for name in curves for m in (metrics[name],)]
     lines = [f"# audio_nsfw_{language}: training report", "",
              f"{metrics['size']} model, trained on {metrics['train_clips']} clips in "
@@ -370,13 +416,42 @@ def write_report(out: Path, *, language: str, metrics: dict[str, Any],
              f"{metrics['best_epoch']}, judged on {metrics['judged_on']}). Threshold "
              f"{metrics['threshold']:.4f} for {metrics['target']}, calibrated on "
              f"{' and '.join(metrics['calibrated_on'])}.", "",
-             "| set | clips | precision | recall | false-positive rate | ROC AUC | "
-             "recall at 1% FPR |", "|---|---|---|---|---|---|---|", *rows, "",
-             "![ROC and precision-recall](roc_pr.png)", ""]
+             *calibration_lines(metrics), "",
+             "| set | clips | precision | recall (95% interval) | false-positive rate (95% "
+             "interval) | ROC AUC | recall at 1% FPR |", "|---|---|---|---|---|---|---|",
+             *rows, "", "![ROC and precision-recall](roc_pr.png)", ""]
     (out / "report.md").write_text("\n".join(lines))
     return [out / "metrics.json", out / "report.md", out / "roc_pr.png"]
+
+
+def calibration_lines(metrics: dict[str, Any]) -> list[str]:
+    """What the target allows on each calibration set, and a warning where a set is too
+    small to resolve it."""
+    lines = []
+    for entry in metrics.get("calibration", []):
+        allowed = entry["allowed_false_positives"]
+        if allowed is None:
+            continue
+        lines.append(f"- {entry['set']}: {entry['negatives']} negatives; {metrics['target']} "
+                     f"lets at most {allowed} of them be flagged.")
+        if allowed == 0:
+            lines.append(f"  **Warning**: {too_few_negatives(entry, metrics['target'])}")
+    return lines
+
+
+def too_few_negatives(entry: dict[str, Any], target: str) -> str:
+    """Why a calibration set with no false positive to spare makes a brittle threshold."""
+    needed = math.ceil(3 / parse_target(target)[1])
+    return (f"{entry['set']} holds too few negatives to resolve {target}: its loudest "
+            f"negative alone sets the threshold. Give it {needed} or more (three false "
+            "positives' worth).")
 
 
 def percent(value: float | None) -> str:
     """A rate as a percentage, "n/a" where it is undefined (precision of nothing flagged)."""
     return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def with_interval(value: float, interval: Sequence[float]) -> str:
+    """``12.0% (8.1-17.4%)``: a rate and its interval."""
+    return f"{percent(value)} ({100 * interval[0]:.1f}-{100 * interval[1]:.1f}%)"

@@ -54,8 +54,9 @@ class TrainedAudio:
         for name in REPORTED:
             if name in m:
                 f = m[name]
-                rates = ", ".join(f"{key} {audio_training.percent(f[key])}"
-                                  for key in ("precision", "recall", "fpr"))
+                rates = ", ".join([f"precision {audio_training.percent(f['precision'])}"] + [
+                    f"{key} {audio_training.with_interval(f[key], f[key + '_ci95'])}"
+                    for key in ("recall", "fpr")])
                 lines.append(f"{name.replace('_', ' ')}: {rates}, AUC {f['auc']:.3f}")
         lines += [f"trained in {m['train_seconds']:.0f} s; report: {self.reports[1]}",
                   f"to make this the manifest's model: version: \"{spec.version}\", "
@@ -128,8 +129,15 @@ def train_and_build(request: TrainAudioRequest) -> TrainedAudio:
     calibrated_on = [name for name in ("held_out", "shifted_validation") if name in judged]
     threshold = audio_training.calibrate([judged[name] for name in calibrated_on],
                                          options.target)
+    calibration = [{"set": sets[name].name, "negatives": int((~sets[name].labels).sum()),
+                    "allowed_false_positives": audio_training.allowed_false_positives(
+                        sets[name].labels, options.target)} for name in calibrated_on]
+    for entry in calibration:
+        if entry["allowed_false_positives"] == 0:
+            tqdm.write("warning: " + audio_training.too_few_negatives(entry, options.target))
     metrics = {"target": options.target, "threshold": threshold,
                "calibrated_on": [sets[name].name for name in calibrated_on],
+               "calibration": calibration,
                **{name: audio_training.rates(*judged[name], threshold) for name in judged},
                "size": f"fine-tuned {request.init}" if request.init else request.size,
                "train_seconds": result["train_seconds"], "best_epoch": result["best_epoch"],

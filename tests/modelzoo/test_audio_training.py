@@ -67,6 +67,61 @@ def test_calibrating_on_several_sets_holds_the_target_on_each():
     assert calibrate(sets, "recall:0.95") == 0.45  # every set keeps its recall
 
 
+def test_the_target_allows_a_share_of_each_sets_negatives_and_none_of_too_few():
+    def negatives(count: int) -> np.ndarray:
+        return np.array([True] * 10 + [False] * count)
+
+    assert audio_training.allowed_false_positives(negatives(300), "fpr:0.01") == 3
+    assert audio_training.allowed_false_positives(negatives(299), "fpr:0.01") == 2
+    assert audio_training.allowed_false_positives(negatives(50), "fpr:0.01") == 0
+    assert audio_training.allowed_false_positives(negatives(50), "fpr:0.02") == 1
+    assert audio_training.allowed_false_positives(negatives(50), "recall:0.9") is None
+
+
+def test_rates_come_with_wilson_intervals_that_are_honest_at_zero():
+    labels = np.array([True] * 100 + [False] * 300)
+    values = np.r_[np.linspace(0.5, 1.0, 100), np.linspace(0.0, 0.4, 300)]
+    nothing_flagged = rates(labels, values, 0.99)  # 2 of 100 positives, no negative
+    low, high = nothing_flagged["fpr_ci95"]
+    assert low == 0 and 0.012 < high < 0.013  # 0 of 300 at 95%: 0 to 1.3%, not 0 to 0
+    assert nothing_flagged["negatives"] == 300
+    half = rates(labels, values, 0.75)
+    low, high = half["recall_ci95"]
+    assert low < half["recall"] < high and 0.08 < high - low < 0.2  # about +-10 points at 100
+    assert audio_training.wilson_interval(0, 0) == [0.0, 1.0]
+
+
+def test_the_report_warns_where_a_calibration_set_cannot_resolve_the_target(tmp_path):
+    result = rates(HAND_LABELS, HAND_SCORES, 0.95)
+    metrics = {"threshold": 0.95, "target": "fpr:0.01", "size": "small", "train_clips": 15,
+               "train_seconds": 1.0, "epochs_run": 1, "best_epoch": 1,
+               "judged_on": "held-out", "held_out": result,
+               "calibrated_on": ["held-out", "shifted validation"],
+               "calibration": [{"set": "held-out", "negatives": 400,
+                                "allowed_false_positives": 4},
+                               {"set": "shifted validation", "negatives": 50,
+                                "allowed_false_positives": 0}]}
+    write_report(tmp_path, language="hi", metrics=metrics,
+                 curves={"held_out": (HAND_LABELS, HAND_SCORES)})
+    report = (tmp_path / "report.md").read_text()
+    assert "held-out: 400 negatives; fpr:0.01 lets at most 4 of them be flagged." in report
+    warnings = [line for line in report.splitlines() if "**Warning**" in line]
+    assert len(warnings) == 1 and "shifted validation holds too few negatives" in warnings[0]
+    assert "Give it 300 or more" in warnings[0]
+    assert "| 20.0% (" in report  # the held-out recall, with its interval
+
+
+def test_epochs_are_judged_on_a_stratified_sample_of_a_large_validation_set():
+    labels = np.array([True] * 100 + [False] * 300)
+    whole = audio_training.LabelledSet("shifted validation", [np.zeros(1)] * 400, labels)
+    sample = whole.sample(100, seed=0)
+    assert sample.name == whole.name and len(sample.labels) == 100
+    assert sample.labels.sum() == 25  # the whole set's share of positives
+    assert whole.sample(400, seed=0) is whole
+    with pytest.raises(ValueError, match="judge_clips"):
+        audio_training.AudioTrainingOptions(judge_clips=2)
+
+
 @pytest.mark.parametrize("target", ["fpr:0", "fpr:1.5", "precision:0.9", "recall", "fpr:x"])
 def test_targets_are_read_strictly(target):
     with pytest.raises(ValueError, match="target"):

@@ -167,8 +167,9 @@ class LabelledSet:
         return LabelledSet(name, [self.waves[i] for i in indices], self.labels[indices])
 
     def sample(self, clips: int, seed: int) -> LabelledSet:
-        """At most ``clips`` of the set, stratified by label, under the same name."""
-        if len(self.labels) <= clips:
+        """At most ``clips`` of the set, stratified by label, under the same name; the
+        whole set where a label has too few clips to share out."""
+        if len(self.labels) <= clips or min(self.labels.sum(), (~self.labels).sum()) < 2:
             return self
         _, kept = split(self.labels, clips / len(self.labels), seed)
         return self.subset(self.name, kept)

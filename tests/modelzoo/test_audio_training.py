@@ -118,6 +118,9 @@ def test_epochs_are_judged_on_a_stratified_sample_of_a_large_validation_set():
     assert sample.name == whole.name and len(sample.labels) == 100
     assert sample.labels.sum() == 25  # the whole set's share of positives
     assert whole.sample(400, seed=0) is whole
+    one_positive = audio_training.LabelledSet("v", [np.zeros(1)] * 200,
+                                              np.array([True] + [False] * 199))
+    assert one_positive.sample(100, seed=0) is one_positive  # nothing to stratify
     with pytest.raises(ValueError, match="judge_clips"):
         audio_training.AudioTrainingOptions(judge_clips=2)
 

@@ -91,7 +91,11 @@ class TorchServe:
         """Start, then block until every model in ``models`` has a READY worker."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.write_config()
-        env = {**os.environ, "TMPDIR": str(self.workdir), "LOG_LOCATION": str(self.workdir / "logs"),
+        # TEMP, not TMPDIR, is what TorchServe's launcher turns into java.io.tmpdir, where
+        # the frontend unpacks every archive (models/<uuid>/): left in /tmp, each start
+        # leaked a few MB that no stop removed.
+        env = {**os.environ, "TMPDIR": str(self.workdir), "TEMP": str(self.workdir),
+               "LOG_LOCATION": str(self.workdir / "logs"),
                "METRICS_LOCATION": str(self.workdir / "logs")}
         with open(self.workdir / "torchserve.out", "ab") as log:
             self._log_start = log.tell()

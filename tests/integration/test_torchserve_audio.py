@@ -55,6 +55,8 @@ def test_every_manifest_archive_is_served_and_healthy(torchserve, manifest):
         description = torchserve.describe(spec.name)
         assert description["batchSize"] == spec.batch_size
         assert len(torchserve.ready_workers(spec.name)) == spec.workers
+    # Archives are unpacked inside the server's workdir, which goes with it, not in /tmp.
+    assert len(list((torchserve.workdir / "models").iterdir())) == len(manifest)
 
 
 @pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "opus", "mp3", "m4a"])

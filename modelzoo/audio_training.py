@@ -250,10 +250,10 @@ def train(model: Model, clips: Sequence[LabelledClip], waves: list[np.ndarray],
           on_epoch: Callable[[dict], None] | None = None) -> tuple[Model, dict[str, Any]]:
     """Train until the budget, the epochs or the patience run out, keeping the epoch whose
     averaged weights (``ema_decay``) have the best ROC AUC on (a sample of ``judge_clips``
-    of) the shifted validation half (of the held-out clips without a shifted set). Returns the model and the sets it is to
-    be reported on: ``held_out``, and where given ``shifted_validation`` and ``shifted``
-    (:class:`LabelledSet`), with ``history``, ``best_epoch``, ``train_seconds`` and
-    ``train_clips``."""
+    of) the shifted validation half (of the held-out clips without a shifted set). Returns
+    the model and the sets it is to be reported on: ``held_out``, and where given
+    ``shifted_validation`` and ``shifted`` (:class:`LabelledSet`), with ``history``,
+    ``best_epoch``, ``train_seconds`` and ``train_clips``."""
     torch.manual_seed(options.seed)
     labels = np.array([c.positive for c in clips])
     train_idx, held_idx = split(labels, options.held_out, options.seed)

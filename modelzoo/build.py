@@ -31,6 +31,7 @@ from modelzoo import (
     engines,
     families,
     layout,
+    screen,
 )
 from modelzoo.manifest import ArchiveSpec, ManifestError
 
@@ -158,6 +159,10 @@ def package_model(spec: ArchiveSpec, model: nn.Module, options: BuildOptions,
                     options.workers_served_together.get(spec.name, spec.workers)}
         extra = model.extra_files(Path(staging) / "extra") if hasattr(model, "extra_files") \
             else []
+        if "screen" in spec.options:
+            progress.set_postfix_str(f"{spec.name}: tracing its screen")
+            extra.append(screen.trace_into(spec.options["screen"]["checkpoint"],
+                                           Path(staging) / "screen"))
         path = archiver.package(chosen, artifact.serialized, labels, options.export_dir,
                                 settings, [*extra, *artifact.extra])
     if reference is None and families.OUTPUT_KIND[spec.family] == "score":

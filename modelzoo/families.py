@@ -113,6 +113,8 @@ def describe(spec: ArchiveSpec, settings: dict, labels: list[str]) -> dict:
     if "sample_rate" in settings:
         entry["inputs"] = {"waveform": int(settings["sample_rate"] * settings["clip_seconds"])}
         entry["outputs"] = {"score": 1}
+    if "screen" in spec.options:
+        entry["screen"] = dict(spec.options["screen"])
     return entry
 
 

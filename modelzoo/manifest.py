@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from handlers import screen
 from handlers.energy import EnergyGate
 from modelzoo.engines import ENGINES, PRECISIONS, SUPPORTED
 
@@ -72,6 +73,7 @@ class ArchiveSpec:
             raise ManifestError(f"{self.name}: {self.engine} has no {self.precision}; it "
                                 f"offers {SUPPORTED[self.engine]}")
         self._check_energy_gate()
+        self._check_screen()
         if self.layout not in LAYOUTS:
             raise ManifestError(f"{self.name}: layout must be one of {LAYOUTS}, not "
                                 f"{self.layout!r}")
@@ -95,6 +97,16 @@ class ArchiveSpec:
         try:
             EnergyGate(float(floor), sample_rate=16_000)
         except (TypeError, ValueError) as exc:
+            raise ManifestError(f"{self.name}: {exc}") from exc
+
+    def _check_screen(self) -> None:
+        if "screen" not in self.options:
+            return
+        if self.family != "audio_nsfw":
+            raise ManifestError(f"{self.name}: a screen is for audio_nsfw archives")
+        try:
+            screen.check_settings(self.options["screen"])
+        except ValueError as exc:
             raise ManifestError(f"{self.name}: {exc}") from exc
 
     @property

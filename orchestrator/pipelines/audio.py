@@ -45,7 +45,7 @@ from orchestrator.rollouts import (
 from orchestrator.serving import MediaFetcher, TorchServeClient, answers
 
 NAME = "audio"
-SCORED_BY = ("model", "energy_gate")
+SCORED_BY = ("model", "energy_gate", "screen")
 
 
 def scored(model: ModelEntry, answer: Any) -> Scored:
@@ -64,7 +64,9 @@ class Verdict:
     model: ModelEntry
     engine: str
     precision: str
-    scored_by: str  # "model", or "energy_gate" for a clip with nothing audible in it
+    # "model"; "energy_gate" for a clip with nothing audible in it; "screen" for a clip the
+    # archive's screening model answered alone (under its threshold)
+    scored_by: str
     score: float
     label: str
     threshold: float

@@ -168,3 +168,45 @@ def test_a_batch_with_nothing_audible_never_calls_the_model(model_dir):
     results = handler.handle([{"body": _wav(np.zeros(16_000))}] * 3, FakeContext(model_dir))
     assert [r["scored_by"] for r in results] == ["energy_gate"] * 3
     assert len(rows_seen) == calls_before
+
+
+def test_the_screen_answers_clips_under_its_threshold_and_the_model_scores_the_rest(
+        model_dir, tmp_path):
+    import numpy as np
+    import torch
+
+    from modelzoo import screen
+
+    screening = screen.new_screen(seed=5)
+    screening.save_pretrained(tmp_path / "screen")
+    screen.trace_into(str(tmp_path / "screen"), model_dir)  # as the build packs it
+    rng = np.random.default_rng(1)
+    bodies = [_wav(0.1 * rng.standard_normal(16_000 * 3)) for _ in range(6)]
+    plain = AudioNsfwHandler()
+    plain.initialize(FakeContext(model_dir))
+    unscreened = plain.handle([{"body": b} for b in bodies], FakeContext(model_dir))
+    # Half the clips under the screen's threshold: just over its median score of them.
+    decoded = torch.stack([plain.decoder.decode(bytes(b)) for b in bodies])
+    with torch.inference_mode():
+        threshold = float(screening(decoded).median()) + 1e-6
+    context = FakeContext(model_dir)
+    context.model_yaml_config["handler"]["screen"] = {"checkpoint": str(tmp_path / "screen"),
+                                                      "threshold": threshold}
+    handler = AudioNsfwHandler()
+    handler.initialize(context)
+    rows_seen: list[int] = []
+    model = handler.model
+
+    def counting(*inputs):
+        rows_seen.append(int(inputs[0].shape[0]))
+        return model(*inputs)
+
+    handler.model = counting
+    results = handler.handle([{"body": b} for b in bodies], FakeContext(model_dir))
+    passed = [r["screen_score"] >= threshold for r in results]
+    assert sum(passed) == 3 and rows_seen == [3]  # only the clips it passed reached the model
+    for result, plain_result, through in zip(results, unscreened, passed):
+        assert result["scored_by"] == ("model" if through else "screen")
+        expected = plain_result["score"] if through else 0.0
+        assert result["score"] == pytest.approx(expected, abs=1e-6)
+        assert through or result["label"] == "safe"

@@ -37,6 +37,20 @@ archives:
     ("{name: a, family: audio_nsfw, languages: [x], options: {energy_gate_dbfs: loud}}",
      "could not convert"),
     ("{name: a, family: xlmr_text, options: {energy_gate_dbfs: -50}}", "for audio_nsfw"),
+    ("{name: a, family: audio_nsfw, languages: [x], options: {screen: {checkpoint: s}}}",
+     "exactly"),
+    ("{name: a, family: audio_nsfw, languages: [x], options: {screen: {checkpoint: s, "
+     "threshold: 0.1, keep: 0.99}}}", "exactly"),
+    ("{name: a, family: audio_nsfw, languages: [x], options: {screen: {checkpoint: s, "
+     "threshold: 1.5}}}", r"in \[0, 1\]"),
+    ("{name: a, family: audio_nsfw, languages: [x], options: {screen: {checkpoint: s, "
+     "threshold: .nan}}}", r"in \[0, 1\]"),
+    ("{name: a, family: audio_nsfw, languages: [x], options: {screen: {checkpoint: s, "
+     "threshold: low}}}", "a number"),
+    ("{name: a, family: audio_nsfw, languages: [x], options: {screen: {checkpoint: '', "
+     "threshold: 0.1}}}", "folder"),
+    ("{name: a, family: xlmr_text, options: {screen: {checkpoint: s, threshold: 0.1}}}",
+     "for audio_nsfw"),
 ])
 def test_bad_entries_are_refused_with_a_reason(tmp_path, entry, message):
     with pytest.raises(ManifestError, match=message):

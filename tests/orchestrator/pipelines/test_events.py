@@ -41,11 +41,12 @@ def _clip():
 
 def test_a_verdict_says_what_scored_the_clip_and_refuses_a_scorer_it_does_not_know():
     answer = {"score": 0.0, "label": "safe", "threshold": 0.5}
-    gated = Verdict.from_answer(_clip(), AUDIO[0], {**answer, "scored_by": "energy_gate"})
-    assert gated.event()["scored_by"] == "energy_gate"
+    for scorer in ("energy_gate", "screen", "model"):
+        verdict = Verdict.from_answer(_clip(), AUDIO[0], {**answer, "scored_by": scorer})
+        assert verdict.event()["scored_by"] == scorer
     # An archive built before the gate names no scorer: its model scored the clip.
     assert Verdict.from_answer(_clip(), AUDIO[0], answer).summary()["scored_by"] == "model"
-    for scorer in ("screen\n", 3, None):
+    for scorer in ("screen\n", "cascade", 3, None):
         with pytest.raises(BadModelResponse, match="scored_by"):
             Verdict.from_answer(_clip(), AUDIO[0], {**answer, "scored_by": scorer})
 

@@ -378,8 +378,10 @@ def rates(labels: np.ndarray, values: np.ndarray, threshold: float) -> dict[str,
 
 
 def write_report(out: Path, *, language: str, metrics: dict[str, Any],
-                 curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[Path]:
-    """metrics.json, report.md and roc_pr.png (ROC and precision-recall of each set)."""
+                 curves: dict[str, tuple[np.ndarray, np.ndarray]],
+                 more: Sequence[str] = ()) -> list[Path]:
+    """metrics.json, report.md (``more`` lines at its end) and roc_pr.png (ROC and
+    precision-recall of each set)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -420,7 +422,7 @@ def write_report(out: Path, *, language: str, metrics: dict[str, Any],
              *calibration_lines(metrics), "",
              "| set | clips | precision | recall (95% interval) | false-positive rate (95% "
              "interval) | ROC AUC | recall at 1% FPR |", "|---|---|---|---|---|---|---|",
-             *rows, "", "![ROC and precision-recall](roc_pr.png)", ""]
+             *rows, "", "![ROC and precision-recall](roc_pr.png)", "", *more]
     (out / "report.md").write_text("\n".join(lines))
     return [out / "metrics.json", out / "report.md", out / "roc_pr.png"]
 

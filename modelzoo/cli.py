@@ -149,7 +149,7 @@ def train_audio(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate, version=args.version,
         out=Path(args.out or f"models/audio/{args.language}"),
         manifest=Path(args.manifest), export_dir=Path(args.export_dir), seed=args.seed,
-        candidate=args.candidate)
+        candidate=args.candidate, screen_budget_s=args.screen_budget_s)
     try:
         outcome = train_and_build(request)
     except (ValueError, ManifestError, FileNotFoundError) as exc:

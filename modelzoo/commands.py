@@ -113,6 +113,11 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                        help="record the new version as the model's candidate: the audio "
                        "daemons roll it out (shadow, canary, live) instead of serving it "
                        "at once (see `vigil rollout`)")
+    audio.add_argument("--screen-budget-s", type=float, default=0.0, metavar="SECONDS",
+                       help="also train a cascade's screen for this long: a smaller spotter "
+                       "in front of the model, whose threshold keeps 99%% of the model's "
+                       "positives on the held-out and shifted clips; the archive then "
+                       "carries it (default 0: no screen)")
     audio.set_defaults(entry="modelzoo.cli:train_audio")
 
 

@@ -46,6 +46,23 @@ def test_training_beats_chance_on_shifted_speech_and_reports_both_sets(trained_h
     assert "shifted: precision" in trained_hi.stdout
 
 
+def test_the_screen_keeps_the_models_positives_where_it_was_calibrated(trained_hi):
+    screen = trained_hi.metrics["screen"]
+    assert screen["calibrated_on"] == ["held-out", "shifted validation"]
+    for name in ("held_out", "shifted_validation"):
+        figures = screen["sets"][name]
+        assert figures["model_positives"] > 0 and figures["model_positives_kept"] >= 0.99
+        # The cascade never flags what the model alone would not.
+        assert figures["recall_cascade"] <= figures["recall_model"]
+        assert figures["fpr_cascade"] <= figures["fpr_model"]
+    assert 0 <= screen["threshold"] <= 1 and screen["seconds_per_clip"]["screen_s"] > 0
+    entry = catalogue.entry(trained_hi.store, "audio_nsfw_hi")
+    assert entry["screen"] == {"checkpoint": screen["checkpoint"],
+                               "threshold": screen["threshold"]}
+    assert "## The cascade's screen" in (trained_hi.work / "model" / "report.md").read_text()
+    assert "screen: threshold" in trained_hi.stdout
+
+
 def test_the_trained_archive_scores_fresh_positives_above_fresh_negatives(trained_hi,
                                                                           tmp_path):
     fresh = tmp_path / "fresh"
@@ -56,14 +73,22 @@ def test_the_trained_archive_scores_fresh_positives_above_fresh_negatives(traine
                         ports=(free_port(), free_port(), free_port()))
     try:
         server.start(models=["audio_nsfw_hi"])
-        scores = {}
+        scores, answers = {}, []
         for clip in clips:
             answer = httpx.post(f"{server.inference_url}/predictions/audio_nsfw_hi/1.1",
                                 content=(fresh / clip["path"]).read_bytes(),
                                 headers=server.auth(), timeout=60).json()
             scores[clip["path"]] = (clip["label"], answer["score"], answer["threshold"])
+            answers.append(answer)
     finally:
         server.stop()
+    # Served as a cascade: the screen scored every clip, and answered alone those under its
+    # threshold.
+    screen_threshold = catalogue.entry(trained_hi.store, "audio_nsfw_hi")["screen"]["threshold"]
+    for answer in answers:
+        passed = answer["screen_score"] >= screen_threshold
+        assert answer["scored_by"] == ("model" if passed else "screen"), answer
+        assert passed or answer["score"] == 0.0
     positives = sorted(s for label, s, _ in scores.values() if label == "nsfw")
     negatives = sorted(s for label, s, _ in scores.values() if label == "safe")
     threshold = next(iter(scores.values()))[2]

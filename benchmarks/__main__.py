@@ -62,6 +62,11 @@ def make_parser() -> argparse.ArgumentParser:
                         "is measured beside it")
     parser.add_argument("--no-energy-gate", dest="energy_gate_dbfs", action="store_const",
                         const=None, help="e2e: Vigil without the energy gate only")
+    parser.add_argument("--screen", metavar="TRAINED_DIR",
+                        help="gate and e2e: a cascade's screen, from the --out folder of "
+                        "`vigil train audio --screen-budget-s` (its metrics.json names the "
+                        "screen and its threshold): what it answers alone on the gate's "
+                        "clips, and a third e2e run with the gate and the screen")
     parser.add_argument("--gate-clips", type=int, default=400,
                         help="gate: livestream-like clips the energy gate is judged on")
     parser.add_argument("--engine-size", default="base", choices=("tiny", "base"),

@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import psutil
@@ -37,7 +38,7 @@ def make_clips(count: int) -> list[dict]:
               leave=False) as progress:
         made = livestream.mix(count, progress=progress)
     return [{"clip_id": f"bench-{index}", "stream_id": f"s{index % 4}", "language": "hi",
-             "kind": clip.kind, "audio_b64": base64.b64encode(
+             "kind": clip.kind, "positive": clip.positive, "audio_b64": base64.b64encode(
                  clips.encode(clip.samples[:, None], livestream.SAMPLE_RATE_HZ, "flac")).decode()}
             for index, clip in enumerate(made)]
 
@@ -85,11 +86,14 @@ def run_baseline(workdir: Path, bootstrap: str, messages: list[dict], *, size: s
 
 def build_archive(store: Path, *, size: str, workers: int, threads: int, batch_delay_ms: int,
                   engine: str, precision: str, energy_gate_dbfs: float | None = None,
-                  layout: str = "manifest", max_rows: int = 0) -> ArchiveSpec:
-    """Build the bench archive; returns its spec as packaged (with ``layout="auto"``, the
-    workers x threads and rows per call the build chose)."""
+                  layout: str = "manifest", max_rows: int = 0,
+                  screen: dict | None = None) -> ArchiveSpec:
+    """Build the bench archive (``screen``: a cascade's screen, as the manifest names one);
+    returns its spec as packaged (with ``layout="auto"``, the workers x threads and rows per
+    call the build chose)."""
     options = {key: value for key, value in (("energy_gate_dbfs", energy_gate_dbfs),
-                                             ("max_rows", max_rows)) if value}
+                                             ("max_rows", max_rows), ("screen", screen))
+               if value}
     spec = ArchiveSpec(name=MODEL, family="audio_nsfw", languages=("*",), workers=workers,
                        batch_size=8, max_batch_delay_ms=batch_delay_ms, response_timeout_s=600,
                        intra_op_threads=threads, engine=engine, precision=precision,
@@ -125,15 +129,19 @@ def summarize(name: str, run: dict) -> dict:
 def compare(baseline: dict, vigil: dict, count: int, tolerance: float,
             name: str = "Vigil") -> dict:
     """Both paths scored every clip, and the clips Vigil's model scored (not its energy
-    gate) within ``tolerance`` of each other: the honest check."""
+    gate or screen) within ``tolerance`` of each other: the honest check."""
     expected = {f"bench-{i}" for i in range(count)}
     missing = sorted((expected - set(vigil["events"])) | (expected - set(baseline["events"])))
     common = set(baseline["events"]) & set(vigil["events"])
     gated = {c for c in common if vigil["events"][c].get("scored_by", "model") != "model"}
+    # No clip to compare (every one answered by the gate or a screen) is no disagreement.
     difference = max((abs(baseline["events"][c]["score"] - vigil["events"][c]["score"])
-                      for c in common - gated), default=float("inf"))
+                      for c in common - gated), default=0.0)
     rows = [summarize("baseline (naive)", baseline), summarize(name, vigil)]
     return {"rows": rows, "missing": missing, "gated": len(gated),
+            "compared": len(common - gated),
+            "scored_by": dict(Counter(vigil["events"][c].get("scored_by", "model")
+                                      for c in common)),
             "max_score_difference": difference,
             "scores_match": not missing and difference <= tolerance,
             "speedup_clips_per_s": rows[1]["clips_per_s"] / rows[0]["clips_per_s"],

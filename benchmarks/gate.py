@@ -12,10 +12,11 @@ from collections import Counter
 import torch
 from tqdm import tqdm
 
-from benchmarks import livestream
+from benchmarks import livestream, screening
 from handlers.energy import loudest_frame_dbfs
 
 FLOORS_DBFS = (-70.0, -60.0, -50.0, -40.0)
+MANIFEST_FLOOR_DBFS = -60.0  # archives/manifest.yaml's energy_gate_dbfs
 
 
 def levels(clips: list[livestream.LiveClip]) -> list[float]:
@@ -36,7 +37,11 @@ def judge(clips: list[livestream.LiveClip], measured: list[float], floor: float)
             "speech_skipped": skipped_by_kind["speech"]}
 
 
-def run(count: int, seed: int = 0) -> dict:
+def run(count: int, seed: int = 0, screen: dict | None = None,
+        model: dict | None = None) -> dict:
+    """The gate at every floor of :data:`FLOORS_DBFS`; with ``screen`` (a manifest's
+    ``screen`` entry), also what that screen answers alone behind the manifest's floor, and
+    of ``model``'s positives (``benchmarks.screening.judge``)."""
     with tqdm(total=count, desc="livestream-like clips", unit="clip") as progress:
         clips = livestream.mix(count, seed, progress)
     measured = levels(clips)
@@ -46,4 +51,7 @@ def run(count: int, seed: int = 0) -> dict:
             "positives": len(positives),
             "quietest_speech_dbfs": round(min(speech_levels), 1),
             "quietest_positive_dbfs": round(min(positives), 1),
-            "floors": [judge(clips, measured, floor) for floor in FLOORS_DBFS]}
+            "floors": [judge(clips, measured, floor) for floor in FLOORS_DBFS],
+            **({"screen": screening.judge(clips, measured, MANIFEST_FLOOR_DBFS, screen,
+                                               model)}
+               if screen else {})}

@@ -28,6 +28,13 @@ def e2e_section(e2e: dict) -> str:
               else "")
     beside = (f"; without the gate {plain['speedup_clips_per_s']:.2f}x clips/s, "
               f"{plain['cpu_per_clip_ratio']:.2f}x clips per CPU-second" if plain else "")
+    screened = e2e.get("with_screen")
+    if screened:
+        beside += (f"; with the gate and a screen {screened['speedup_clips_per_s']:.2f}x "
+                   f"clips/s, **{screened['cpu_per_clip_ratio']:.2f}x clips per CPU-second** "
+                   f"(scored by {screened['scored_by']}; of {screened['positives']} clips "
+                   f"saying a policy word, {screened['positives_answered_without_model']} "
+                   "answered without the model)")
     return (f"### End to end: naive baseline vs Vigil ({e2e['clips']} clips of 20 s"
             f"{': ' + mix if mix else ''}; wav2vec2-{e2e['size']}, Vigil at {e2e['engine']} "
             f"{e2e['precision']}, {e2e['workers']} worker(s) x {e2e['threads']} thread(s)"
@@ -51,7 +58,25 @@ def gate_section(gate: dict) -> str:
             + table(["floor", "kept from the model", "by kind", "speech clips kept",
                      "positives kept"], rows)
             + f"\n\nQuietest speech clip's loudest frame: {gate['quietest_speech_dbfs']:g} "
-            f"dBFS (quietest positive {gate['quietest_positive_dbfs']:g} dBFS)\n")
+            f"dBFS (quietest positive {gate['quietest_positive_dbfs']:g} dBFS)\n"
+            + (screen_section(gate["screen"]) if "screen" in gate else ""))
+
+
+def screen_section(screen: dict) -> str:
+    by_kind = ", ".join(f"{kind} {share}" for kind, share in screen["by_kind"].items())
+    text = (f"\nBehind the gate at {screen['floor_dbfs']:g} dBFS, the screen "
+            f"({screen['checkpoint']}, threshold {screen['threshold']:g}) answers "
+            f"{screen['answered_alone']} of the {screen['behind_gate']} clips it passes alone "
+            f"({screen['answered_alone_share']:.0%} of all clips; by kind: {by_kind}); of the "
+            f"{screen['positives_behind_gate']} positives behind the gate it answers "
+            f"{screen['positives_answered_alone']} alone.")
+    model = screen.get("model")
+    if model:
+        text += (f" Of the {model['positives']} clips its model ({model['checkpoint']}, "
+                 f"threshold {model['threshold']:.4f}) flags there, it answers "
+                 f"{model['positives_answered_alone']} alone: recall {model['recall']:.1%} "
+                 f"with the model alone, {model['recall_cascade']:.1%} with the cascade.")
+    return text + "\n"
 
 
 def engines_section(engines: dict) -> str:

@@ -13,7 +13,18 @@ from pathlib import Path
 import psutil
 import torch
 
-from benchmarks import cost, e2e, engines, gate, load, machine, overhead, report, stack
+from benchmarks import (
+    cost,
+    e2e,
+    engines,
+    gate,
+    load,
+    machine,
+    overhead,
+    report,
+    screening,
+    stack,
+)
 from benchmarks.gpu import UtilisationSampler
 from modelzoo.manifest import ArchiveSpec
 from scripts import clips, harness
@@ -40,11 +51,13 @@ def chosen_pair(args: argparse.Namespace, results: dict) -> tuple[str, str]:
 
 def run_vigil(args: argparse.Namespace, workdir: Path, bootstrap: str, messages: list[dict],
               engine: str, precision: str, gate_dbfs: float | None,
-              served_like: ArchiveSpec | None = None) -> tuple[dict, ArchiveSpec]:
-    """Vigil's run over ``messages`` with an archive built for it (energy gate or not), and
-    the archive's spec as served. ``served_like``: serve with that archive's layout instead
-    of choosing one again."""
+              served_like: ArchiveSpec | None = None,
+              screen: dict | None = None) -> tuple[dict, ArchiveSpec]:
+    """Vigil's run over ``messages`` with an archive built for it (energy gate or not, a
+    cascade's screen or not), and the archive's spec as served. ``served_like``: serve with
+    that archive's layout instead of choosing one again."""
     label = "no energy gate" if gate_dbfs is None else f"energy gate at {gate_dbfs:g} dBFS"
+    label += ", a screen in front" if screen else ""
     layout = {"workers": args.workers, "threads": args.threads, "layout": args.layout}
     if served_like is not None:
         layout = {"workers": served_like.workers, "threads": served_like.intra_op_threads,
@@ -52,11 +65,11 @@ def run_vigil(args: argparse.Namespace, workdir: Path, bootstrap: str, messages:
     harness.step(f"Vigil: TorchServe, {engine} {precision}, batches of 8, {label}, "
                  + ("the layout chosen by the build" if layout["layout"] == "auto" else
                     f"{layout['workers']} worker(s) x {layout['threads']} threads"))
-    name = "gated" if gate_dbfs is not None else "plain"
+    name = ("gated" if gate_dbfs is not None else "plain") + ("-screened" if screen else "")
     store = workdir / f"store-e2e-{name}"
     spec = e2e.build_archive(store, size=args.size, batch_delay_ms=args.batch_delay_ms,
                              engine=engine, precision=precision, energy_gate_dbfs=gate_dbfs,
-                             **layout)
+                             screen=screen, **layout)
     with stack.served(workdir, bootstrap, store=store, model=e2e.MODEL,
                       topic_prefix=f"vigil-{name}") as path:
         return e2e.run_vigil(path, messages), spec
@@ -84,6 +97,22 @@ def run_e2e(args: argparse.Namespace, workdir: Path, bootstrap: str, results: di
             "speedup_clips_per_s", "cpu_per_clip_ratio", "max_score_difference",
             "scores_match")}
         compared["scores_match"] = compared["scores_match"] and plain["scores_match"]
+    if args.screen:
+        cascade = screening.from_training(Path(args.screen))
+        screened_run, _ = run_vigil(args, workdir, bootstrap, messages, engine, precision,
+                                    gate, served_like=spec, screen=cascade)
+        screened = e2e.compare(baseline, screened_run, args.clips, tolerance,
+                               name="Vigil, energy gate and screen")
+        compared["rows"].append(screened["rows"][1])
+        compared["with_screen"] = {
+            **{key: screened[key] for key in ("speedup_clips_per_s", "cpu_per_clip_ratio",
+                                               "max_score_difference", "scores_match",
+                                               "scored_by")},
+            "screen": cascade, "positives": sum(m["positive"] for m in messages),
+            "positives_answered_without_model": sum(
+                1 for m in messages if m["positive"] and screened_run["events"].get(
+                    m["clip_id"], {}).get("scored_by", "model") != "model")}
+        compared["scores_match"] = compared["scores_match"] and screened["scores_match"]
     kinds = dict(Counter(message["kind"] for message in messages))
     return {"size": args.size, "clips": args.clips, "mix": kinds, "engine": engine,
             "precision": precision, "layout_chosen_by_build": args.layout == "auto",
@@ -140,7 +169,10 @@ def run(args: argparse.Namespace) -> int:
             if args.device == "cuda":
                 sampler.samples.clear()
             if part == "gate":
-                results[part] = gate.run(args.gate_clips)
+                trained = Path(args.screen) if args.screen else None
+                results[part] = gate.run(
+                    args.gate_clips, screen=screening.from_training(trained) if trained
+                    else None, model=screening.model_of(trained) if trained else None)
             elif part == "engines":
                 results[part] = engines.run(size=args.engine_size, repeats=args.repeats,
                                             device=args.device)

@@ -6,6 +6,7 @@ import pytest
 
 from benchmarks import cost, e2e, engines, load, profile, report, trace
 from benchmarks.runner import chosen_pair
+from tests.benchmarks.screens import saved_screen
 
 
 def test_cost_projection_rounds_machines_up_and_prices_a_month():
@@ -166,8 +167,14 @@ def test_clips_the_energy_gate_kept_from_the_model_are_not_held_against_the_scor
     vigil["events"]["bench-1"]["scored_by"] = "energy_gate"
     compared = e2e.compare(baseline, vigil, 2, tolerance=1e-3)
     assert compared["scores_match"] and compared["gated"] == 1
+    assert compared["scored_by"] == {"model": 1, "energy_gate": 1}
     vigil["events"]["bench-1"]["scored_by"] = "model"  # a model that said 0.0: a mismatch
     assert not e2e.compare(baseline, vigil, 2, tolerance=1e-3)["scores_match"]
+    vigil["events"]["bench-1"]["scored_by"] = "screen"  # a cascade's screen answered alone
+    assert e2e.compare(baseline, vigil, 2, tolerance=1e-3)["scores_match"]
+    vigil["events"]["bench-0"]["scored_by"] = "screen"  # nothing left to compare: no mismatch
+    nothing_compared = e2e.compare(baseline, vigil, 2, tolerance=1e-3)
+    assert nothing_compared["scores_match"] and nothing_compared["compared"] == 0
 
 
 def test_the_livestream_mix_keeps_its_shares_in_any_prefix():
@@ -211,3 +218,41 @@ def test_onednn_time_is_summed_per_primitive_and_implementation():
     shares = kernels._shares(times)
     assert shares[0] == {"kernel": "convolution: brg_conv_fwd:avx2", "ms": 4.0,
                          "share": round(4 / 4.25, 3)}
+
+
+def test_the_screen_report_counts_what_it_answers_alone_behind_the_gate(tmp_path):
+    import numpy as np
+
+    from benchmarks import livestream, screening
+
+    loud = np.random.default_rng(0).standard_normal(16_000).astype(np.float32) * 0.1
+    clips = [livestream.LiveClip("speech", True, loud), livestream.LiveClip("speech", False,
+                                                                            loud),
+             livestream.LiveClip("silence", False, np.zeros(16_000, np.float32)),
+             livestream.LiveClip("music", False, loud)]
+    levels = [-20.0, -20.0, -120.0, -20.0]
+    everything = screening.judge(clips, levels, -60.0, screening.from_training(
+        saved_screen(tmp_path / "strict", threshold=1.0)))
+    assert (everything["behind_gate"], everything["answered_alone"]) == (3, 3)
+    assert everything["answered_alone_share"] == 0.75
+    assert everything["by_kind"] == {"music": "1/1", "speech": "2/2"}
+    assert (everything["positives_behind_gate"], everything["positives_answered_alone"]) == (1, 1)
+    nothing = screening.judge(clips, levels, -60.0, screening.from_training(
+        saved_screen(tmp_path / "open", threshold=0.0)))
+    assert nothing["answered_alone"] == 0 and nothing["positives_answered_alone"] == 0
+    assert "model" not in nothing and screening.model_of(tmp_path / "open") is None
+    # Against the model it screens for (here one that flags everything): every one of its
+    # positives the strict screen answers alone is recall the cascade loses.
+    trained = saved_screen(tmp_path / "with-model", threshold=1.0, model_threshold=0.0)
+    against = screening.judge(clips, levels, -60.0, screening.from_training(trained),
+                              screening.model_of(trained))["model"]
+    assert (against["positives"], against["positives_answered_alone"]) == (3, 3)
+    assert (against["recall"], against["recall_cascade"]) == (1.0, 0.0)
+
+
+def test_a_trained_folder_without_a_screen_is_refused(tmp_path):
+    from benchmarks import screening
+
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(SystemExit, match="no screen"):
+        screening.from_training(tmp_path)

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from scripts.services.process import REPO_ROOT
+from tests.benchmarks.screens import saved_screen
 
 pytestmark = pytest.mark.integration
 BENCH = [sys.executable, "-m", "benchmarks"]
@@ -15,17 +16,24 @@ BENCH = [sys.executable, "-m", "benchmarks"]
 
 def test_bench_runs_baseline_and_vigil_on_the_same_clips_and_reports_them(tmp_path):
     out = tmp_path / "bench"
+    # A screen that answers every clip it sees alone (threshold 1): the third run's glue,
+    # with no model call behind the gate.
+    strict = saved_screen(tmp_path / "trained", threshold=1.0)
     completed = subprocess.run(
         [*BENCH, "--parts", "e2e", "cost", "--size", "tiny", "--clips", "8",
-         "--precision", "fp32", "--streams", "100", "--out", str(out)],
+         "--precision", "fp32", "--streams", "100", "--screen", str(strict), "--out", str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     e2e = results["e2e"]
     assert e2e["missing"] == [] and e2e["scores_match"]
-    paths = ["baseline (naive)", "Vigil, energy gate -60 dBFS", "Vigil, no energy gate"]
+    paths = ["baseline (naive)", "Vigil, energy gate -60 dBFS", "Vigil, no energy gate",
+             "Vigil, energy gate and screen"]
     assert [row["path"] for row in e2e["rows"]] == paths
-    assert [row["clips"] for row in e2e["rows"]] == [8, 8, 8]
+    assert [row["clips"] for row in e2e["rows"]] == [8, 8, 8, 8]
+    screened = e2e["with_screen"]
+    assert screened["scored_by"] == {"energy_gate": e2e["gated"], "screen": 8 - e2e["gated"]}
+    assert screened["positives"] == 2 == screened["positives_answered_without_model"]
     assert all(row["cpu_s_per_clip"] > 0 and row["p99_s"] >= row["p50_s"] for row in e2e["rows"])
     # The first eight clips of the mix; the gate takes the silence (and the room tone, when
     # it is quiet enough), never speech, music or noise.

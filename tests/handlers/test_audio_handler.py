@@ -110,10 +110,11 @@ def _wav(samples) -> bytearray:
     return bytearray(clips.encode(samples[:, None].astype("float32"), 16_000, "wav"))
 
 
-def _gated_handler(model_dir, floor_dbfs: float) -> tuple[AudioNsfwHandler, list[int]]:
-    """The archive's handler with an energy gate at ``floor_dbfs``, counting model rows."""
+def _counting_handler(model_dir, **settings) -> tuple[AudioNsfwHandler, list[int]]:
+    """The archive's handler with ``settings`` added to its handler section, counting the
+    rows of each model call."""
     context = FakeContext(model_dir)
-    context.model_yaml_config["handler"]["energy_gate_dbfs"] = floor_dbfs
+    context.model_yaml_config["handler"].update(settings)
     handler = AudioNsfwHandler()
     handler.initialize(context)
     rows_seen: list[int] = []
@@ -125,6 +126,11 @@ def _gated_handler(model_dir, floor_dbfs: float) -> tuple[AudioNsfwHandler, list
 
     handler.model = counting
     return handler, rows_seen
+
+
+def _gated_handler(model_dir, floor_dbfs: float) -> tuple[AudioNsfwHandler, list[int]]:
+    """The archive's handler with an energy gate at ``floor_dbfs``, counting model rows."""
+    return _counting_handler(model_dir, energy_gate_dbfs=floor_dbfs)
 
 
 def test_the_energy_gate_keeps_inaudible_clips_from_the_model_and_lets_any_sound_through(
@@ -189,19 +195,8 @@ def test_the_screen_answers_clips_under_its_threshold_and_the_model_scores_the_r
     decoded = torch.stack([plain.decoder.decode(bytes(b)) for b in bodies])
     with torch.inference_mode():
         threshold = float(screening(decoded).median()) + 1e-6
-    context = FakeContext(model_dir)
-    context.model_yaml_config["handler"]["screen"] = {"checkpoint": str(tmp_path / "screen"),
-                                                      "threshold": threshold}
-    handler = AudioNsfwHandler()
-    handler.initialize(context)
-    rows_seen: list[int] = []
-    model = handler.model
-
-    def counting(*inputs):
-        rows_seen.append(int(inputs[0].shape[0]))
-        return model(*inputs)
-
-    handler.model = counting
+    handler, rows_seen = _counting_handler(model_dir, screen={
+        "checkpoint": str(tmp_path / "screen"), "threshold": threshold})
     results = handler.handle([{"body": b} for b in bodies], FakeContext(model_dir))
     passed = [r["screen_score"] >= threshold for r in results]
     assert sum(passed) == 3 and rows_seen == [3]  # only the clips it passed reached the model

@@ -5,6 +5,7 @@ runs under the orchestrator's own install."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
@@ -109,6 +110,26 @@ def generate_posts(args: argparse.Namespace) -> int:
     print(f"{args.out}/posts.jsonl: {len(lines)} posts, "
           f"{sum('disagrees' in line for line in lines)} with a modality that disagrees, "
           f"{sum('missing' in line for line in lines)} with one missing")
+    return 0
+
+
+def evaluate_audio(args: argparse.Namespace) -> int:
+    """Judge a trained model (and its screen) on labelled clips."""
+    from tqdm import tqdm
+
+    from modelzoo import audio_training, evaluate_audio
+
+    try:
+        evaluate_audio.trained_metrics(Path(args.model))
+        clips = audio_training.read_labelled(Path(args.clips))
+        with tqdm(total=len(clips), desc="decoding clips", unit="clip") as progress:
+            waves = audio_training.load_waveforms(clips, progress)
+        result = evaluate_audio.evaluate(Path(args.model), clips, waves)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"vigil audio evaluate: {exc}") from exc
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1, default=float))
+    print(evaluate_audio.summary(result))
     return 0
 
 

@@ -153,6 +153,18 @@ def _add_audio(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--seed", type=int, default=0,
                           help="same seed, same clips (voices, offsets, noise)")
     generate.set_defaults(entry="modelzoo.cli:generate_speech")
+    evaluate = steps.add_parser(
+        "evaluate", help="judge a trained model (and its screen) on labelled clips",
+        description="Score labelled clips (a `vigil audio generate` folder, or your own "
+        "manifest.jsonl) with a model `vigil train audio` trained, at its calibrated "
+        "threshold: recall and FPR with 95% intervals, ROC AUC, recall at 1% FPR; with a "
+        "screen, the share it answers alone and the model's positives it keeps.")
+    evaluate.add_argument("--model", required=True, metavar="TRAINED_DIR",
+                          help="the --out folder of `vigil train audio`")
+    evaluate.add_argument("--clips", required=True, metavar="DIR",
+                          help="labelled clips (a folder with manifest.jsonl)")
+    evaluate.add_argument("--out", metavar="FILE", help="also write the figures as JSON")
+    evaluate.set_defaults(entry="modelzoo.cli:evaluate_audio")
 
 
 def _add_vrt(commands: argparse._SubParsersAction) -> None:

@@ -94,3 +94,19 @@ def test_the_trained_archive_scores_fresh_positives_above_fresh_negatives(traine
     threshold = next(iter(scores.values()))[2]
     assert positives[-1] >= threshold > negatives[0], scores  # one of each on its side
     assert sum(positives) / len(positives) > sum(negatives) / len(negatives)
+
+
+def test_vigil_audio_evaluate_judges_the_trained_model_and_its_screen_on_unheard_clips(
+        trained_hi, tmp_path):
+    unheard = tmp_path / "unheard"
+    vigil("audio", "generate", "--language", "hi", "--clips", "24", "--seed", "91",
+          "--style", "shifted", "--seconds", "6", "--out", str(unheard), cwd=tmp_path)
+    result = vigil("audio", "evaluate", "--model", str(trained_hi.work / "model"), "--clips",
+                   str(unheard), "--out", str(tmp_path / "figures.json"), cwd=tmp_path)
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    assert figures["model"]["clips"] == 24 and figures["model"]["positives"] == 12
+    assert figures["threshold"] == pytest.approx(trained_hi.metrics["threshold"])
+    cascade = figures["screen"]
+    assert cascade["threshold"] == trained_hi.metrics["screen"]["threshold"]
+    assert cascade["recall_cascade"] <= cascade["recall_model"] == figures["model"]["recall"]
+    assert "24 clips (12 nsfw)" in result.stdout and "screen at" in result.stdout

@@ -8,6 +8,7 @@ frame's RMS in dBFS. The mix is ``benchmarks/livestream.py``'s.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -37,11 +38,10 @@ def judge(clips: list[livestream.LiveClip], measured: list[float], floor: float)
             "speech_skipped": skipped_by_kind["speech"]}
 
 
-def run(count: int, seed: int = 0, screen: dict | None = None,
-        model: dict | None = None) -> dict:
-    """The gate at every floor of :data:`FLOORS_DBFS`; with ``screen`` (a manifest's
-    ``screen`` entry), also what that screen answers alone behind the manifest's floor, and
-    of ``model``'s positives (``benchmarks.screening.judge``)."""
+def run(count: int, seed: int = 0, screen: Path | None = None) -> dict:
+    """The gate at every floor of :data:`FLOORS_DBFS`; with ``screen`` (a `vigil train
+    audio` folder with a screen), also what that screen answers alone behind the manifest's
+    floor (``benchmarks.screening.judge``)."""
     with tqdm(total=count, desc="livestream-like clips", unit="clip") as progress:
         clips = livestream.mix(count, seed, progress)
     measured = levels(clips)
@@ -52,6 +52,5 @@ def run(count: int, seed: int = 0, screen: dict | None = None,
             "quietest_speech_dbfs": round(min(speech_levels), 1),
             "quietest_positive_dbfs": round(min(positives), 1),
             "floors": [judge(clips, measured, floor) for floor in FLOORS_DBFS],
-            **({"screen": screening.judge(clips, measured, MANIFEST_FLOOR_DBFS, screen,
-                                               model)}
+            **({"screen": screening.judge(clips, measured, MANIFEST_FLOOR_DBFS, screen)}
                if screen else {})}

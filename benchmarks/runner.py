@@ -102,7 +102,8 @@ def run_e2e(args: argparse.Namespace, workdir: Path, bootstrap: str, results: di
         screened_run, _ = run_vigil(args, workdir, bootstrap, messages, engine, precision,
                                     gate, served_like=spec, screen=cascade)
         screened = e2e.compare(baseline, screened_run, args.clips, tolerance,
-                               name="Vigil, energy gate and screen")
+                               name="Vigil, " + ("screen" if gate is None
+                                                 else "energy gate and screen"))
         compared["rows"].append(screened["rows"][1])
         compared["with_screen"] = {
             **{key: screened[key] for key in ("speedup_clips_per_s", "cpu_per_clip_ratio",
@@ -157,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("the cost projection needs the e2e part's throughputs")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: CUDA is not available to torch on this machine")
+    if args.screen:  # refused now, not after the parts before the screen's have run
+        screening.from_training(Path(args.screen))
     # SIGTERM unwinds like Ctrl-C, so the broker, TorchServe and daemon are stopped too.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     out = Path(args.out)
@@ -169,10 +172,8 @@ def run(args: argparse.Namespace) -> int:
             if args.device == "cuda":
                 sampler.samples.clear()
             if part == "gate":
-                trained = Path(args.screen) if args.screen else None
-                results[part] = gate.run(
-                    args.gate_clips, screen=screening.from_training(trained) if trained
-                    else None, model=screening.model_of(trained) if trained else None)
+                results[part] = gate.run(args.gate_clips,
+                                         screen=Path(args.screen) if args.screen else None)
             elif part == "engines":
                 results[part] = engines.run(size=args.engine_size, repeats=args.repeats,
                                             device=args.device)

@@ -51,9 +51,11 @@ def _scores(checkpoint: str, clips: list[livestream.LiveClip]) -> np.ndarray:
 
 
 def judge(clips: list[livestream.LiveClip], levels: list[float], floor_dbfs: float,
-          screen: dict, model: dict | None = None) -> dict:
-    """What ``screen`` answers alone among the clips a gate at ``floor_dbfs`` passes; with
-    ``model`` (:func:`model_of`), also how many of that model's positives it answers alone."""
+          trained: Path) -> dict:
+    """What the screen trained into ``trained`` answers alone among the clips a gate at
+    ``floor_dbfs`` passes; where its model is there too, how many of that model's positives
+    it answers alone."""
+    screen, model = from_training(trained), model_of(trained)
     behind = [clip for clip, level in zip(clips, levels) if level >= floor_dbfs]
     alone = _scores(screen["checkpoint"], behind) < screen["threshold"]
     positive = np.array([clip.positive for clip in behind], dtype=bool)

@@ -231,21 +231,20 @@ def test_the_screen_report_counts_what_it_answers_alone_behind_the_gate(tmp_path
              livestream.LiveClip("silence", False, np.zeros(16_000, np.float32)),
              livestream.LiveClip("music", False, loud)]
     levels = [-20.0, -20.0, -120.0, -20.0]
-    everything = screening.judge(clips, levels, -60.0, screening.from_training(
-        saved_screen(tmp_path / "strict", threshold=1.0)))
+    everything = screening.judge(clips, levels, -60.0,
+                                 saved_screen(tmp_path / "strict", threshold=1.0))
     assert (everything["behind_gate"], everything["answered_alone"]) == (3, 3)
     assert everything["answered_alone_share"] == 0.75
     assert everything["by_kind"] == {"music": "1/1", "speech": "2/2"}
     assert (everything["positives_behind_gate"], everything["positives_answered_alone"]) == (1, 1)
-    nothing = screening.judge(clips, levels, -60.0, screening.from_training(
-        saved_screen(tmp_path / "open", threshold=0.0)))
+    nothing = screening.judge(clips, levels, -60.0,
+                              saved_screen(tmp_path / "open", threshold=0.0))
     assert nothing["answered_alone"] == 0 and nothing["positives_answered_alone"] == 0
     assert "model" not in nothing and screening.model_of(tmp_path / "open") is None
     # Against the model it screens for (here one that flags everything): every one of its
     # positives the strict screen answers alone is recall the cascade loses.
     trained = saved_screen(tmp_path / "with-model", threshold=1.0, model_threshold=0.0)
-    against = screening.judge(clips, levels, -60.0, screening.from_training(trained),
-                              screening.model_of(trained))["model"]
+    against = screening.judge(clips, levels, -60.0, trained)["model"]
     assert (against["positives"], against["positives_answered_alone"]) == (3, 3)
     assert (against["recall"], against["recall_cascade"]) == (1.0, 0.0)
 

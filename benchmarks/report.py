@@ -72,10 +72,11 @@ def screen_section(screen: dict) -> str:
             f"{screen['positives_answered_alone']} alone.")
     model = screen.get("model")
     if model:
-        text += (f" Of the {model['positives']} clips its model ({model['checkpoint']}, "
+        text += (f" Of the {model['model_positives']} clips its model ({model['checkpoint']}, "
                  f"threshold {model['threshold']:.4f}) flags there, it answers "
-                 f"{model['positives_answered_alone']} alone: recall {model['recall']:.1%} "
-                 f"with the model alone, {model['recall_cascade']:.1%} with the cascade.")
+                 f"{model['model_positives_answered_alone']} alone: recall "
+                 f"{model['recall_model']:.1%} with the model alone, "
+                 f"{model['recall_cascade']:.1%} with the cascade.")
     return text + "\n"
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from benchmarks import livestream
 from modelzoo import audio_classifier, audio_training
+from modelzoo import screen as cascade
 
 
 def _metrics(trained: Path) -> dict:
@@ -53,11 +54,12 @@ def _scores(checkpoint: str, clips: list[livestream.LiveClip]) -> np.ndarray:
 def judge(clips: list[livestream.LiveClip], levels: list[float], floor_dbfs: float,
           trained: Path) -> dict:
     """What the screen trained into ``trained`` answers alone among the clips a gate at
-    ``floor_dbfs`` passes; where its model is there too, how many of that model's positives
-    it answers alone."""
+    ``floor_dbfs`` passes; where its model is there too, what the cascade keeps of that
+    model's positives there (:func:`modelzoo.screen.figures`)."""
     screen, model = from_training(trained), model_of(trained)
     behind = [clip for clip, level in zip(clips, levels) if level >= floor_dbfs]
-    alone = _scores(screen["checkpoint"], behind) < screen["threshold"]
+    screen_scores = _scores(screen["checkpoint"], behind)
+    alone = screen_scores < screen["threshold"]
     positive = np.array([clip.positive for clip in behind], dtype=bool)
     kinds = Counter(clip.kind for clip in behind)
     alone_by_kind = Counter(clip.kind for clip, skip in zip(behind, alone) if skip)
@@ -69,10 +71,7 @@ def judge(clips: list[livestream.LiveClip], levels: list[float], floor_dbfs: flo
               "positives_behind_gate": int(positive.sum()),
               "positives_answered_alone": int((positive & alone).sum())}
     if model is not None:
-        flagged = _scores(model["checkpoint"], behind) >= model["threshold"]
-        judged["model"] = {**model, "positives": int(flagged.sum()),
-                           "positives_answered_alone": int((flagged & alone).sum()),
-                           "recall": float((flagged & positive).sum() / max(1, positive.sum())),
-                           "recall_cascade": float((flagged & ~alone & positive).sum()
-                                                   / max(1, positive.sum()))}
+        judged["model"] = {**model, **cascade.figures(
+            positive, _scores(model["checkpoint"], behind), model["threshold"],
+            screen_scores, screen["threshold"])}
     return judged

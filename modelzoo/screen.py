@@ -64,6 +64,7 @@ def figures(labels: np.ndarray, model_scores: np.ndarray, model_threshold: float
     return {"clips": int(len(labels)), "screened_out": float(1 - passed.mean()),
             "screened_out_negatives": rate(~passed, ~labels),
             "model_positives": int(by_model.sum()),
+            "model_positives_answered_alone": int(by_model.sum()) - kept,
             "model_positives_kept": kept / max(1, int(by_model.sum())),
             "model_positives_kept_ci95": audio_training.wilson_interval(kept,
                                                                         int(by_model.sum())),

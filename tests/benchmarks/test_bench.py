@@ -244,9 +244,13 @@ def test_the_screen_report_counts_what_it_answers_alone_behind_the_gate(tmp_path
     # Against the model it screens for (here one that flags everything): every one of its
     # positives the strict screen answers alone is recall the cascade loses.
     trained = saved_screen(tmp_path / "with-model", threshold=1.0, model_threshold=0.0)
-    against = screening.judge(clips, levels, -60.0, trained)["model"]
-    assert (against["positives"], against["positives_answered_alone"]) == (3, 3)
-    assert (against["recall"], against["recall_cascade"]) == (1.0, 0.0)
+    judged = screening.judge(clips, levels, -60.0, trained)
+    against = judged["model"]
+    assert (against["model_positives"], against["model_positives_kept"]) == (3, 0.0)
+    assert (against["recall_model"], against["recall_cascade"]) == (1.0, 0.0)
+    assert "Of the 3 clips its model" in report.screen_section(judged)
+    assert "it answers 3 alone: recall 100.0% with the model alone, 0.0% with the " \
+        "cascade" in report.screen_section(judged)
 
 
 def test_a_trained_folder_without_a_screen_is_refused(tmp_path):

@@ -38,6 +38,7 @@ def test_figures_say_what_the_screen_answers_alone_and_what_the_cascade_loses():
     assert f["screened_out"] == pytest.approx(4 / 8)
     assert f["screened_out_negatives"] == pytest.approx(3 / 5)
     assert f["model_positives"] == 3 and f["model_positives_kept"] == pytest.approx(2 / 3)
+    assert f["model_positives_answered_alone"] == 1
     assert f["recall_model"] == pytest.approx(2 / 3) and f["recall_cascade"] == pytest.approx(1 / 3)
     assert f["fpr_model"] == pytest.approx(1 / 5) == f["fpr_cascade"]
     low, high = f["model_positives_kept_ci95"]

@@ -175,6 +175,7 @@ def trained_hi(tmp_path_factory: pytest.TempPathFactory) -> TrainedClassifier:
     # With a cascade's screen (20 s of training), so the served archive is a cascade.
     result = vigil("train", "audio", "--data", str(work / "speech"), "--language", "hi",
                    "--shifted", str(work / "shifted"), "--target", "recall:0.9",
-                   "--budget-s", "60", "--screen-budget-s", "20", "--manifest", str(REPO_ROOT / "archives" / "manifest.yaml"),
+                   "--budget-s", "60", "--screen-budget-s", "20",
+                   "--manifest", str(REPO_ROOT / "archives" / "manifest.yaml"),
                    "--export-dir", str(work / "store"), "--out", str(work / "model"), cwd=work)
     return TrainedClassifier(work, work / "store", result.stdout)

@@ -59,7 +59,18 @@ def gate_section(gate: dict) -> str:
                      "positives kept"], rows)
             + f"\n\nQuietest speech clip's loudest frame: {gate['quietest_speech_dbfs']:g} "
             f"dBFS (quietest positive {gate['quietest_positive_dbfs']:g} dBFS)\n"
+            + trimming_line(gate.get("trimming"))
             + (screen_section(gate["screen"]) if "screen" in gate else ""))
+
+
+def trimming_line(trim: dict | None) -> str:
+    if not trim:
+        return ""
+    by_kind = ", ".join(f"{kind} {share:.0%}" for kind, share in trim["by_kind"].items())
+    return (f"\nTrimming each of the {trim['clips']} clips the gate at {trim['floor_dbfs']:g} "
+            f"dBFS passes to its audible span (first to last 20 ms frame at the floor or "
+            f"over) would cut {trim['mean_share']:.1%} of the model's input on average "
+            f"(by kind: {by_kind}).\n")
 
 
 def screen_section(screen: dict) -> str:

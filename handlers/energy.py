@@ -14,16 +14,20 @@ FRAME_SECONDS = 0.02
 SILENT_DBFS = -120.0  # the level reported for digital silence (log of zero)
 
 
-def loudest_frame_dbfs(waveform: torch.Tensor, sample_rate: int) -> float:
-    """The RMS level of the loudest ``FRAME_SECONDS`` frame of a mono ``waveform``, in dBFS."""
+def frame_levels_dbfs(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """The RMS level of each ``FRAME_SECONDS`` frame of a mono ``waveform``, in dBFS (a
+    clip shorter than a frame is one frame, padded with silence)."""
     frame = max(1, int(sample_rate * FRAME_SECONDS))
     usable = waveform[: waveform.shape[-1] // frame * frame]
     if usable.numel() == 0:
         usable = torch.nn.functional.pad(waveform, (0, frame - waveform.shape[-1]))
-    power = usable.double().reshape(-1, frame).pow(2).mean(dim=1).max()
-    if power <= 0:
-        return SILENT_DBFS
-    return max(SILENT_DBFS, 10.0 * float(torch.log10(power)))
+    power = usable.double().reshape(-1, frame).pow(2).mean(dim=1)
+    return (10.0 * torch.log10(power)).nan_to_num(SILENT_DBFS).clamp(min=SILENT_DBFS)
+
+
+def loudest_frame_dbfs(waveform: torch.Tensor, sample_rate: int) -> float:
+    """The RMS level of the loudest ``FRAME_SECONDS`` frame of a mono ``waveform``, in dBFS."""
+    return float(frame_levels_dbfs(waveform, sample_rate).max())
 
 
 class EnergyGate:

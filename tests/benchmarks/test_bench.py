@@ -259,3 +259,24 @@ def test_a_trained_folder_without_a_screen_is_refused(tmp_path):
     (tmp_path / "metrics.json").write_text("{}")
     with pytest.raises(SystemExit, match="no screen"):
         screening.from_training(tmp_path)
+
+
+def test_trimming_measures_the_quiet_ends_of_the_clips_the_gate_passes():
+    import numpy as np
+
+    from benchmarks import gate, livestream
+
+    rate = livestream.SAMPLE_RATE_HZ
+    quiet_ends = np.zeros(rate * 4, np.float32)
+    quiet_ends[rate: rate * 2] = 0.1  # audible for the second second only
+    loud = np.full(rate * 4, 0.1, np.float32)
+    assert gate.trimmable_share(quiet_ends, -60.0) == pytest.approx(0.75)
+    assert gate.trimmable_share(loud, -60.0) == 0.0
+    clips = [livestream.LiveClip("speech", True, quiet_ends),
+             livestream.LiveClip("music", False, loud),
+             livestream.LiveClip("silence", False, np.zeros(rate * 4, np.float32))]
+    trim = gate.trimming(clips, gate.levels(clips), -60.0)
+    assert trim["clips"] == 2  # the silence never passes the gate
+    assert trim["mean_share"] == pytest.approx(0.375)
+    assert trim["by_kind"] == {"music": 0.0, "speech": 0.75}
+    assert "would cut 37.5%" in report.trimming_line(trim)

@@ -164,18 +164,18 @@ def vigil(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def trained_hi(tmp_path_factory: pytest.TempPathFactory) -> TrainedClassifier:
     """`vigil audio generate` (a training set of 6 s clips and a shifted set), then `vigil
-    train audio --shifted` on a one-minute budget with a screen, built as audio_nsfw_hi 1.1."""
+    train audio --shifted` on a 90 s budget with a screen, built as audio_nsfw_hi 1.1."""
     work = tmp_path_factory.mktemp("train-audio")
     vigil("audio", "generate", "--language", "hi", "--clips", "900", "--seconds", "6",
           "--out", str(work / "speech"), cwd=work)
-    vigil("audio", "generate", "--language", "hi", "--clips", "200", "--style", "shifted",
+    vigil("audio", "generate", "--language", "hi", "--clips", "300", "--style", "shifted",
           "--seed", "1", "--out", str(work / "shifted"), cwd=work)
     # A recall target (rather than the default 1% FPR) leaves most positives above the
     # threshold, so fresh positives and negatives can each be checked.
     # With a cascade's screen (20 s of training), so the served archive is a cascade.
     result = vigil("train", "audio", "--data", str(work / "speech"), "--language", "hi",
                    "--shifted", str(work / "shifted"), "--target", "recall:0.9",
-                   "--budget-s", "60", "--screen-budget-s", "20",
+                   "--budget-s", "90", "--screen-budget-s", "20",
                    "--manifest", str(REPO_ROOT / "archives" / "manifest.yaml"),
                    "--export-dir", str(work / "store"), "--out", str(work / "model"), cwd=work)
     return TrainedClassifier(work, work / "store", result.stdout)

@@ -15,10 +15,12 @@ from scripts.services.torchserve import TorchServe
 from tests.integration.conftest import vigil
 
 pytestmark = pytest.mark.integration
-# Measured on a 2-core Xeon (AVX-512, AMX) with 900 six-second clips and a one-minute budget (15
-# epochs): held-out AUC 0.94, shifted AUC 0.82 (0.88 on the validation half). Chance is 0.5;
-# the bounds sit well below what was measured (a slower machine runs fewer epochs in the
-# budget) and well above chance.
+# With 900 six-second clips and a one-minute budget: held-out AUC 0.94, shifted AUC 0.82 on a
+# 2-core Xeon (AVX-512, AMX) before the spotter's 2-D stem; 0.92 and 0.71 (0.74 on the
+# validation half, 14 epochs) with it on a 2-core AMD EPYC (AVX-512 BF16), where the stem's
+# slower epochs fit fewer in the minute. Hence 90 s and 150 clips in each shifted half (an AUC
+# on 100 clips moves by about 0.05). Chance is 0.5; the bounds sit well below what was
+# measured (a slower machine runs fewer epochs in the budget) and well above chance.
 MIN_HELD_OUT_AUC, MIN_SHIFTED_AUC = 0.80, 0.65
 
 
@@ -30,7 +32,7 @@ def test_training_beats_chance_on_shifted_speech_and_reports_both_sets(trained_h
     assert metrics["judged_on"] == "shifted validation"
     # recall:0.9 on both calibration sets: the threshold keeps 90% of each one's positives.
     assert metrics["held_out"]["recall"] >= 0.9 and metrics["shifted_validation"]["recall"] >= 0.9
-    assert metrics["shifted"]["clips"] + metrics["shifted_validation"]["clips"] == 200
+    assert metrics["shifted"]["clips"] + metrics["shifted_validation"]["clips"] == 300
     assert 0 < metrics["threshold"] <= 1 and metrics["train_seconds"] > 0
     assert metrics["best_epoch"] <= metrics["epochs_run"]
     report = (trained_hi.work / "model" / "report.md").read_text()
